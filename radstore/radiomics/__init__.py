@@ -1,0 +1,1 @@
+"""Handcrafted radiomics: PyRadiomics-compatible, IBSI-consistent, batched torch kernels."""
