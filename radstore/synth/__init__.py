@@ -8,7 +8,7 @@ NIfTI masks; NIfTI/NRRD) and case mix, and share one true model:
 
     eta = 1.0 z_het + 0.6 z_size + 0.5 [G2] + 1.1 [G3] + 0.8 m_stage + 0.3 log(ki67 / 5)
 
-where ``z_het`` drives the lesion texture amplitude ``A = 16 exp(0.45 z_het)`` HU (and a necrotic
+where ``z_het`` drives the lesion texture amplitude ``A = 16 exp(0.55 z_het)`` HU (and a necrotic
 core) and ``z_size`` the index-lesion radius ``R exp(0.35 z_size)``. Survival times are Weibull
 proportional hazards in ``eta`` with administrative and random censoring; ``response`` is logistic
 in ``z_het``, ``z_size``, M stage and grade 3. The full formulas are in

@@ -4,7 +4,7 @@ The true model (identical in every hospital; hospitals differ only in case mix) 
 
     z_het  ~ N(shift_h, 1)        lesion texture heterogeneity (latent)
     z_size ~ N(shift_h, 1)        index-lesion size (latent)
-    A      = 16 * exp(0.45 z_het)                    HU, lesion texture amplitude (SD of T)
+    A      = 16 * exp(0.55 z_het)                    HU, lesion texture amplitude (SD of T)
     necrosis_frac = clip(0.35 (z_het - 0.3), 0, 0.55)  necrotic core radius / lesion radius
     r1     = R * exp(0.35 z_size), clipped to [0.45 R, 2.2 R]   index-lesion radius (mm);
              R = 13 mm ('full') or 5.5 mm ('small', scaled with the small phantom)
@@ -49,7 +49,7 @@ DATA_CUTOFF = dt.date(2021, 12, 31)
 DAYS_PER_MONTH = 30.4375
 RESPONSE_COEF = {"intercept": 0.2, "z_het": -0.9, "z_size": -0.7, "m_stage": -0.6, "grade_G3": -0.5}
 AMPLITUDE_BASE_HU = 16.0
-AMPLITUDE_SLOPE = 0.45
+AMPLITUDE_SLOPE = 0.55
 SIZE_SLOPE = 0.35
 
 FIRST_NAMES = ("Anna", "Ben", "Clara", "David", "Eva", "Felix", "Greta", "Hugo", "Ines", "Jonas",

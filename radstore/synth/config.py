@@ -119,7 +119,7 @@ SCANNER_PROFILES: tuple[ScannerProfile, ...] = (
     ),
     ScannerProfile(
         institution="Hopital Saint-Clair", manufacturer="Philips", model="Brilliance 64", kvp=120.0,
-        kernel="B", pixel_spacing=0.859375, slice_thickness=5.0, slice_spacing=5.0, noise_hu=18.0,
+        kernel="B", pixel_spacing=0.859375, slice_thickness=5.0, slice_spacing=5.0, noise_hu=16.0,
         kernel_blur_px=0.9, hu_offset=-8.0, storage="nifti_nrrd", signed_pixels=True,
         series_descriptions={"non_contrast": "NC", "arterial": "ART", "venous": "PV",
                              "portal": "PORTAL", "delayed": "DELAYED"},

@@ -327,8 +327,9 @@ def generate(out_dir: Path, config: SynthConfig | None = None, *, overwrite: boo
         "model": {"beta": model.BETA, "eta_center": model.ETA_CENTER,
                   "weibull_shape": model.WEIBULL_SHAPE, "scale_os_months": model.SCALE_OS_MONTHS,
                   "scale_prog_months": model.SCALE_PROG_MONTHS,
-                  "response_coef": model.RESPONSE_COEF, "amplitude_hu": "16 * exp(0.45 z_het)",
-                  "index_lesion_radius_mm": f"{LESION_BASE_MM[cfg.size]} * exp(0.35 z_size)"},
+                  "response_coef": model.RESPONSE_COEF,
+                  "amplitude_hu": f"{model.AMPLITUDE_BASE_HU} * exp({model.AMPLITUDE_SLOPE} z_het)",
+                  "index_lesion_radius_mm": f"{LESION_BASE_MM[cfg.size]} * exp({model.SIZE_SLOPE} z_size)"},
         "cohorts": stats,
         "overall": _oracle(all_p),
     }
