@@ -178,13 +178,18 @@ def growth_factor(growth_per_year: float, week: int) -> float:
 
 
 def oracle_c_index(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> float | None:
-    """Harrell's C of ``risk`` (scikit-survival ``concordance_index_censored``); None without events."""
+    """Harrell's C of ``risk`` (scikit-survival ``concordance_index_censored``); None without
+    comparable pairs (Harrell et al. 1982, JAMA 247:2543)."""
+    from sksurv.exceptions import NoComparablePairException
     from sksurv.metrics import concordance_index_censored
 
     event = np.asarray(event, dtype=bool)
     if not event.any():
         return None
-    return float(concordance_index_censored(event, np.asarray(time, float), np.asarray(risk, float))[0])
+    try:
+        return float(concordance_index_censored(event, np.asarray(time, float), np.asarray(risk, float))[0])
+    except NoComparablePairException:
+        return None
 
 
 def oracle_auc(y: np.ndarray, p: np.ndarray) -> float | None:
