@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import heapq
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -134,11 +135,49 @@ def _encode(ds: Dataset) -> list[tuple[int, bytes]]:
     return out
 
 
-def _meta_bytes(sop_class: str, sop_uid: str) -> bytes:
-    fp = DicomBytesIO()
-    fp.is_implicit_VR, fp.is_little_endian = False, True
-    write_file_meta_info(fp, _file_meta(sop_class, sop_uid), enforce_standard=True)
-    return fp.getvalue()
+_LONG_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "UC", "UN", "UR", "UT"}
+
+
+def _element(tag: int, vr: str, value: bytes) -> bytes:
+    """One explicit VR little endian element (PS3.5 7.1.2); odd values padded (UI with NUL)."""
+    if len(value) % 2:
+        value += b"\x00" if vr in ("UI", "OB") else b" "
+    group, elem = tag >> 16, tag & 0xFFFF
+    if vr in _LONG_VRS:
+        return struct.pack("<HH2sHI", group, elem, vr.encode(), 0, len(value)) + value
+    return struct.pack("<HH2sH", group, elem, vr.encode(), len(value)) + value
+
+
+class _MetaEncoder:
+    """File meta (group 0002) as pydicom's ``write_file_meta_info`` writes it, with only the
+    MediaStorageSOPInstanceUID changing between files."""
+
+    def __init__(self, sop_class: str) -> None:
+        fp = DicomBytesIO()
+        fp.is_implicit_VR, fp.is_little_endian = False, True
+        write_file_meta_info(fp, _file_meta(sop_class, "1.2"), enforce_standard=True)
+        raw = fp.getvalue()
+        self._head, self._tail = b"", b""
+        pos = 12  # skip (0002,0000) group length element
+        while pos < len(raw):
+            tag = struct.unpack_from("<HH", raw, pos)
+            vr = raw[pos + 4: pos + 6].decode()
+            if vr in _LONG_VRS:
+                size = 12 + struct.unpack_from("<I", raw, pos + 8)[0]
+            else:
+                size = 8 + struct.unpack_from("<H", raw, pos + 6)[0]
+            chunk = raw[pos: pos + size]
+            if tag == (0x0002, 0x0003):
+                pass
+            elif tag < (0x0002, 0x0003):
+                self._head += chunk
+            else:
+                self._tail += chunk
+            pos += size
+
+    def __call__(self, sop_uid: str) -> bytes:
+        body = self._head + _element(0x00020003, "UI", sop_uid.encode()) + self._tail
+        return _element(0x00020000, "UL", struct.pack("<I", len(body))) + body
 
 
 def write_ct_series(folder: Path, hu: np.ndarray, grid: Grid, study: StudyTags,
@@ -193,19 +232,20 @@ def write_ct_series(folder: Path, hu: np.ndarray, grid: Grid, study: StudyTags,
     ds.WindowWidth = "400"
     uids = [uid(*series.uid_entropy, "sop", k) for k in range(nz)]
     const = _encode(ds)
+    meta = _MetaEncoder(CT_IMAGE_STORAGE)
+    xy = f"{_ds(grid.origin[0])}\\{_ds(grid.origin[1])}\\"
     for k in range(nz):
         inst = nz - k
-        z = grid.origin[2] + k * grid.spacing[2]
-        var = Dataset()
-        var.SOPInstanceUID = uids[k]
-        var.InstanceNumber = inst
-        var.ImagePositionPatient = [_ds(grid.origin[0]), _ds(grid.origin[1]), _ds(z)]
-        var.SliceLocation = _ds(z)
-        var.PixelData = np.ascontiguousarray(stored[k]).tobytes()
-        var["PixelData"].VR = "OW"
-        body = b"".join(b for _, b in heapq.merge(const, _encode(var)))
-        (folder / f"IM{inst:05d}.dcm").write_bytes(
-            b"\x00" * 128 + b"DICM" + _meta_bytes(CT_IMAGE_STORAGE, uids[k]) + body)
+        z = _ds(grid.origin[2] + k * grid.spacing[2])
+        var = [
+            (0x00080018, _element(0x00080018, "UI", uids[k].encode())),
+            (0x00200013, _element(0x00200013, "IS", str(inst).encode())),
+            (0x00200032, _element(0x00200032, "DS", (xy + z).encode())),
+            (0x00201041, _element(0x00201041, "DS", z.encode())),
+            (0x7FE00010, _element(0x7FE00010, "OW", np.ascontiguousarray(stored[k]).tobytes())),
+        ]
+        body = b"".join(b for _, b in heapq.merge(const, var))
+        (folder / f"IM{inst:05d}.dcm").write_bytes(b"\x00" * 128 + b"DICM" + meta(uids[k]) + body)
     return uids
 
 
