@@ -29,7 +29,7 @@ class LassoCox(BaseEstimator):
                                       alpha_min_ratio=self.alpha_min_ratio, alphas=alphas,
                                       max_iter=100000)
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> LassoCox:  # noqa: N803
+    def fit(self, X: np.ndarray, y: np.ndarray) -> LassoCox:
         import warnings
 
         from sklearn.exceptions import ConvergenceWarning
@@ -48,7 +48,7 @@ class LassoCox(BaseEstimator):
             folds = StratifiedKFold(self.cv_folds, shuffle=True, random_state=self.seed)
             for f, (tr, va) in enumerate(folds.split(X, y["event"])):
                 m = self._coxnet(alphas).fit(X[tr], y[tr])
-                for j, a in enumerate(m.alphas_):
+                for j, _a in enumerate(m.alphas_):
                     risk = X[va] @ m.coef_[:, j]
                     if y["event"][va].any():
                         try:
@@ -67,7 +67,7 @@ class LassoCox(BaseEstimator):
                                          "n_nonzero": (path.coef_ != 0).sum(axis=0)})
         return self
 
-    def predict(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
+    def predict(self, X: np.ndarray) -> np.ndarray:
         return np.asarray(X, float) @ self.coef_
 
 
@@ -84,7 +84,7 @@ class CoxPH(BaseEstimator):
         self.penalizer = penalizer
         self.feature_names = feature_names
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> CoxPH:  # noqa: N803
+    def fit(self, X: np.ndarray, y: np.ndarray) -> CoxPH:
         from radstore.stats.cox import backward_aic, fit_cox, univariable_screen
 
         X = np.asarray(X, float)
@@ -108,5 +108,5 @@ class CoxPH(BaseEstimator):
         self.result_ = fit_cox(df[cols], t, e, penalizer=self.penalizer)
         return self
 
-    def predict(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
+    def predict(self, X: np.ndarray) -> np.ndarray:
         return np.asarray(X, float)[:, self.index_] @ self.result_.coef

@@ -3,6 +3,7 @@ results table (model × cohort). Cutoffs come from training and are locked for v
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,11 +70,9 @@ def _survival_metrics(sm, part, y, s, ytr, spec, n_boot, seed) -> dict[str, floa
         m["iauc"] = iauc
     except ValueError:
         pass
-    try:
+    with contextlib.suppress(ValueError):
         m["ibs"] = sv.integrated_brier(ytr["time"], ytr["event"], t, e,
                                        lambda grid: sm.model.survival(part, grid))
-    except ValueError:
-        pass
     return m
 
 

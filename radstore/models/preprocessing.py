@@ -51,7 +51,7 @@ class FrameEncoder(BaseEstimator, TransformerMixin):
     def __init__(self, columns: list[str]) -> None:
         self.columns = columns
 
-    def fit(self, X: pd.DataFrame, y=None) -> FrameEncoder:  # noqa: N803
+    def fit(self, X: pd.DataFrame, y=None) -> FrameEncoder:
         missing = [c for c in self.columns if c not in X.columns]
         if missing:
             raise KeyError(f"training set lacks columns {missing[:5]}")
@@ -79,11 +79,11 @@ class FrameEncoder(BaseEstimator, TransformerMixin):
         self.col_median_ = np.where(np.isfinite(med), med, 0.0)
         return self
 
-    def transform(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+    def transform(self, X: pd.DataFrame) -> np.ndarray:
         out = self._raw(X)
         return np.where(np.isnan(out), self.col_median_, out)
 
-    def _raw(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+    def _raw(self, X: pd.DataFrame) -> np.ndarray:
         blocks = []
         for c in self.columns:
             if c not in X.columns:
@@ -120,7 +120,7 @@ class IccFilter(BaseEstimator, TransformerMixin):
         self.threshold = threshold
         self.kind = kind
 
-    def fit(self, X: np.ndarray, y=None) -> IccFilter:  # noqa: N803
+    def fit(self, X: np.ndarray, y=None) -> IccFilter:
         from radstore.stats.reliability import icc
 
         X = np.asarray(X, float)
@@ -132,7 +132,7 @@ class IccFilter(BaseEstimator, TransformerMixin):
         self.keep_ = np.array([i for i in range(X.shape[1]) if i not in drop], dtype=int)
         return self
 
-    def transform(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
+    def transform(self, X: np.ndarray) -> np.ndarray:
         return np.asarray(X, float)[:, self.keep_]
 
 
@@ -143,7 +143,7 @@ class CorrelationFilter(BaseEstimator, TransformerMixin):
     def __init__(self, threshold: float = 0.9) -> None:
         self.threshold = threshold
 
-    def fit(self, X: np.ndarray, y=None) -> CorrelationFilter:  # noqa: N803
+    def fit(self, X: np.ndarray, y=None) -> CorrelationFilter:
         X = np.asarray(X, float)
         if X.shape[1] <= 1 or self.threshold >= 1.0:
             self.keep_ = np.arange(X.shape[1])
@@ -159,7 +159,7 @@ class CorrelationFilter(BaseEstimator, TransformerMixin):
         self.keep_ = np.sort(np.asarray(kept, dtype=int))
         return self
 
-    def transform(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
+    def transform(self, X: np.ndarray) -> np.ndarray:
         return np.asarray(X, float)[:, self.keep_]
 
 
@@ -176,7 +176,7 @@ class UnivariateSelector(BaseEstimator, TransformerMixin):
         self.min_features = min_features
         self.max_features = max_features
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> UnivariateSelector:  # noqa: N803
+    def fit(self, X: np.ndarray, y: np.ndarray) -> UnivariateSelector:
         from scipy import stats
 
         X = np.asarray(X, float)
@@ -199,5 +199,5 @@ class UnivariateSelector(BaseEstimator, TransformerMixin):
         self.keep_ = np.sort(order[: max(1, min(n, X.shape[1]))])
         return self
 
-    def transform(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
+    def transform(self, X: np.ndarray) -> np.ndarray:
         return np.asarray(X, float)[:, self.keep_]

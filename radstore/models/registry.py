@@ -4,7 +4,7 @@
 |------------------|----------|----------------|
 | ``lasso_cox``    | survival | filters → standardise → [PCA] → LASSO-Cox, CV-chosen α (max or 1-SE) |
 | ``cox``          | survival | univariable Cox screen (p < ``screen_p``) → backward stepwise AIC → Cox |
-| ``svm``          | binary   | filters → standardise → univariate selection (in each fold) → SVM, grid search |
+| ``svm``          | binary   | filters → standardise → univariate selection per fold → SVM, grid |
 | ``lasso_logistic``| binary  | same with L1 logistic regression, grid over ``C`` |
 | ``logistic``     | binary   | standardise → logistic regression (fusion: model scores + clinical) |
 
@@ -122,8 +122,8 @@ def _lasso_cox(cols, p: LassoCoxParams, seed, names):
 
     from radstore.models.estimators import LassoCox
 
-    return Pipeline(_reduction_steps(cols, p, names) + [("model", LassoCox(
-        p.l1_ratio, p.n_alphas, p.alpha_min_ratio, p.cv_folds, p.rule, seed))])
+    model = LassoCox(p.l1_ratio, p.n_alphas, p.alpha_min_ratio, p.cv_folds, p.rule, seed)
+    return Pipeline([*_reduction_steps(cols, p, names), ("model", model)])
 
 
 def _cox(cols, p: CoxParams, seed, names):
@@ -142,8 +142,8 @@ def _grid(cols, p, seed, names, clf, grid):
 
     from radstore.models.preprocessing import UnivariateSelector
 
-    pipe = Pipeline(_reduction_steps(cols, p, names) + [
-        ("select", UnivariateSelector(p.test, p.p_max, 1, p.max_features)), ("clf", clf)])
+    select = UnivariateSelector(p.test, p.p_max, 1, p.max_features)
+    pipe = Pipeline([*_reduction_steps(cols, p, names), ("select", select), ("clf", clf)])
     return GridSearchCV(pipe, grid, scoring="roc_auc", refit=True,
                         cv=StratifiedKFold(p.cv_folds, shuffle=True, random_state=seed))
 

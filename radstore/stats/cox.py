@@ -54,7 +54,7 @@ class CoxResult:
 def _efron_terms(beta: np.ndarray, x: np.ndarray, time: np.ndarray, event: np.ndarray,
                  hessian: bool = True) -> tuple[float, np.ndarray, np.ndarray]:
     """Efron (1977) log partial likelihood, gradient and Hessian (``x`` sorted by time desc)."""
-    n, p = x.shape
+    _n, p = x.shape
     eta = x @ beta
     eta_max = eta.max()
     w = np.exp(eta - eta_max)
@@ -79,8 +79,8 @@ def _efron_terms(beta: np.ndarray, x: np.ndarray, time: np.ndarray, event: np.nd
         if hessian:
             s2 = cwxx[last]
             d2 = (w[d_idx, None, None] * (x[d_idx, :, None] * x[d_idx, None, :])).sum(axis=0)
-        for l in range(d):
-            f = l / d
+        for k in range(d):
+            f = k / d
             a0 = s0 - f * d0
             a1 = s1 - f * d1
             ll -= np.log(a0)
@@ -134,7 +134,7 @@ def fit_cox(x: np.ndarray | pd.DataFrame, time: np.ndarray, event: np.ndarray,
             nb = beta + scale * step
             nll, ng, nh = _efron_terms(nb, xs, ts, es)
             nll -= 0.5 * penalizer * nb @ nb
-            if np.isfinite(nll) and nll >= ll - 1e-12 or scale < 1e-6:
+            if (np.isfinite(nll) and nll >= ll - 1e-12) or scale < 1e-6:
                 break
             scale /= 2
         converged = abs(nll - ll) < tol * (abs(ll) + 1)
@@ -201,7 +201,7 @@ def schoenfeld_residuals(res: CoxResult) -> tuple[np.ndarray, np.ndarray]:
         d = len(d_idx)
         d0 = w[d_idx].sum()
         d1 = (w[d_idx, None] * x[d_idx]).sum(axis=0)
-        xbar = np.mean([(cwx[last] - (l / d) * d1) / (cw[last] - (l / d) * d0) for l in range(d)],
+        xbar = np.mean([(cwx[last] - (k / d) * d1) / (cw[last] - (k / d) * d0) for k in range(d)],
                        axis=0)
         for i in d_idx:
             times.append(tt)

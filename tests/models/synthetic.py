@@ -15,8 +15,8 @@ def _frame(rng: np.random.Generator, n: int, p: int, splits: dict[str, int]) -> 
         "split": split,
     })
     x = rng.normal(size=(n, p))
-    for j in range(p):
-        df[f"radiomics_original__arterial__f{j:03d}"] = x[:, j]
+    feats = pd.DataFrame(x, columns=[f"radiomics_original__arterial__f{j:03d}" for j in range(p)])
+    df = pd.concat([df, feats], axis=1)
     df["clinical__age"] = rng.normal(60, 10, n).round(1)
     df["clinical__sex"] = rng.choice(["M", "F"], n)
     df["clinical__grade"] = rng.choice(["G1", "G2", "G3"], n)
