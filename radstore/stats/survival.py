@@ -256,5 +256,3 @@ def mean_se(values: np.ndarray) -> tuple[float, float]:
     return float(v.mean()), float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
 
 
-def wald_p(z: float) -> float:
-    return float(2 * stats.norm.sf(abs(z)))
