@@ -1,0 +1,1 @@
+"""Study model kinds (scikit-learn / scikit-survival estimators), fitting, evaluation, pyfunc."""

@@ -1,0 +1,1 @@
+"""Scoring service: the champion model from the MLflow registry, features from Feast online."""
