@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 
 def surv_array(time: np.ndarray, event: np.ndarray) -> np.ndarray:
