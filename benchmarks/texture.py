@@ -1,0 +1,114 @@
+"""Benchmark: radstore texture kernels vs PyRadiomics 3.1 feature classes (same discretised input).
+
+ROIs: the IBSI 1 CT phantom GTV (binWidth 25) and a large box ROI (>= 200k voxels) of the same CT.
+Both sides single-threaded (torch.set_num_threads(1); PyRadiomics' C code is single-threaded).
+Times: PyRadiomics = feature-class construction + execute (one run); ours = median of 3 warm runs
+(first call, which builds the per-shape line orderings, reported too). Prints a table and writes
+benchmarks/results/texture.json. Usage: PYTHONPATH=. python benchmarks/texture.py [--data DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import platform
+import statistics
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from radstore.radiomics import _pyrad_reference as ref
+from radstore.radiomics.texture_params import TextureParams
+
+FAMILIES = ("glcm", "glrlm", "glszm", "gldm", "ngtdm")
+
+
+def rois(data: Path) -> dict[str, tuple[np.ndarray, np.ndarray, int, tuple[float, float, float]]]:
+    import SimpleITK as sitk
+    from radiomics import imageoperations
+
+    root = data / "ibsi1" / "ct_phantom" / "nifti"
+    img_i = sitk.ReadImage(str(root / "image" / "phantom.nii.gz"))
+    img = sitk.GetArrayFromImage(img_i).astype(np.float64)
+    m = sitk.GetArrayFromImage(sitk.ReadImage(str(root / "mask" / "mask.nii.gz"))) > 0
+    spacing = tuple(float(s) for s in img_i.GetSpacing()[::-1])
+    out = {}
+    zz, yy, xx = (np.nonzero(m.any(axis=ax))[0] for ax in ((1, 2), (0, 2), (0, 1)))
+    bb = np.s_[zz.min() : zz.max() + 1, yy.min() : yy.max() + 1, xx.min() : xx.max() + 1]
+    big = np.s_[15:45, 30:130, 30:130]
+    for name, sl, mm in (("ibsi_ct_gtv", bb, m[bb]), ("large_box", big, np.ones_like(m[big]))):
+        q, _ = imageoperations.binImage(img[sl], mm, binWidth=25)
+        q = np.where(mm, q, 1).astype(np.int64)
+        out[name] = (q, mm, int(q[mm].max()), spacing)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument(
+        "--data", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    )
+    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "texture.json")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    warnings.simplefilter("ignore")
+    import radiomics
+
+    rows = []
+    for roi_name, (q, m, n, spacing) in rois(args.data).items():
+        params = TextureParams(spacing_zyx=spacing)
+        qt, mt = torch.from_numpy(q)[None], torch.from_numpy(m)[None]
+        for fam in FAMILIES:
+            mod = importlib.import_module(f"radstore.radiomics.{fam}")
+            t0 = time.perf_counter()
+            ours = mod.compute(qt, mt, n, params)
+            first = time.perf_counter() - t0
+            warm = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                ours = mod.compute(qt, mt, n, params)
+                warm.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            theirs = ref.features(fam, q, m, params)
+            t_py = time.perf_counter() - t0
+            err = max(abs(float(ours[k][0]) - theirs[k]) / max(abs(theirs[k]), 1e-2) for k in mod.FEATURES)
+            ours_t = statistics.median(warm)
+            rows.append(
+                {
+                    "roi": roi_name,
+                    "voxels": int(m.sum()),
+                    "n_levels": n,
+                    "family": fam,
+                    "pyradiomics_s": t_py,
+                    "ours_first_s": first,
+                    "ours_warm_s": ours_t,
+                    "speedup_warm": t_py / ours_t,
+                    "speedup_first": t_py / first,
+                    "max_rel_err": err,
+                }
+            )
+            r = rows[-1]
+            print(
+                f"{roi_name:12s} {r['voxels']:7d} {n:4d} {fam:6s} pyrad {t_py:8.3f}s  ours {ours_t:7.3f}s "
+                f"(first {first:7.3f}s)  x{r['speedup_warm']:6.1f}  max rel err {err:.1e}"
+            )
+    meta = {
+        "platform": platform.platform(),
+        "processor": platform.processor(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "pyradiomics": radiomics.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "device": "cpu",
+    }
+    print(json.dumps(meta))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"meta": meta, "results": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
