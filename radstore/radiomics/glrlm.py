@@ -97,7 +97,9 @@ def matrices(
     b, na = q.shape[0], len(offs)
     shape = tuple(q.shape[1:])
     qf, mf = q.flatten(1), mask.flatten(1)
-    groups, levels, lengths = [], [], []
+    nr = max(shape)  # longest possible run
+    size = na * b * n_levels * nr
+    counts = torch.zeros(size, dtype=torch.int64, device=q.device)
     valid = torch.zeros(b, na, dtype=torch.bool, device=q.device)
     roi = torch.arange(b, device=q.device).view(b, 1)
     for ai, off in enumerate(offs):
@@ -113,21 +115,14 @@ def matrices(
         n_runs = int(run_id[-1]) + 1
         if n_runs == 0:
             continue
-        lens = torch.bincount(run_id[mo.flatten()], minlength=n_runs)
-        per_line = torch.bincount(
-            (roi * n_lines + line_id).flatten(), weights=mo.flatten().to(torch.float64), minlength=b * n_lines
-        ).view(b, n_lines)
-        valid[:, ai] = per_line.amax(1) > 1
-        rb = roi.expand_as(start)[start]
-        groups.append(rb * na + ai)
-        levels.append(qo[start] - 1)
-        lengths.append(lens)
-    if not groups:
-        return torch.zeros(b, na, n_levels, 1, dtype=torch.float64, device=q.device), valid
-    g, lv, ln = torch.cat(groups), torch.cat(levels), torch.cat(lengths)
-    nr = int(ln.max())
-    idx = (g * n_levels + lv) * nr + (ln - 1)
-    p = torch.bincount(idx, minlength=b * na * n_levels * nr).to(torch.float64).view(b, na, n_levels, nr)
+        mflat = mo.flatten()
+        lens = torch.bincount(run_id[mflat], minlength=n_runs)
+        per_line = torch.bincount((roi * n_lines + line_id).flatten()[mflat], minlength=b * n_lines)
+        valid[:, ai] = per_line.view(b, n_lines).amax(1) > 1
+        sflat = start.flatten()
+        key = (roi * n_levels + qo - 1).flatten()[sflat]
+        counts += torch.bincount(ai * b * n_levels * nr + key * nr + lens - 1, minlength=size)
+    p = counts.view(na, b, n_levels, nr).transpose(0, 1).to(torch.float64)
     p = p * valid.view(b, na, 1, 1)
     return p, valid
 
