@@ -206,9 +206,7 @@ class FlatGrid:
         return math.prod(self.shape)
 
 
-def flat_grid(
-    q: torch.Tensor, mask: torch.Tensor, n_levels: int, pad: int, first_roi: int = 0
-) -> FlatGrid:
+def flat_grid(q: torch.Tensor, mask: torch.Tensor, n_levels: int, pad: int, first_roi: int = 0) -> FlatGrid:
     """Validate the kernel contract (as :func:`check_inputs`) and build the :class:`FlatGrid` of CPU
     tensors ``q``/``mask`` [B, Z, Y, X] with ``pad`` voxels of padding (levels as int32 when they fit);
     ``first_roi`` is the batch index of ``q[0]`` in error messages."""
@@ -281,3 +279,43 @@ def present_levels(grid: FlatGrid, n_levels: int) -> np.ndarray:
     n1 = n_levels + 1
     cnt = np.bincount(grid.roi * n1 + grid.gv, minlength=grid.n_rois * n1)
     return cnt.reshape(grid.n_rois, n1) > 0
+
+
+def neighbourhood_sum(
+    grid: FlatGrid, x: np.ndarray, distances: tuple[int, ...], skip_axis: int | None
+) -> np.ndarray:
+    """``sum_o x[p + step(o)]`` over PyRadiomics' neighbourhood (all offsets ``o != 0`` whose infinity
+    norm is in ``distances``, with ``o[skip_axis] = 0`` when given: :func:`angles` with
+    ``bidirectional=True``), exact in ``x``'s integer type, valid at every ROI voxel of ``grid``.
+
+    The set is a union of shells ``box(d) - box(d - 1)`` (``box(0)`` = the voxel itself), and box sums
+    are separable: one pass of ``2 d`` shifted adds per axis on the flat grid (the padding of at least
+    ``max(d)`` keeps every needed shift inside the voxel's block)."""
+    dset = sorted({int(d) for d in distances})
+    _, ny, nx = grid.shape
+    strides = [ny * nx, nx, 1]
+
+    def box(d: int) -> np.ndarray:
+        if d == 0:
+            return x
+        y = x
+        for ax, s in enumerate(strides):
+            if ax == skip_axis:
+                continue
+            z = y.copy()
+            for k in range(1, d + 1):
+                z[k * s :] += y[: -k * s]
+                z[: -k * s] += y[k * s :]
+            y = z
+        return y
+
+    boxes: dict[int, np.ndarray] = {}
+    for d in dset:
+        for e in (d, d - 1):
+            if e not in boxes:
+                boxes[e] = box(e)
+    out = np.zeros_like(x)
+    for d in dset:
+        out += boxes[d]
+        out -= boxes[d - 1]
+    return out
