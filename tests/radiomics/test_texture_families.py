@@ -179,6 +179,36 @@ def test_glszm_torch_union_find_equals_skimage_labels() -> None:
             torch.testing.assert_close(a[k], b[k], rtol=1e-12, atol=1e-12)
 
 
+CROSS_PARAMS = [
+    TextureParams(),
+    TextureParams(distances=(1, 2), gldm_a=1),
+    TextureParams(force2d=True, force2d_dimension=1, symmetrical_glcm=False),
+    TextureParams(weighting_norm="manhattan", spacing_zyx=(2.0, 1.0, 0.5), distances=(2,)),
+]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("params", CROSS_PARAMS)
+def test_numpy_cpu_path_equals_torch_path(family: str, params: TextureParams) -> None:
+    """The NumPy padded-flat-grid kernels (CPU default) and the torch kernels (other devices) agree on
+    a batch mixing dense, sparse, one-voxel and gap-only ROIs (GLRLM's line test fallback)."""
+    rng = np.random.default_rng(23)
+    n = 6
+    q = rng.integers(1, n + 1, size=(4, 6, 7, 8))
+    q = np.where(rng.random(q.shape) < 0.5, np.roll(q, 1, axis=3), q)
+    m = rng.random(q.shape) < np.array([0.9, 0.3, 0.0, 0.0]).reshape(4, 1, 1, 1)
+    m[2, 3, 3, 3] = True
+    m[3, 2, 4, [1, 5]] = True  # two voxels on one x line, not adjacent
+    qt, mt = torch.from_numpy(q), torch.from_numpy(m)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        a = kernel(family).compute(qt, mt, n, params, method="numpy")
+        b = kernel(family).compute(qt, mt, n, params, method="torch")
+    assert set(a) == set(b) == set(kernel(family).FEATURES)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-12, atol=1e-12, equal_nan=True, msg=k)
+
+
 def test_contract_violations_are_rejected() -> None:
     g = kernel("glcm")
     q = torch.ones(1, 2, 2, 2, dtype=torch.int64)
@@ -191,6 +221,15 @@ def test_contract_violations_are_rejected() -> None:
         g.compute(q.int(), m, 4, TextureParams())
     with pytest.raises(ValueError, match="weighting_norm"):
         g.compute(q, m, 4, TextureParams(weighting_norm="chebyshev"))  # type: ignore[arg-type]
+    for method in ("numpy", "torch"):
+        with pytest.raises(ValueError, match="grey levels"):
+            g.compute(q * 0, m, 4, TextureParams(), method=method)
+        with pytest.raises(ValueError, match=r"ROI\(s\) \[1\]"):
+            g.compute(
+                q.repeat(2, 1, 1, 1), torch.stack([m[0], m[0] & False]), 4, TextureParams(), method=method
+            )
+    with pytest.raises(ValueError, match="method"):
+        g.compute(q, m, 4, TextureParams(), method="numba")
 
 
 def load_phantom(shared_data: Path, name: str) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
