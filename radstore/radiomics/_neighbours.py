@@ -230,23 +230,22 @@ def flat_grid(q: torch.Tensor, mask: torch.Tensor, n_levels: int, pad: int, firs
         sl.append(slice(int(nz[0]), int(nz[-1]) + 1) if nz.size else slice(0, 1))
     qc, mc = qn[:, sl[0], sl[1], sl[2]], mn[:, sl[0], sl[1], sl[2]]
     shape = tuple(n + 2 * pad for n in qc.shape[1:])
-    g64 = np.zeros((b, *shape), dtype=np.int64)
-    inner = g64[:, pad : shape[0] - pad, pad : shape[1] - pad, pad : shape[2] - pad]
-    np.copyto(inner, qc, where=mc)
-    g64 = g64.reshape(-1)
-    v = np.flatnonzero(g64)
-    gv64 = g64[v]
-    # a level 0 inside the ROI is missing from v (it reads as "outside")
+    inside = np.where(mc, qc, 0)
+    lo, hi = int(inside.min()), int(inside.max())
     n_in = np.count_nonzero(mc)
-    if v.size != n_in or (gv64.size and (int(gv64.min()) < 1 or int(gv64.max()) > n_levels)):
-        inside = qc[mc]
+    # a level < 1 inside the ROI: negative, or 0 (then it reads as "outside": fewer non-zeros)
+    if lo < 0 or hi > n_levels or np.count_nonzero(inside) != n_in:
+        vals = qc[mc]
         raise ValueError(
-            f"grey levels inside the ROI must lie in 1..{n_levels}; "
-            f"got {int(inside.min())}..{int(inside.max())}"
+            f"grey levels inside the ROI must lie in 1..{n_levels}; got {int(vals.min())}..{int(vals.max())}"
         )
     dt = np.int32 if n_levels < 2**31 else np.int64
-    g, gv = g64.astype(dt), gv64.astype(dt)
-    roi = v // math.prod(shape)
+    g = np.zeros((b, *shape), dtype=dt)
+    g[:, pad : shape[0] - pad, pad : shape[1] - pad, pad : shape[2] - pad] = inside
+    g = g.reshape(-1)
+    v = np.flatnonzero(g)
+    gv = g[v]
+    roi = v // math.prod(shape) if b > 1 else np.zeros(v.size, dtype=v.dtype)
     per_roi = np.bincount(roi, minlength=b)
     empty = (np.flatnonzero(per_roi == 0) + first_roi).tolist()
     if empty:

@@ -121,7 +121,7 @@ def _matrices_numpy(grid: FlatGrid, offs: list[tuple[int, int, int]], n_levels: 
     base = (grid.roi * n1 + grid.gv) * n1
     out = np.empty((len(offs), size), dtype=np.int64)
     for ai, off in enumerate(offs):
-        j = grid.g.take(grid.v + grid.step(off))
+        j = grid.g[grid.step(off) :].take(grid.v)  # g[v + step]; v + step < len(g)
         out[ai] = np.bincount(base + j, minlength=size)
     p = torch.from_numpy(out).view(len(offs), grid.n_rois, n1, n1)[:, :, 1:, 1:]
     return p.transpose(0, 1).to(torch.float64)

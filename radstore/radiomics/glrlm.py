@@ -133,6 +133,8 @@ def _line_major(a: np.ndarray, n: int, step: int) -> tuple[np.ndarray, int]:
     On a :class:`FlatGrid` every line along an offset of linear step ``step > 0`` is a contiguous
     piece of one residue row, with padding (level 0) before and after it."""
     m = -(-n // step) + 1
+    if step == 1:
+        return a[:m], m
     isz = a.itemsize
     view = np.lib.stride_tricks.as_strided(a, shape=(step, m), strides=(isz, step * isz), writeable=False)
     return np.ascontiguousarray(view).reshape(-1), m
