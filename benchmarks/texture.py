@@ -1,13 +1,14 @@
 """Benchmark: radstore texture kernels vs PyRadiomics 3.1 feature classes (same discretised input).
 
 ROIs: the IBSI 1 CT phantom GTV (binWidth 25) and a large box ROI (>= 200k voxels) of the same CT.
-Threads: ``--threads N`` for torch (default 1; PyRadiomics' C code is single-threaded, its NumPy
-feature code runs on the same threads). Times: PyRadiomics = feature-class construction + execute
-(median of ``--repeat`` runs); ours = median of ``--repeat`` warm runs, and "cold" = the first call on
-the ROI's grid shape in a process already warmed up on another shape (imports and one-time set-up
-excluded; any per-shape cost included); CPU times (``time.process_time``, all threads) are recorded
-too, as wall times on a shared machine include time spent waiting for a core. Prints a table and
-writes benchmarks/results/texture.json (``texture_t<N>.json`` for N > 1).
+Threads: ``--threads N`` for torch and the BLAS/OpenMP pools (default 1; PyRadiomics' C code and
+our NumPy matrix code are single-threaded, the NumPy/torch feature code runs on the N threads).
+Times: PyRadiomics = feature-class construction + execute (median of ``--repeat`` runs); ours =
+median of ``--repeat`` warm runs, and "cold" = the first call on the ROI's grid shape in a process
+already warmed up on another shape (imports and one-time set-up excluded; any per-shape cost
+included). CPU times (``time.process_time``, all threads) are recorded too, as wall times on a
+shared machine include time spent waiting for a core. Prints a table and writes
+benchmarks/results/texture.json (``texture_t<N>.json`` for N > 1).
 Usage: PYTHONPATH=. python benchmarks/texture.py [--data DIR] [--threads N] [--families glcm,...]
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import platform
 import statistics
 import time
@@ -61,7 +63,10 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--families", default=",".join(FAMILIES))
     args = ap.parse_args()
+    from threadpoolctl import threadpool_limits
+
     torch.set_num_threads(args.threads)
+    threadpool_limits(args.threads)  # NumPy's BLAS (PyRadiomics' eigvals) and OpenMP pools too
     families = tuple(f for f in args.families.split(",") if f)
     out = args.out or Path(__file__).resolve().parent / "results" / (
         "texture.json" if args.threads == 1 else f"texture_t{args.threads}.json"
@@ -130,6 +135,9 @@ def main() -> None:
         "torch": torch.__version__,
         "pyradiomics": radiomics.__version__,
         "torch_threads": torch.get_num_threads(),
+        "blas_openmp_threads": args.threads,
+        "load_average_1min": os.getloadavg()[0],
+        "cpu_count": os.cpu_count(),
         "device": "cpu",
     }
     print(json.dumps(meta))

@@ -318,3 +318,16 @@ def neighbourhood_sum(
         out += boxes[d]
         out -= boxes[d - 1]
     return out
+
+
+def cpu_method(method: str, q: torch.Tensor, extra: tuple[str, ...] = ()) -> str:
+    """Resolve a kernel's ``method``: ``"auto"`` is ``"numpy"`` for CPU tensors and ``"torch"``
+    otherwise; ``"numpy"`` (and ``extra`` CPU-only methods) need CPU tensors."""
+    if method == "auto":
+        return "numpy" if q.device.type == "cpu" else "torch"
+    allowed = ("numpy", *extra, "torch")
+    if method not in allowed:
+        raise ValueError(f"method must be auto, {', '.join(allowed)}; got {method!r}")
+    if method != "torch" and q.device.type != "cpu":
+        raise ValueError(f"method {method!r} needs CPU tensors, got device {q.device}")
+    return method

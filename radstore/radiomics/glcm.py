@@ -9,6 +9,12 @@ with a ``weighting_norm`` the directions are merged, ``P = sum_a w_a P_a`` with
 direction and averaged over the non-empty directions. ``i, j`` are the grey-level values, ``Ng`` of
 Idmn/Idn the largest grey level in the ROI; grey levels absent from the ROI only add zero rows.
 
+Implementation: on CPU the ROIs are cropped, padded with ``max(distances)`` voxels of level 0 and
+flattened (:class:`._neighbours.FlatGrid`); per direction one gather ``g[v + step]`` over the ROI
+voxels and one ``bincount`` of ``(roi, g(v), g(v + step))`` give the matrix (level 0 = outside,
+dropped). Other devices: shifted slices of the dense grid. The features are torch on the small
+matrices (MCC by ``eigvalsh``, see :func:`_features`).
+
 Degenerate ROIs: a ROI without any voxel pair at the configured distances (e.g. one voxel) has no
 GLCM; PyRadiomics then returns NaN for every feature and so do we (documented, with a warning).
 ``MCC`` is 1 when the ROI holds a single grey level (PyRadiomics' rule). ``Imc2`` is set to 0 when
@@ -30,6 +36,7 @@ from radstore.radiomics._neighbours import (
     by_chunks,
     by_grid_chunks,
     check_inputs,
+    cpu_method,
     flat_grid,
     pair_slices,
     present_levels,
@@ -96,21 +103,11 @@ def matrices(
     ``method``: ``"numpy"`` (CPU tensors: one gather per direction over the ROI voxels of a padded
     flat grid and one ``bincount``), ``"torch"`` (any device: shifted slices of the dense grid) or
     ``"auto"`` (numpy on CPU, torch elsewhere)."""
-    method = _method(method, q)
+    method = cpu_method(method, q)
     offs = angles(params.distances, params.force2d, params.force2d_dimension)
     if method == "numpy":
         return _matrices_numpy(flat_grid(q, mask, n_levels, max(params.distances)), offs, n_levels)
     return _matrices_torch(q, mask, n_levels, offs)
-
-
-def _method(method: str, q: torch.Tensor) -> str:
-    if method == "auto":
-        return "numpy" if q.device.type == "cpu" else "torch"
-    if method not in ("numpy", "torch"):
-        raise ValueError(f"method must be auto, numpy or torch; got {method!r}")
-    if method == "numpy" and q.device.type != "cpu":
-        raise ValueError(f"method 'numpy' needs CPU tensors, got device {q.device}")
-    return method
 
 
 def _matrices_numpy(grid: FlatGrid, offs: list[tuple[int, int, int]], n_levels: int) -> torch.Tensor:
@@ -279,7 +276,7 @@ def compute(
 ) -> dict[str, torch.Tensor]:
     """GLCM features of ``B`` ROIs: ``{name: float64 [B]}`` for every name in :data:`FEATURES`
     (``method`` as :func:`matrices`)."""
-    method = _method(method, q)
+    method = cpu_method(method, q)
     offs = angles(params.distances, params.force2d, params.force2d_dimension)
     _weights(offs, params)
     na = len(offs)

@@ -22,6 +22,7 @@ from radstore.radiomics._neighbours import (
     by_chunks,
     by_grid_chunks,
     check_inputs,
+    cpu_method,
     flat_grid,
     pair_slices,
 )
@@ -72,19 +73,9 @@ def matrices(
     the dense grid) or ``"auto"`` (numpy on CPU, torch elsewhere)."""
     if params.gldm_a < 0:
         raise ValueError(f"gldm_a must be >= 0, got {params.gldm_a}")
-    if _method(method, q) == "numpy":
+    if cpu_method(method, q) == "numpy":
         return _matrices_numpy(flat_grid(q, mask, n_levels, max(params.distances)), n_levels, params)
     return _matrices_torch(q, mask, n_levels, params)
-
-
-def _method(method: str, q: torch.Tensor) -> str:
-    if method == "auto":
-        return "numpy" if q.device.type == "cpu" else "torch"
-    if method not in ("numpy", "torch"):
-        raise ValueError(f"method must be auto, numpy or torch; got {method!r}")
-    if method == "numpy" and q.device.type != "cpu":
-        raise ValueError(f"method 'numpy' needs CPU tensors, got device {q.device}")
-    return method
 
 
 def _matrices_numpy(grid: FlatGrid, n_levels: int, params: TextureParams) -> torch.Tensor:
@@ -147,7 +138,7 @@ def compute(
     if params.gldm_a < 0:
         raise ValueError(f"gldm_a must be >= 0, got {params.gldm_a}")
     na = len(angles(params.distances, params.force2d, params.force2d_dimension))
-    if _method(method, q) == "numpy":
+    if cpu_method(method, q) == "numpy":
         res = by_grid_chunks(
             q,
             mask,

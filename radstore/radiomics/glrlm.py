@@ -32,6 +32,7 @@ from radstore.radiomics._neighbours import (
     by_chunks,
     by_grid_chunks,
     check_inputs,
+    cpu_method,
     flat_grid,
     line_order,
 )
@@ -108,21 +109,11 @@ def matrices(
     ``method``: ``"numpy"`` (CPU tensors; run-length encoding of the padded flat grid laid out
     line by line, see :func:`_matrices_numpy`), ``"torch"`` (any device; cached line orderings) or
     ``"auto"`` (numpy on CPU, torch elsewhere)."""
-    method = _method(method, q)
+    method = cpu_method(method, q)
     if method == "numpy":
         grid = flat_grid(q, mask, n_levels, 1)
         return _matrices_numpy(grid, n_levels, params, max(q.shape[1:]))
     return _matrices_torch(q, mask, n_levels, params)
-
-
-def _method(method: str, q: torch.Tensor) -> str:
-    if method == "auto":
-        return "numpy" if q.device.type == "cpu" else "torch"
-    if method not in ("numpy", "torch"):
-        raise ValueError(f"method must be auto, numpy or torch; got {method!r}")
-    if method == "numpy" and q.device.type != "cpu":
-        raise ValueError(f"method 'numpy' needs CPU tensors, got device {q.device}")
-    return method
 
 
 def _line_major(a: np.ndarray, n: int, step: int) -> tuple[np.ndarray, int]:
@@ -247,8 +238,10 @@ def _from_matrices(p: torch.Tensor, valid: torch.Tensor, params: TextureParams) 
         p = (p * torch.tensor(w, dtype=torch.float64, device=p.device).view(1, -1, 1, 1)).sum(1, keepdim=True)
         valid = p.sum(dim=(2, 3)) > 0
         na = 1
-    jv = torch.arange(1, nr + 1, device=p.device)
-    feats = size_matrix_features(p.reshape(b * na, ng, nr), jv)
+    # only run lengths that occur (zero columns add nothing to any feature)
+    jv = torch.arange(1, nr + 1, device=p.device)[p.sum(dim=(0, 1, 2)) > 0]
+    p = p[..., jv - 1]
+    feats = size_matrix_features(p.reshape(b * na, ng, len(jv)), jv)
     names = list(feats)
     stacked = torch.stack([feats[k].view(b, na) for k in names])
     means = torch.where(valid, stacked, torch.full_like(stacked, float("nan"))).nanmean(dim=-1)
@@ -260,7 +253,7 @@ def compute(
 ) -> dict[str, torch.Tensor]:
     """GLRLM features of ``B`` ROIs: ``{name: float64 [B]}`` for every name in :data:`FEATURES`
     (``method`` as :func:`matrices`)."""
-    method = _method(method, q)
+    method = cpu_method(method, q)
     offs = angles((1,), params.force2d, params.force2d_dimension)
     _weights(offs, params)
     na = len(offs)

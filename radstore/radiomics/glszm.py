@@ -27,6 +27,7 @@ from radstore.radiomics._neighbours import (
     by_chunks,
     by_grid_chunks,
     check_inputs,
+    cpu_method,
     flat_grid,
     pair_slices,
 )
@@ -181,7 +182,7 @@ def matrices(
     ``method``: ``"numpy"`` (CPU: :func:`labels_grid` on the padded flat grid), ``"skimage"``
     (scikit-image labels of the dense batch), ``"torch"`` (torch union-find, any device) or
     ``"auto"`` (numpy on CPU, torch elsewhere)."""
-    method = _method(method, q)
+    method = cpu_method(method, q, ("skimage",))
     if method == "numpy":
         return _matrices_numpy(flat_grid(q, mask, n_levels, 1), n_levels, params)
     lab = labels_skimage(q, mask, params) if method == "skimage" else labels_torch(q, mask, params)
@@ -200,22 +201,12 @@ def matrices(
     return p, jvec
 
 
-def _method(method: str, q: torch.Tensor) -> str:
-    if method == "auto":
-        return "numpy" if q.device.type == "cpu" else "torch"
-    if method not in ("numpy", "skimage", "torch"):
-        raise ValueError(f"method must be auto, numpy, skimage or torch; got {method!r}")
-    if method != "torch" and q.device.type != "cpu":
-        raise ValueError(f"method {method!r} needs CPU tensors, got device {q.device}")
-    return method
-
-
 def compute(
     q: torch.Tensor, mask: torch.Tensor, n_levels: int, params: TextureParams, method: str = "auto"
 ) -> dict[str, torch.Tensor]:
     """GLSZM features of ``B`` ROIs: ``{name: float64 [B]}`` for every name in :data:`FEATURES`
     (``method`` as :func:`matrices`)."""
-    method = _method(method, q)
+    method = cpu_method(method, q, ("skimage",))
 
     def from_matrix(p: torch.Tensor, jvec: torch.Tensor) -> dict[str, torch.Tensor]:
         feats = size_matrix_features(p, jvec)

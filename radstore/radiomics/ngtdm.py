@@ -27,6 +27,7 @@ from radstore.radiomics._neighbours import (
     by_chunks,
     by_grid_chunks,
     check_inputs,
+    cpu_method,
     flat_grid,
     neighbourhood_sum,
     pair_slices,
@@ -44,20 +45,10 @@ def matrices(
     ``method``: ``"numpy"`` (CPU tensors: neighbour sums and counts as separable box sums on a
     padded flat grid, :func:`._neighbours.neighbourhood_sum`), ``"torch"`` (any device: shifted
     slices per offset) or ``"auto"`` (numpy on CPU, torch elsewhere)."""
-    method = _method(method, q)
+    method = cpu_method(method, q)
     if method == "numpy":
         return _matrices_numpy(flat_grid(q, mask, n_levels, max(params.distances)), n_levels, params)
     return _matrices_torch(q, mask, n_levels, params)
-
-
-def _method(method: str, q: torch.Tensor) -> str:
-    if method == "auto":
-        return "numpy" if q.device.type == "cpu" else "torch"
-    if method not in ("numpy", "torch"):
-        raise ValueError(f"method must be auto, numpy or torch; got {method!r}")
-    if method == "numpy" and q.device.type != "cpu":
-        raise ValueError(f"method 'numpy' needs CPU tensors, got device {q.device}")
-    return method
 
 
 def _matrices_numpy(
@@ -135,7 +126,7 @@ def compute(
 ) -> dict[str, torch.Tensor]:
     """NGTDM features of ``B`` ROIs: ``{name: float64 [B]}`` for every name in :data:`FEATURES`
     (``method`` as :func:`matrices`)."""
-    if _method(method, q) == "numpy":
+    if cpu_method(method, q) == "numpy":
         return by_grid_chunks(
             q,
             mask,
