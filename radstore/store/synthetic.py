@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from radstore.config import StoreLayout
-from radstore.ids import canonical_json, settings_version
+from radstore.ids import canonical_json, scan_id, settings_version
 from radstore.io.tables import TIMESTAMP_TYPE, write_table
 
 DEFAULT_RADIOMICS = (
@@ -135,10 +135,11 @@ def _scan_rows(cohort: str, pids: list[str], idx: list[datetime], phases: tuple[
             base = t0 + timedelta(weeks=w) if w else t0 - timedelta(days=int(rng.integers(1, 20)))
             for k, phase in enumerate(phases):
                 t = base + timedelta(hours=10, minutes=k)
+                sid = scan_id(pid, f"images/{pid}/{phase}.nii.gz@{t.isoformat()}")
                 rows.append({
-                    "cohort_id": cohort, "patient_id": pid, "scan_id": f"S{pid[1:]}{w:02d}{k}"[:16],
+                    "cohort_id": cohort, "patient_id": pid, "scan_id": sid,
                     "phase": phase, "event_timestamp": t, "visit_week": w,
-                    "zarr_path": f"{cohort}/{pid}/S{pid[1:]}{w:02d}{k}"[:16],
+                    "zarr_path": f"{cohort}/{pid}/{sid}",
                     "shape_z": 40, "shape_y": 128, "shape_x": 128, "spacing_x": 0.8, "spacing_y": 0.8,
                     "spacing_z": 2.5, "slice_thickness": 2.5, "manufacturer": "SIEMENS", "kvp": 120.0,
                     "segmentation_ids": ["gtv"], "lesions": [1, 2], "source_hash": f"{pid}{w}{k}",
