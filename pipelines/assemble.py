@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from radstore.config import Settings
 from radstore.ids import canonical_json, sha256_bytes, sha256_files
 from radstore.io.tables import TIMESTAMP_TYPE
-from radstore.store.catalog import FeatureTable, StoreError, catalog_files, feature_table
+from radstore.store.catalog import FeatureTable, StoreError, catalog_files, feature_table, latest_version
 from radstore.study import StudySpec, StudySpecError, find_study, load_study
 
 AS_OF_RULE = ("as_of = index date + landmark_weeks + 1 day - 1 us: per view, the latest scan "
@@ -118,9 +118,13 @@ def plan_study(settings: Settings, study: StudySpec | Path | str,
 
     views: list[FeatureTable] = []
     for i, fi in enumerate(spec.features):
+        try:
+            version = fi.version or latest_version(layout, fi.feature_set)
+        except StoreError as exc:
+            raise err(f"features[{i}]", str(exc)) from exc
         for ph in fi.phases:
             try:
-                t = feature_table(layout, fi.feature_set, ph, fi.version)
+                t = feature_table(layout, fi.feature_set, ph, version)
             except StoreError as exc:
                 raise err(f"features[{i}]", str(exc)) from exc
             if any(v.name == t.name for v in views):
@@ -130,7 +134,7 @@ def plan_study(settings: Settings, study: StudySpec | Path | str,
         if not catalog_files(layout, name):
             raise err("catalog", f"no {layout.catalog / name} tables in the store (run `radstore ingest`)")
 
-    con = connect(settings=settings)
+    con = connect(settings=settings, features=False)
     try:
         clin_cols = [r[0] for r in con.sql("DESCRIBE clinical").fetchall()]
         out_cols = [r[0] for r in con.sql("DESCRIBE outcomes").fetchall()]

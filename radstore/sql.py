@@ -61,14 +61,15 @@ def _resolve_settings(store: Path | str | None, settings: Settings | None) -> Se
 
 
 def connect(store: Path | str | None = None, *, settings: Settings | None = None,
-            versions: dict[str, str] | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with the views above. ``versions`` pins feature sets."""
+            versions: dict[str, str] | None = None, features: bool = True) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with the views above. ``versions`` pins feature sets;
+    ``features=False`` creates only the catalog views."""
     import duckdb
 
     settings = _resolve_settings(store, settings)
     layout = settings.layout
     con = duckdb.connect()
-    for t in feature_tables(layout, versions):
+    for t in feature_tables(layout, versions) if features else []:
         con.execute(f"CREATE VIEW {_ident(t.name)} AS {feature_view_sql(t)}")
         con.execute(f"CREATE VIEW {_ident(t.name + '_lesions')} AS {feature_view_sql(t, lesions=True)}")
         if t.kind == "deep":
