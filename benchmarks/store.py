@@ -261,7 +261,8 @@ def main() -> None:
     print(f"{'method':42s} {'best s':>8s} {'runs s':>22s} {'peak RSS MB':>12s} {'tracemalloc MB':>15s}")
     for k, r in result["assembly"].items():
         runs = " ".join(f"{t:.2f}" for t in r["times_s"])
-        print(f"{k:42s} {r['best_s']:8.2f} {runs:>22s} {r['peak_rss_mb']:12.0f} {r['tracemalloc_peak_mb']:15.1f}")
+        print(f"{k:42s} {r['best_s']:8.2f} {runs:>22s} {r['peak_rss_mb']:12.0f} "
+              f"{r['tracemalloc_peak_mb']:15.1f}")
     print(f"speedup (join vs Feast): {result['speedup_join_vs_feast']:.2f}x; identical values: {check}")
     for k, v in online["latency_ms"].items():
         print(f"online {k:14s} p50 {v['p50']:.2f} ms  p99 {v['p99']:.2f} ms  ({online['n_values']} values)")

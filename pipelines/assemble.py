@@ -221,7 +221,8 @@ def plan_study(settings: Settings, study: StudySpec | Path | str,
             if not (cohort_arr == c).any():
                 raise err(where, f"cohort {c!r} has no patients left (population filter, missing "
                           f"endpoint or features: {counts})")
-    for s in ("train", "internal") if spec.split.kind == "holdout" and spec.split.internal_fraction else ("train",):
+    holdout = spec.split.kind == "holdout" and spec.split.internal_fraction > 0
+    for s in ("train", "internal") if holdout else ("train",):
         if not (labels == s).any():
             raise err("split", f"the {s!r} split is empty ({counts})")
 

@@ -63,7 +63,8 @@ def write_view_source(table: FeatureTable, path: Path) -> pa.Table:
     return out
 
 
-def _catalog_source(settings: Settings, name: str, path: Path, columns: tuple[str, ...] | None = None) -> pa.Table | None:
+def _catalog_source(settings: Settings, name: str, path: Path,
+                    columns: tuple[str, ...] | None = None) -> pa.Table | None:
     files = catalog_files(settings.layout, name)
     if not files:
         return None
@@ -107,7 +108,8 @@ def register(settings: Settings, *, studies_dir: Path | str = "studies", templat
         src = write_view_source(t, data / f"{t.name}.parquet")
         views[t.name] = feature_view(t, data / f"{t.name}.parquet")
         rows[t.name] = src.num_rows
-        stamps += [pc.min(src.column("event_timestamp")).as_py(), pc.max(src.column("event_timestamp")).as_py()]
+        ts = src.column("event_timestamp")
+        stamps += [pc.min(ts).as_py(), pc.max(ts).as_py()]
     extra = []
     clinical_view = None
     clin = _catalog_source(settings, "clinical", data / "clinical.parquet")

@@ -93,7 +93,6 @@ def view_names(con: duckdb.DuckDBPyConnection) -> list[str]:
 def query(con: duckdb.DuckDBPyConnection, text: str) -> pa.Table:
     """Run ``text`` on ``con``; DuckDB errors become :class:`SqlError` naming the known views."""
     import duckdb
-
     import pyarrow as pa
 
     from radstore.io.tables import normalise_timestamps

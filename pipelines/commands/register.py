@@ -12,7 +12,8 @@ def register(app: typer.Typer) -> None:
     @app.command("register")
     def register_cmd(
         ctx: typer.Context,
-        studies: Annotated[Path, typer.Option(help="study specs that get feature services")] = Path("studies"),
+        studies: Annotated[Path, typer.Option(help="study specs that get feature services")] = Path(
+            "studies"),
         template: Annotated[Path | None, typer.Option(
             help="feature_store.yaml to use (e.g. infra/feast/feature_store.yaml); default: keep the "
                  "store's, else feature_repo/feature_store.yaml", exists=True, dir_okay=False)] = None,

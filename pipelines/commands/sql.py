@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     table = "table"
     csv = "csv"
     parquet = "parquet"
@@ -77,7 +77,12 @@ def register(app: typer.Typer) -> None:
                 table.add_column(name, overflow="fold")
             for row in result.slice(0, max_rows).to_pylist():
                 table.add_row(*(_cell(row[c]) for c in result.column_names))
-            console = Console(file=open(output, "w") if output else None, width=None if output is None else 200)  # noqa: SIM115
+            import io
+
+            buf = io.StringIO() if output else None
+            console = Console(file=buf, width=200 if output else None)
             console.print(table)
             if result.num_rows > max_rows:
                 console.print(f"… {result.num_rows - max_rows} more rows ({result.num_rows} total)")
+            if output and buf is not None:
+                output.write_text(buf.getvalue())

@@ -65,8 +65,8 @@ def feature_set_versions(layout: StoreLayout, feature_set: str) -> list[str]:
 def list_feature_sets(layout: StoreLayout) -> list[str]:
     if not layout.features.is_dir():
         return []
-    return sorted(p.name for p in layout.features.iterdir()
-                  if p.is_dir() and not p.name.startswith(".") and any(p.glob("*/phase=*/cohort=*/*.parquet")))
+    return sorted(p.name for p in layout.features.iterdir() if p.is_dir() and not p.name.startswith(".")
+                  and any(p.glob("*/phase=*/cohort=*/*.parquet")))
 
 
 def _max_created(path: Path) -> int:

@@ -63,8 +63,9 @@ def feature_view(table: FeatureTable, path: Path) -> FeatureView:
     """The view ``<feature_set>__<phase>`` over its derived lesion-0 Parquet file ``path``."""
     schema = [Field(name=f, dtype=feast_type(t)) for f, t in zip(table.features, table.types, strict=True)]
     return FeatureView(
-        name=table.name, entities=[PATIENT], ttl=timedelta(0), schema=schema, source=_source(table.name, path),
-        online=True, description=f"{table.feature_set} {table.version}, {table.phase} phase, lesion 0",
+        name=table.name, entities=[PATIENT], ttl=timedelta(0), schema=schema,
+        source=_source(table.name, path), online=True,
+        description=f"{table.feature_set} {table.version}, {table.phase} phase, lesion 0",
         tags={"feature_set": table.feature_set, "version": table.version, "phase": table.phase,
               "kind": table.kind},
     )

@@ -88,8 +88,8 @@ def test_population_filter_and_binary_endpoint(settings: Settings, tmp_path: Pat
                       split={"train_cohorts": ["h1", "h2"], "external_cohorts": ["h3"],
                              "internal_fraction": 0.0})
     t = assemble(settings, spec).table
-    want = sql("SELECT patient_id FROM clinical WHERE grade = 'G3' AND age < 70 ORDER BY cohort_id, patient_id",
-               settings=settings).column("patient_id").to_pylist()
+    want = sql("SELECT patient_id FROM clinical WHERE grade = 'G3' AND age < 70 "
+               "ORDER BY cohort_id, patient_id", settings=settings).column("patient_id").to_pylist()
     assert t.column("patient_id").to_pylist() == want
     assert set(t.column("clinical__grade").to_pylist()) == {"G3"} and "response" in t.column_names
     assert set(t.column("split").to_pylist()) == {"train", "external"}

@@ -89,8 +89,9 @@ def test_online_latest_vector_and_unknown_patients(registered: dict[str, Any], s
     fs = registered["fs"]
     pid = sql("SELECT min(patient_id) AS p FROM clinical", settings=settings).column("p")[0].as_py()
     latest = sql(f"SELECT original_glcm_Contrast, embedding FROM deep_resnet50__venous d JOIN "
-                 f"radiomics_original__venous r USING (patient_id, event_timestamp) WHERE patient_id = '{pid}' "
-                 f"ORDER BY event_timestamp DESC LIMIT 1", settings=settings).to_pylist()[0]
+                 f"radiomics_original__venous r USING (patient_id, event_timestamp) "
+                 f"WHERE patient_id = '{pid}' ORDER BY event_timestamp DESC LIMIT 1",
+                 settings=settings).to_pylist()[0]
     out = fs.get_online_features(features=fs.get_feature_service("t_os__comb"),
                                  entity_rows=[{"patient_id": pid}, {"patient_id": "P_not_a_patient"}],
                                  full_feature_names=True).to_dict()

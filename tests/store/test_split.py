@@ -20,7 +20,8 @@ def test_holdout_is_stratified_seeded_and_keeps_external() -> None:
     split = Split(train_cohorts=("h1", "h2"), external_cohorts=("h3",), seed=5)
     labels, by = assign_split(cohorts, strata, split)
     again, _ = assign_split(cohorts, strata, split)
-    other, _ = assign_split(cohorts, strata, Split(train_cohorts=("h1", "h2"), external_cohorts=("h3",), seed=6))
+    other, _ = assign_split(cohorts, strata,
+                            Split(train_cohorts=("h1", "h2"), external_cohorts=("h3",), seed=6))
     assert by == "cohort x stratum"
     assert (labels == again).all() and not (labels == other).all()
     assert (labels[cohorts == "h3"] == "external").all()

@@ -19,8 +19,8 @@ def test_views_and_lesion_filter(settings: Settings, longitudinal: SyntheticStor
 
     con = connect(settings=settings)
     names = set(view_names(con))
-    assert {"radiomics_original__venous", "radiomics_original__arterial_lesions", "deep_resnet50__venous_long",
-            "scans", "rejections", "clinical", "outcomes"} <= names
+    assert {"radiomics_original__venous", "radiomics_original__arterial_lesions",
+            "deep_resnet50__venous_long", "scans", "rejections", "clinical", "outcomes"} <= names
     assert "radiomics_original__venous_long" not in names
     n_patients = sum(len(p) for p in longitudinal.patients.values())
     per_scan = con.sql("SELECT count(*), count(DISTINCT scan_id), min(cohort_id) FROM "
@@ -39,7 +39,8 @@ def test_callable_module_long_view_and_pandas(settings: Settings) -> None:
                         "ORDER BY idx", settings=settings)
     assert long.column("idx").to_pylist() == list(range(len(emb)))
     assert long.column("value").to_pylist() == pytest.approx(emb)
-    df = radstore.sql_df("SELECT cohort_id, count(*) AS n FROM clinical GROUP BY 1 ORDER BY 1", settings=settings)
+    df = radstore.sql_df("SELECT cohort_id, count(*) AS n FROM clinical GROUP BY 1 ORDER BY 1",
+                         settings=settings)
     assert df["n"].tolist() == [24, 16, 12]
 
 
