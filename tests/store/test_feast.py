@@ -122,3 +122,24 @@ def test_cli_register_reports(registered: dict[str, Any], settings: Settings, tm
                                    "--no-materialize"])
     assert res.exit_code == 0, res.output
     assert "service t_cli__comb" in res.output and "removed t_os__comb" in res.output
+
+
+def test_direct_online_reader_equals_feast(registered: dict[str, Any], settings: Settings) -> None:
+    from radstore.sql import sql
+    from radstore.store.online import OnlineVectors
+
+    fs = registered["fs"]
+    views = ["radiomics_original__venous", "deep_resnet50__venous", "clinical"]
+    reader = OnlineVectors(fs, views)
+    pid = sql("SELECT max(patient_id) AS p FROM clinical", settings=settings).column("p")[0].as_py()
+    direct = reader(pid)
+    refs = [f"{v.name}:{f.name}" for v in map(fs.get_feature_view, views) for f in v.features]
+    feast_out = fs.get_online_features(features=refs, entity_rows=[{"patient_id": pid}],
+                                       full_feature_names=True).to_dict()
+    assert set(direct) == set(feast_out) - {"patient_id"}
+    for k, v in direct.items():
+        if k.endswith("__embedding"):
+            np.testing.assert_array_equal(v, np.asarray(feast_out[k][0], dtype=np.float32))
+        else:
+            assert v == feast_out[k][0], k
+    assert all(v is None for v in reader("P_not_a_patient").values())
