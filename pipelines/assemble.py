@@ -39,8 +39,8 @@ AS_OF_RULE = ("as_of = index date + landmark_weeks + 1 day - 1 us: per view, the
               "acquired on or before the index day (+ landmark)")
 KEY_COLUMNS = ("cohort_id", "patient_id", "split", "as_of")
 PARQUET_OPTIONS: dict[str, Any] = {
-    "compression": "zstd", "compression_level": 3, "use_dictionary": True, "write_statistics": True,
-    "row_group_size": 65536, "data_page_size": 1 << 20, "version": "2.6", "data_page_version": "1.0",
+    "compression": "lz4", "write_statistics": True, "row_group_size": 65536, "data_page_size": 1 << 20,
+    "version": "2.6", "data_page_version": "1.0",
 }
 
 
@@ -75,11 +75,36 @@ class StudyPlan:
 
     spec: StudySpec
     views: list[FeatureTable]
+    snapshots: dict[str, FeatureTable]
     entity: pa.Table
     picks: dict[str, pa.Table]
     endpoint_columns: tuple[str, ...]
     stratified_by: str
     counts: dict[str, int] = field(default_factory=dict)
+
+
+def snapshot_dir(settings: Settings) -> Path:
+    """Scan-level snapshots of the views (:func:`radstore.store.pit.scan_level_snapshot`)."""
+    return settings.layout.training_sets / ".cache" / "scan_level"
+
+
+def file_hashes(settings: Settings, files: list[Path]) -> dict[str, str]:
+    """SHA-256 of each file, cached by (path, size, mtime_ns) in ``training_sets/.cache``."""
+    cache_path = settings.layout.training_sets / ".cache" / "sha256.json"
+    cache: dict[str, str] = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
+    out, changed = {}, False
+    for f in files:
+        st = f.stat()
+        key = f"{f}|{st.st_size}|{st.st_mtime_ns}"
+        if key not in cache:
+            cache[key], changed = sha256_files([f]), True
+        out[str(f)] = cache[key]
+    if changed:
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_path.with_name(f".{uuid.uuid4().hex}.tmp")
+        tmp.write_text(json.dumps(cache, sort_keys=True))
+        os.replace(tmp, cache_path)
+    return out
 
 
 def resolve_study(study: StudySpec | Path | str, studies_dir: Path | str = "studies") -> StudySpec:
@@ -107,7 +132,7 @@ def plan_study(settings: Settings, study: StudySpec | Path | str,
     import duckdb
 
     from radstore.sql import connect
-    from radstore.store.pit import pick_rows
+    from radstore.store.pit import pick_rows, scan_level_snapshot
     from radstore.store.split import SplitError, assign_split
 
     spec = resolve_study(study, studies_dir)
@@ -188,7 +213,8 @@ def plan_study(settings: Settings, study: StudySpec | Path | str,
         as_of = pc.add(idx, shift).cast(TIMESTAMP_TYPE)
         entity = pa.table({"row_idx": pa.array(np.arange(pop.num_rows, dtype=np.int64)),
                            "patient_id": pop.column("patient_id"), "as_of": as_of})
-        picks = {v.name: pick_rows(con, entity, v) for v in views}
+        snapshots = {v.name: scan_level_snapshot(v, snapshot_dir(settings)) for v in views}
+        picks = {v.name: pick_rows(con, entity, snapshots[v.name]) for v in views}
     finally:
         con.close()
 
@@ -234,7 +260,7 @@ def plan_study(settings: Settings, study: StudySpec | Path | str,
         base = base.append_column(f"clinical__{c}", pop.column(f"clinical__{c}"))
     for s in ("train", "internal", "external"):
         counts[s] = int((labels == s).sum())
-    return StudyPlan(spec, views, base, picks, endpoint, by, counts)
+    return StudyPlan(spec, views, snapshots, base, picks, endpoint, by, counts)
 
 
 def build_table(plan: StudyPlan) -> pa.Table:
@@ -244,15 +270,17 @@ def build_table(plan: StudyPlan) -> pa.Table:
 
     out = plan.entity
     for v in sorted(plan.views, key=lambda t: t.name):
-        g = gather(plan.picks[v.name], v, out.num_rows, v.name)
+        g = gather(plan.picks[v.name], plan.snapshots[v.name], out.num_rows, v.name)
         for name, col in zip(g.column_names, g.columns, strict=True):
             out = out.append_column(name, col)
     return out.replace_schema_metadata(None).combine_chunks()
 
 
 def write_parquet(table: pa.Table, path: Path) -> None:
-    """Fixed writer options (:data:`PARQUET_OPTIONS`): the same table gives the same bytes."""
-    pq.write_table(table.replace_schema_metadata(None), path, **PARQUET_OPTIONS)
+    """Fixed writer options (:data:`PARQUET_OPTIONS`; dictionary encoding for string columns
+    only, floats gain nothing from it): the same table gives the same bytes."""
+    strings = [f.name for f in table.schema if pa.types.is_string(f.type)]
+    pq.write_table(table.replace_schema_metadata(None), path, use_dictionary=strings, **PARQUET_OPTIONS)
 
 
 def _manifest(plan: StudyPlan, table: pa.Table, data_sha: str, settings: Settings,
@@ -300,7 +328,7 @@ def assemble(settings: Settings, study: StudySpec | Path | str,
         data_sha = sha256_files([tmp / "train.parquet"])
         files = [f for v in plan.views for f in v.files] + [
             f for n in ("clinical", "outcomes") for f in catalog_files(settings.layout, n)]
-        hashes = {str(f): sha256_files([f]) for f in files}
+        hashes = file_hashes(settings, files)
         manifest = _manifest(plan, table, data_sha, settings, hashes)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         final = out_root / manifest["content_hash"][:16]

@@ -7,7 +7,8 @@
    ``list<float32>``), ``clinical.parquet`` and ``scans.parquet`` from the catalog;
 3. ``FeatureStore.apply`` of the generated objects (:mod:`radstore.store.feast_defs`), deleting
    views and services that are no longer generated;
-4. ``FeatureStore.materialize`` over the full event-time range into the online store.
+4. ``FeatureStore.materialize`` over the full event-time range into the online store;
+5. the assembly's scan-level snapshots (``training_sets/.cache``) are written ahead of use.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from radstore.config import Settings
 from radstore.io.tables import write_table
 from radstore.progress import track
 from radstore.store.catalog import FeatureTable, catalog_files, feature_tables
+from radstore.store.pit import scan_level_snapshot
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "feature_repo"
 SCAN_COLUMNS = ("cohort_id", "scan_id", "patient_id", "phase", "event_timestamp", "created_timestamp",
@@ -93,6 +95,7 @@ def register(settings: Settings, *, studies_dir: Path | str = "studies", templat
     """Generate, apply and (by default) materialize the Feast repo of the store."""
     from feast import FeatureStore
 
+    from pipelines.assemble import snapshot_dir
     from radstore.store.feast_defs import PATIENT, SCAN, feature_services, feature_view, table_view
     from radstore.study import StudySpecError, load_study
 
@@ -105,6 +108,7 @@ def register(settings: Settings, *, studies_dir: Path | str = "studies", templat
     data = repo / "data"
     views, rows, stamps = {}, {}, []
     for t in track(tables, "feast sources", total=len(tables), enabled=settings.progress):
+        scan_level_snapshot(t, snapshot_dir(settings))
         src = write_view_source(t, data / f"{t.name}.parquet")
         views[t.name] = feature_view(t, data / f"{t.name}.parquet")
         rows[t.name] = src.num_rows

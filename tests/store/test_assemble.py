@@ -102,6 +102,9 @@ def test_missing_features_drop_or_keep(tmp_path: Path, longitudinal: SyntheticSt
     t = read_table(part)
     gone = longitudinal.patients["h1"][0]
     write_table(t.filter(pc.not_equal(t.column("patient_id"), gone)), part)
+    deep = next((root / "features/deep_resnet50").glob("*/phase=venous/cohort=h1/*.parquet"))
+    t = read_table(deep)
+    write_table(t.filter(pc.not_equal(t.column("patient_id"), gone)), deep)
     s = load_settings(store=root, progress=False)
     dropped = assemble(s, write_spec(tmp_path))
     assert gone not in dropped.table.column("patient_id").to_pylist()
@@ -109,6 +112,9 @@ def test_missing_features_drop_or_keep(tmp_path: Path, longitudinal: SyntheticSt
     kept = assemble(s, write_spec(tmp_path, missing_features="keep")).table
     row = kept.filter(pc.equal(kept.column("patient_id"), gone))
     assert row.column(MEAN).to_pylist() == [None]
+    assert row.column("deep_resnet50__venous__embedding").to_pylist() == [None]
+    emb = kept.column("deep_resnet50__venous__embedding")
+    assert emb.null_count == 1 and len(emb.drop_null()[0].as_py()) == 8
     assert row.column("radiomics_original__arterial__original_firstorder_Mean").null_count == 0
 
 
