@@ -265,13 +265,16 @@ def plan_study(settings: Settings, study: StudySpec | Path | str,
 
 def build_table(plan: StudyPlan) -> pa.Table:
     """The training-set table: keys, endpoint, ``clinical__*``, then each view's features
-    (views and features in sorted order) as ``<view>__<feature>``."""
+    (views and features in sorted order) as ``<view>__<feature>``; embeddings as
+    ``list<float32>`` (null where a patient has no scan and ``missing_features: keep``)."""
     from radstore.store.pit import gather
 
     out = plan.entity
     for v in sorted(plan.views, key=lambda t: t.name):
         g = gather(plan.picks[v.name], plan.snapshots[v.name], out.num_rows, v.name)
         for name, col in zip(g.column_names, g.columns, strict=True):
+            if pa.types.is_fixed_size_list(col.type):  # pyarrow cannot read null fixed-size lists back
+                col = col.cast(pa.list_(col.type.value_type))
             out = out.append_column(name, col)
     return out.replace_schema_metadata(None).combine_chunks()
 
