@@ -260,6 +260,7 @@ def main() -> None:
                      "python": platform.python_version()},
         "versions": {"duckdb": duckdb.__version__, "feast": feast.__version__, "pyarrow": pa.__version__},
         "threads": {"duckdb": "default (= cores)", "arrow_cpu": pa.cpu_count()},
+        "load_average_1_5_15_at_end": list(os.getloadavg()),
         "generate_s": t_gen, "register_s (apply + materialize, incl. import feast)": t_reg,
         "assembly": {k: {"best_s": best(r), "times_s": r["times_s"], "peak_rss_mb": r["peak_rss_mb"],
                          "rss_after_import_mb": r["rss_after_import_mb"],
