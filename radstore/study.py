@@ -72,7 +72,8 @@ class Split(_Strict):
     train_cohorts: tuple[str, ...]
     external_cohorts: tuple[str, ...] = ()
     internal_fraction: float = Field(0.3, ge=0.0, lt=1.0)
-    stratify: str | None = Field(None, description="column to stratify on (e.g. the event)")
+    stratify: str | None = Field(None, description="column to stratify on; None: the endpoint's "
+                                 "event (survival) or label (binary)")
     seed: int = 0
 
     @model_validator(mode="after")
@@ -124,6 +125,10 @@ class StudySpec(_Strict):
     endpoint: Endpoint
     features: tuple[FeatureInput, ...] = ()
     clinical: tuple[str, ...] = Field((), description="clinical columns carried into the set")
+    missing_features: Literal["drop", "keep"] = Field(
+        "drop", description="patients without a scan at or before the index date (+ landmark) in "
+        "some feature view: dropped before the split (counted in the manifest), or kept with nulls"
+    )
     split: Split
     models: tuple[ModelSpec, ...] = ()
     gates: tuple[Gate, ...] = ()

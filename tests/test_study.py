@@ -50,3 +50,11 @@ def test_bad_specs_fail_clearly(tmp_path: Path, old: str, new: str, needle: str)
     with pytest.raises(StudySpecError) as exc:
         load_study(_write(tmp_path, GOOD.replace(old, new)))
     assert needle in str(exc.value) and "s.yaml" in str(exc.value)
+
+
+def test_missing_features_policy(tmp_path: Path) -> None:
+    assert load_study(_write(tmp_path, GOOD)).missing_features == "drop"
+    keep = load_study(_write(tmp_path, GOOD + "missing_features: keep\n"))
+    assert keep.missing_features == "keep"
+    with pytest.raises(StudySpecError, match="missing_features"):
+        load_study(_write(tmp_path, GOOD + "missing_features: impute\n"))

@@ -1,0 +1,154 @@
+"""``radstore register``: the store's feature tables + catalog → a Feast repo under ``<store>/feast/``.
+
+1. ``feature_store.yaml`` (from ``feature_repo/`` or ``--template``; an existing one is kept, so a
+   production config copied there stays) and ``.feastignore``;
+2. derived Feast sources under ``feast/data/``: ``<view>.parquet`` = the ``lesion = 0`` rows of
+   the latest version of each feature set × phase (+ ``cohort_id``; embeddings as
+   ``list<float32>``), ``clinical.parquet`` and ``scans.parquet`` from the catalog;
+3. ``FeatureStore.apply`` of the generated objects (:mod:`radstore.store.feast_defs`), deleting
+   views and services that are no longer generated;
+4. ``FeatureStore.materialize`` over the full event-time range into the online store;
+5. the assembly's scan-level snapshots (``training_sets/.cache``) are written ahead of use.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from radstore.config import Settings
+from radstore.io.tables import write_table
+from radstore.progress import track
+from radstore.store.catalog import FeatureTable, catalog_files, feature_tables
+from radstore.store.pit import scan_level_snapshot
+
+TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "feature_repo"
+SCAN_COLUMNS = ("cohort_id", "scan_id", "patient_id", "phase", "event_timestamp", "created_timestamp",
+                "shape_z", "shape_y", "shape_x", "spacing_x", "spacing_y", "spacing_z", "slice_thickness",
+                "manufacturer", "kvp")
+
+
+class RegisterError(ValueError):
+    """The store cannot be registered (nothing extracted, bad template, ...)."""
+
+
+@dataclass(frozen=True)
+class RegisterReport:
+    repo: Path
+    views: dict[str, int]
+    services: list[str]
+    skipped_studies: dict[str, str] = field(default_factory=dict)
+    removed: list[str] = field(default_factory=list)
+    materialized: tuple[datetime, datetime] | None = None
+
+
+def write_view_source(table: FeatureTable, path: Path) -> pa.Table:
+    """The ``lesion = 0`` rows of ``table`` with ``cohort_id``, written to ``path``; returns them."""
+    parts = []
+    for f in table.files:
+        t = pq.read_table(f, columns=["patient_id", "scan_id", "lesion", "event_timestamp",
+                                      "created_timestamp", *table.features], filters=[("lesion", "=", 0)])
+        t = t.drop_columns(["lesion"])
+        cohort = f.parent.name.removeprefix("cohort=")
+        parts.append(t.add_column(0, "cohort_id", pa.array([cohort] * t.num_rows, pa.string())))
+    out = pa.concat_tables(parts)
+    if "embedding" in out.column_names:
+        i = out.column_names.index("embedding")
+        out = out.set_column(i, "embedding", out.column("embedding").cast(pa.list_(pa.float32())))
+    write_table(out, path)
+    return out
+
+
+def _catalog_source(settings: Settings, name: str, path: Path,
+                    columns: tuple[str, ...] | None = None) -> pa.Table | None:
+    files = catalog_files(settings.layout, name)
+    if not files:
+        return None
+    t = pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
+    if columns:
+        t = t.select([c for c in columns if c in t.column_names])
+    write_table(t, path)
+    return t
+
+
+def _prepare_repo(repo: Path, template: Path | None) -> None:
+    repo.mkdir(parents=True, exist_ok=True)
+    target = repo / "feature_store.yaml"
+    src = Path(template) if template is not None else TEMPLATE_DIR / "feature_store.yaml"
+    if template is not None or not target.exists():
+        if not src.is_file():
+            raise RegisterError(f"Feast template not found: {src}")
+        shutil.copyfile(src, target)
+    ignore = TEMPLATE_DIR / ".feastignore"
+    if ignore.is_file():
+        shutil.copyfile(ignore, repo / ".feastignore")
+
+
+def register(settings: Settings, *, studies_dir: Path | str = "studies", template: Path | None = None,
+             materialize: bool = True) -> RegisterReport:
+    """Generate, apply and (by default) materialize the Feast repo of the store."""
+    from feast import FeatureStore
+
+    from pipelines.assemble import snapshot_dir
+    from radstore.store.feast_defs import PATIENT, SCAN, feature_services, feature_view, table_view
+    from radstore.study import StudySpecError, load_study
+
+    layout = settings.layout
+    tables = feature_tables(layout)
+    if not tables:
+        raise RegisterError(f"no feature tables under {layout.features} (run `radstore extract` first)")
+    repo = layout.feast_repo
+    _prepare_repo(repo, template)
+    data = repo / "data"
+    views, rows, stamps = {}, {}, []
+    for t in track(tables, "feast sources", total=len(tables), enabled=settings.progress):
+        scan_level_snapshot(t, snapshot_dir(settings))
+        src = write_view_source(t, data / f"{t.name}.parquet")
+        views[t.name] = feature_view(t, data / f"{t.name}.parquet")
+        rows[t.name] = src.num_rows
+        ts = src.column("event_timestamp")
+        stamps += [pc.min(ts).as_py(), pc.max(ts).as_py()]
+    extra = []
+    clinical_view = None
+    clin = _catalog_source(settings, "clinical", data / "clinical.parquet")
+    if clin is not None:
+        clinical_view = table_view("clinical", clin.schema, data / "clinical.parquet", PATIENT,
+                                   skip=("patient_id", "event_timestamp", "created_timestamp"))
+        extra.append(clinical_view)
+        rows["clinical"] = clin.num_rows
+    scans = _catalog_source(settings, "scans", data / "scans.parquet", SCAN_COLUMNS)
+    if scans is not None:
+        extra.append(table_view("scans", scans.schema, data / "scans.parquet", SCAN,
+                                skip=("scan_id", "event_timestamp", "created_timestamp")))
+        rows["scans"] = scans.num_rows
+
+    services, skipped = [], {}
+    for path in sorted(Path(studies_dir).glob("*.yaml")) if Path(studies_dir).is_dir() else []:
+        try:
+            services += feature_services(load_study(path), views, clinical_view)
+        except (StudySpecError, KeyError) as exc:
+            skipped[path.stem] = str(exc).strip("'\"")
+
+    fs = FeatureStore(repo_path=str(repo))
+    wanted_views = set(views) | {v.name for v in extra}
+    wanted_services = {s.name for s in services}
+    stale = [v for v in fs.list_feature_views() if v.name not in wanted_views]
+    stale += [s for s in fs.list_feature_services() if s.name not in wanted_services]
+    fs.apply([PATIENT, SCAN, *views.values(), *extra, *services], objects_to_delete=stale, partial=False)
+
+    window = None
+    if materialize and stamps:
+        window = (min(stamps) - timedelta(seconds=1), max(stamps) + timedelta(seconds=1))
+        for t in (clin, scans):
+            if t is not None:
+                window = (min(window[0], pc.min(t.column("event_timestamp")).as_py() - timedelta(seconds=1)),
+                          max(window[1], pc.max(t.column("event_timestamp")).as_py() + timedelta(seconds=1)))
+        fs.materialize(start_date=window[0], end_date=window[1])
+    return RegisterReport(repo=repo, views=rows, services=sorted(wanted_services), skipped_studies=skipped,
+                          removed=sorted(o.name for o in stale), materialized=window)
