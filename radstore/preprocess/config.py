@@ -67,7 +67,8 @@ class PreprocessConfig(_Strict):
         if self.neighbours_as == "channels" and self.neighbours not in (0, 1):
             raise ValueError("neighbours_as 'channels' needs neighbours = 1 (3 channels for a 2-D backbone)")
         if self.slices == "volume" and self.normalisation == "imagenet":
-            raise ValueError("slices 'volume' (1 channel) cannot use imagenet normalisation; use unit or symmetric")
+            raise ValueError("slices 'volume' (1 channel) cannot use imagenet normalisation; "
+                             "use unit or symmetric")
         return self
 
     @property

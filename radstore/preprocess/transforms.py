@@ -85,8 +85,11 @@ def window(image: np.ndarray, lo: float, hi: float) -> np.ndarray:
 
 def margin_voxels(margin_mm: float | Sequence[float], spacing_zyx: Sequence[float]) -> tuple[int, ...]:
     """Margin in voxels per axis: ``ceil(m_mm / spacing - 1e-6)`` (anisotropic spacing aware)."""
-    m = [float(margin_mm)] * len(spacing_zyx) if np.isscalar(margin_mm) else [float(v) for v in margin_mm]  # type: ignore[arg-type]
-    return tuple(int(math.ceil(mm / s - 1e-6)) if mm > 0 else 0 for mm, s in zip(m, spacing_zyx, strict=True))
+    if isinstance(margin_mm, int | float):
+        m = [float(margin_mm)] * len(spacing_zyx)
+    else:
+        m = [float(v) for v in margin_mm]
+    return tuple(math.ceil(mm / s - 1e-6) if mm > 0 else 0 for mm, s in zip(m, spacing_zyx, strict=True))
 
 
 def bbox(mask: np.ndarray) -> tuple[slice, ...]:
