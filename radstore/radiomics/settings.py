@@ -56,7 +56,7 @@ class Setting(BaseModel):
     normalize: bool = False
     normalizeScale: float = Field(1.0, gt=0)
     removeOutliers: float | None = Field(None, gt=0)
-    voxelArrayShift: float = 0.0
+    voxelArrayShift: int = 0
     force2D: bool = False
     force2Ddimension: Literal[0, 1, 2] = 0
     distances: tuple[int, ...] = (1,)
