@@ -21,6 +21,9 @@ corners ``EDGES[k]`` and its vertex is the edge midpoint. Triangles are oriented
 
 from __future__ import annotations
 
+import contextlib
+import functools
+
 import numpy as np
 import torch
 from scipy.spatial import ConvexHull, QhullError
@@ -170,6 +173,9 @@ TRIANGLES: dict[int, list[tuple[int, int, int]]] = {
     127: [(6, 7, 11)],
 }
 
+_TRI_CFG = np.array([c for c, tris in TRIANGLES.items() for _ in tris])
+_TRI_EDGES = np.array([t for tris in TRIANGLES.values() for t in tris])
+
 # marching squares: corners (y, x) 0 (0,0), 1 (0,1), 2 (1,1), 3 (1,0); edge k joins corners k, k+1
 _SQ_CORNERS = np.array([(0, 0), (0, 1), (1, 1), (1, 0)], dtype=float)
 _SQ_MID = np.array([(_SQ_CORNERS[k] + _SQ_CORNERS[(k + 1) % 4]) / 2 for k in range(4)])
@@ -195,18 +201,17 @@ def _square_segments(idx: int) -> list[tuple[int, int]]:
     return out
 
 
-def _cube_tables(spacing: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+@functools.lru_cache(maxsize=64)
+def _cube_tables(spacing: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per configuration (0..127): triangle area sum, sum det(a,b,c), sum (b x c + c x a + a x b),
     with vertices scaled by ``spacing`` (so a cube at origin P adds s0 + P . n to 6 x volume)."""
-    area = np.zeros(128)
-    s0 = np.zeros(128)
-    nvec = np.zeros((128, 3))
-    for c, tris in TRIANGLES.items():
-        t = EDGE_MID[np.array(tris)] * spacing  # [T, 3 vertices, 3]
-        a, b, cc = t[:, 0], t[:, 1], t[:, 2]
-        area[c] = 0.5 * np.linalg.norm(np.cross(b - a, cc - a), axis=1).sum()
-        s0[c] = np.einsum("ij,ij->i", a, np.cross(b, cc)).sum()
-        nvec[c] = (np.cross(b, cc) + np.cross(cc, a) + np.cross(a, b)).sum(0)
+    t = EDGE_MID[_TRI_EDGES] * np.asarray(spacing)  # [T, 3 vertices, 3]
+    a, b, c = t[:, 0], t[:, 1], t[:, 2]
+    bc, ca, ab = np.cross(b, c), np.cross(c, a), np.cross(a, b)
+    area = np.bincount(_TRI_CFG, 0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1), 128)
+    s0 = np.bincount(_TRI_CFG, np.einsum("ij,ij->i", a, bc), 128)
+    n = bc + ca + ab
+    nvec = np.stack([np.bincount(_TRI_CFG, n[:, k], 128) for k in range(3)], axis=1)
     return area, s0, nvec
 
 
@@ -215,10 +220,8 @@ def _max_distance(points: np.ndarray) -> float:
     if len(points) < 2:
         return 0.0
     if len(points) > 64 and points.shape[1] >= 2:
-        try:
+        with contextlib.suppress(QhullError, ValueError):
             points = points[ConvexHull(points).vertices]
-        except (QhullError, ValueError):
-            pass
     pts = torch.as_tensor(points, dtype=torch.float64)
     best = 0.0
     for i in range(0, len(pts), 2048):
@@ -226,15 +229,26 @@ def _max_distance(points: np.ndarray) -> float:
     return best
 
 
-def _grouped_max_distance(points: np.ndarray, key: np.ndarray) -> float:
-    """Largest distance between two points with the same ``key`` (same slice/column/row)."""
-    order = np.argsort(key, kind="stable")
-    k = key[order]
-    splits = np.flatnonzero(np.diff(k)) + 1
+def _grouped_max_distance(points: np.ndarray, verts: np.ndarray, axis: int) -> float:
+    """Largest distance between two vertices with the same index coordinate along ``axis`` (same
+    slice/column/row). Only each in-plane row's two extreme vertices can realise it, so the others
+    are dropped before the pairwise search."""
+    key = verts[:, axis]
+    u, v = [d for d in range(3) if d != axis]
+    order = np.lexsort((verts[:, v], verts[:, u], key))
+    k, r = key[order], verts[order, u]
+    new_run = np.r_[True, (k[1:] != k[:-1]) | (r[1:] != r[:-1])]
+    last = np.r_[new_run[1:], True]
+    keep = order[new_run | last]
+    pts = points[keep][:, [u, v]]
+    kk = key[keep]
+    splits = np.flatnonzero(np.diff(kk)) + 1
     best = 0.0
-    for grp in np.split(order, splits):
+    for grp in np.split(np.arange(len(kk)), splits):
         if len(grp) > 1:
-            best = max(best, _max_distance(points[grp]))
+            g = pts[grp]
+            d2 = ((g[:, None, :] - g[None, :, :]) ** 2).sum(-1)
+            best = max(best, float(np.sqrt(d2.max())))
     return best
 
 
@@ -264,7 +278,7 @@ def mesh_3d(mask: np.ndarray, spacing_zyx: tuple[float, float, float], device: s
     nz = idx.nonzero()
     cfg = idx[nz[:, 0], nz[:, 1], nz[:, 2]]
     sign = torch.where(flip[nz[:, 0], nz[:, 1], nz[:, 2]], -1.0, 1.0).to(torch.float64)
-    area_t, s0_t, n_t = (torch.as_tensor(a, device=device) for a in _cube_tables(sp))
+    area_t, s0_t, n_t = (torch.as_tensor(a, device=device) for a in _cube_tables(tuple(sp.tolist())))
     origin = nz.to(torch.float64) * torch.as_tensor(sp, device=device)
     area = float(area_t[cfg].sum())
     volume = abs(float((sign * (s0_t[cfg] + (origin * n_t[cfg]).sum(1))).sum()) / 6.0)
@@ -279,7 +293,8 @@ def mesh_3d(mask: np.ndarray, spacing_zyx: tuple[float, float, float], device: s
     return area, volume, np.concatenate(verts)
 
 
-def shape_3d(mask: np.ndarray, spacing_zyx: tuple[float, float, float], device: str = "cpu") -> dict[str, float]:
+def shape_3d(mask: np.ndarray, spacing_zyx: tuple[float, float, float], device: str = "cpu"
+             ) -> dict[str, float]:
     """The 14 PyRadiomics 3D shape features of a bool ROI ``[z, y, x]``."""
     sp = np.asarray(spacing_zyx, dtype=np.float64)
     area, volume, verts = mesh_3d(mask, spacing_zyx, device)
@@ -289,9 +304,9 @@ def shape_3d(mask: np.ndarray, spacing_zyx: tuple[float, float, float], device: 
     return {
         "Elongation": float(np.sqrt(ev[1] / ev[2])), "Flatness": float(np.sqrt(ev[0] / ev[2])),
         "LeastAxisLength": float(np.sqrt(ev[0]) * 4), "MajorAxisLength": float(np.sqrt(ev[2]) * 4),
-        "Maximum2DDiameterColumn": _grouped_max_distance(phys, verts[:, 1]),
-        "Maximum2DDiameterRow": _grouped_max_distance(phys, verts[:, 2]),
-        "Maximum2DDiameterSlice": _grouped_max_distance(phys, verts[:, 0]),
+        "Maximum2DDiameterColumn": _grouped_max_distance(phys, verts, 1),
+        "Maximum2DDiameterRow": _grouped_max_distance(phys, verts, 2),
+        "Maximum2DDiameterSlice": _grouped_max_distance(phys, verts, 0),
         "Maximum3DDiameter": _max_distance(phys), "MeshVolume": volume,
         "MinorAxisLength": float(np.sqrt(ev[1]) * 4),
         "Sphericity": float((36 * np.pi * volume ** 2) ** (1 / 3) / area), "SurfaceArea": area,
@@ -299,7 +314,8 @@ def shape_3d(mask: np.ndarray, spacing_zyx: tuple[float, float, float], device: 
     }
 
 
-def shape_2d(mask: np.ndarray, spacing_zyx: tuple[float, float, float], dimension: int = 0) -> dict[str, float]:
+def shape_2d(mask: np.ndarray, spacing_zyx: tuple[float, float, float], dimension: int = 0
+             ) -> dict[str, float]:
     """The 9 PyRadiomics 2D shape features (force2D); the ROI must lie in one slice along ``dimension``."""
     if mask.shape[dimension] != 1:
         raise ValueError(f"shape2D needs the ROI in a single slice along dimension {dimension}, "
