@@ -125,6 +125,7 @@ def extract_batch(rois: Sequence[ROI], settings: RadiomicsSettings, label: int |
     enabled = settings.enabled_features()
     image_types = settings.image_types()
     s0 = settings.setting
+    ibsi = settings.compatibility == "ibsi"
     shape_rows: list[dict[str, float]] = []
     crops: dict[str, list[_Crop]] = {name: [] for name, _, _ in image_types}
     for i, (image, mask, spacing) in enumerate(rois):
@@ -133,10 +134,10 @@ def extract_batch(rois: Sequence[ROI], settings: RadiomicsSettings, label: int |
             row: dict[str, float] = {}
             sm = prep.shape_mask[prep.bbox]
             if "shape" in enabled:
-                vals = shape_3d(sm, prep.spacing_zyx, device)
+                vals = shape_3d(sm, prep.spacing_zyx, device, unbiased_pca=ibsi)
                 row.update({f"original_shape_{n}": vals[n] for n in enabled["shape"]})
             if "shape2D" in enabled:
-                vals = shape_2d(sm, prep.spacing_zyx, s0.force2Ddimension)
+                vals = shape_2d(sm, prep.spacing_zyx, s0.force2Ddimension, unbiased_pca=ibsi)
                 row.update({f"original_shape2D_{n}": vals[n] for n in enabled["shape2D"]})
             shape_rows.append(row)
             images = derived_images(prep.image, image_types, s0.force2D, s0.force2Ddimension)

@@ -252,11 +252,12 @@ def _grouped_max_distance(points: np.ndarray, verts: np.ndarray, axis: int) -> f
     return best
 
 
-def _pca_eigen(mask: np.ndarray, spacing: np.ndarray) -> np.ndarray:
-    """Eigenvalues (ascending) of the covariance of the ROI voxel centres in mm (divided by N)."""
+def _pca_eigen(mask: np.ndarray, spacing: np.ndarray, unbiased: bool = False) -> np.ndarray:
+    """Eigenvalues (ascending) of the covariance of the ROI voxel centres in mm, divided by N
+    (PyRadiomics) or N - 1 (``unbiased``, as the IBSI reference implementation)."""
     coords = np.argwhere(mask).astype(np.float64) * spacing
     coords -= coords.mean(0)
-    coords /= np.sqrt(len(coords))
+    coords /= np.sqrt(len(coords) - 1 if unbiased else len(coords))
     ev = np.sort(np.linalg.eigvalsh(coords.T @ coords))
     ev[(ev < 0) & (ev > -1e-10)] = 0.0
     if (ev < 0).any():
@@ -293,13 +294,14 @@ def mesh_3d(mask: np.ndarray, spacing_zyx: tuple[float, float, float], device: s
     return area, volume, np.concatenate(verts)
 
 
-def shape_3d(mask: np.ndarray, spacing_zyx: tuple[float, float, float], device: str = "cpu"
-             ) -> dict[str, float]:
-    """The 14 PyRadiomics 3D shape features of a bool ROI ``[z, y, x]``."""
+def shape_3d(mask: np.ndarray, spacing_zyx: tuple[float, float, float], device: str = "cpu",
+             unbiased_pca: bool = False) -> dict[str, float]:
+    """The 14 PyRadiomics 3D shape features of a bool ROI ``[z, y, x]`` (``unbiased_pca``: IBSI
+    axis lengths from the N - 1 covariance)."""
     sp = np.asarray(spacing_zyx, dtype=np.float64)
     area, volume, verts = mesh_3d(mask, spacing_zyx, device)
     phys = verts * sp
-    ev = _pca_eigen(mask, sp)
+    ev = _pca_eigen(mask, sp, unbiased_pca)
     n = int(mask.sum())
     return {
         "Elongation": float(np.sqrt(ev[1] / ev[2])), "Flatness": float(np.sqrt(ev[0] / ev[2])),
@@ -314,8 +316,8 @@ def shape_3d(mask: np.ndarray, spacing_zyx: tuple[float, float, float], device: 
     }
 
 
-def shape_2d(mask: np.ndarray, spacing_zyx: tuple[float, float, float], dimension: int = 0
-             ) -> dict[str, float]:
+def shape_2d(mask: np.ndarray, spacing_zyx: tuple[float, float, float], dimension: int = 0,
+             unbiased_pca: bool = False) -> dict[str, float]:
     """The 9 PyRadiomics 2D shape features (force2D); the ROI must lie in one slice along ``dimension``."""
     if mask.shape[dimension] != 1:
         raise ValueError(f"shape2D needs the ROI in a single slice along dimension {dimension}, "
@@ -347,7 +349,7 @@ def shape_2d(mask: np.ndarray, spacing_zyx: tuple[float, float, float], dimensio
         v[:, axis] += 0.5
         verts.append(v)
     diameter = _max_distance(np.concatenate(verts) * sp)
-    ev = _pca_eigen(m2, sp)
+    ev = _pca_eigen(m2, sp, unbiased_pca)
     return {
         "Elongation": float(np.sqrt(ev[0] / ev[1])), "MajorAxisLength": float(np.sqrt(ev[1]) * 4),
         "MaximumDiameter": diameter, "MeshSurface": surface, "MinorAxisLength": float(np.sqrt(ev[0]) * 4),
