@@ -1,0 +1,56 @@
+"""Features shared by the size-type matrices (GLRLM, GLSZM, GLDM): ``P(i, j)`` counts of grey level
+``i`` with run length / zone size / dependence ``j`` (Galloway 1975; Thibault et al. 2009; Sun &
+Wee 1983; formulas as PyRadiomics 3.1 and IBSI, Zwanenburg et al., Radiology 2020).
+
+With ``Nz = sum P``, ``pg(i) = sum_j P``, ``pj(j) = sum_i P``, ``Np = sum_j j pj(j)``:
+SE = sum pj/j^2 / Nz, LE = sum pj j^2 / Nz, GLN = sum pg^2 / Nz, GLNN = GLN / Nz,
+JN = sum pj^2 / Nz, JNN = JN / Nz, Perc = Nz / Np, GLV / JV = variances of i / j under P/Nz,
+Ent = -sum (P/Nz) log2(P/Nz + eps), LGE = sum pg/i^2 / Nz, HGE = sum pg i^2 / Nz, and the four
+joint emphases SLGE = sum P/(i^2 j^2), SHGE = sum P i^2/j^2, LLGE = sum P j^2/i^2,
+LHGE = sum P i^2 j^2, all / Nz.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from radstore.radiomics._neighbours import EPS
+
+
+def size_matrix_features(p: torch.Tensor, jvector: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The 16 generic features of ``p`` [G, Ng, J] (float64; grey levels ``1..Ng``, ``j`` values
+    ``jvector`` [J]); groups with ``Nz = 0`` use ``Nz = 1`` and ``Np = 1`` (PyRadiomics)."""
+    ng = p.shape[1]
+    iv = torch.arange(1, ng + 1, device=p.device, dtype=torch.float64)
+    jv = jvector.to(torch.float64)
+    i2 = (iv * iv).view(1, ng, 1)
+    j2 = (jv * jv).view(1, 1, -1)
+    nz = p.sum(dim=(1, 2))
+    nz = torch.where(nz == 0, torch.ones_like(nz), nz)
+    pg = p.sum(2)
+    pj = p.sum(1)
+    np_ = (pj * jv).sum(1)
+    np_ = torch.where(np_ == 0, torch.ones_like(np_), np_)
+    out: dict[str, torch.Tensor] = {}
+    out["SE"] = (pj / (jv * jv)).sum(1) / nz
+    out["LE"] = (pj * jv * jv).sum(1) / nz
+    out["GLN"] = (pg * pg).sum(1) / nz
+    out["GLNN"] = (pg * pg).sum(1) / nz**2
+    out["JN"] = (pj * pj).sum(1) / nz
+    out["JNN"] = (pj * pj).sum(1) / nz**2
+    out["Perc"] = nz / np_
+    pgn = pg / nz[:, None]
+    ui = (pgn * iv).sum(1, keepdim=True)
+    out["GLV"] = (pgn * (iv - ui) ** 2).sum(1)
+    pjn = pj / nz[:, None]
+    uj = (pjn * jv).sum(1, keepdim=True)
+    out["JV"] = (pjn * (jv - uj) ** 2).sum(1)
+    pn = p / nz[:, None, None]
+    out["Ent"] = -(pn * torch.log2(pn + EPS)).sum(dim=(1, 2))
+    out["LGE"] = (pg / (iv * iv)).sum(1) / nz
+    out["HGE"] = (pg * iv * iv).sum(1) / nz
+    out["SLGE"] = (p / (i2 * j2)).sum(dim=(1, 2)) / nz
+    out["SHGE"] = (p * i2 / j2).sum(dim=(1, 2)) / nz
+    out["LLGE"] = (p * j2 / i2).sum(dim=(1, 2)) / nz
+    out["LHGE"] = (p * i2 * j2).sum(dim=(1, 2)) / nz
+    return out

@@ -1,0 +1,174 @@
+"""Private helpers shared by the texture kernels: PyRadiomics' direction sets, shifted voxel pairs,
+line orderings for run lengths, ROI chunking and masked angle averaging.
+
+Offsets are ``(dz, dy, dx)`` in array order ``[Z, Y, X]`` (PyRadiomics' ``(z, y, x)`` order).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from collections.abc import Callable, Iterator
+
+import torch
+
+Offset = tuple[int, int, int]
+
+#: ``numpy.spacing(1)``: the epsilon PyRadiomics adds inside its logarithms and divisions.
+EPS = 2.220446049250313e-16
+
+
+def angles(
+    distances: tuple[int, ...] = (1,),
+    force2d: bool = False,
+    force2d_dimension: int = 0,
+    bidirectional: bool = False,
+) -> list[Offset]:
+    """PyRadiomics' ``generate_angles``: every offset whose infinity norm is one of ``distances``.
+
+    Without ``bidirectional`` only one of each ``(o, -o)`` pair is kept (the one whose first non-zero
+    component is positive), i.e. 13 directions in 3D and 4 in 2D for distance 1. With ``force2d`` the
+    component along ``force2d_dimension`` (0 = z) is zero. PyRadiomics also drops offsets longer than
+    the image along some axis; those never join two ROI voxels, so dropping them changes no feature.
+    """
+    if not distances or any(int(d) < 1 for d in distances):
+        raise ValueError(f"distances must be positive integers, got {distances!r}")
+    if force2d and force2d_dimension not in (0, 1, 2):
+        raise ValueError(f"force2d_dimension must be 0, 1 or 2, got {force2d_dimension!r}")
+    dset = {int(d) for d in distances}
+    dmax = max(dset)
+    rng = range(dmax, -dmax - 1, -1)
+    out: list[Offset] = []
+    for off in itertools.product(rng, rng, rng):
+        if max(abs(c) for c in off) not in dset:
+            continue
+        if force2d and off[force2d_dimension] != 0:
+            continue
+        if not bidirectional:
+            first = next(c for c in off if c != 0)
+            if first < 0:
+                continue
+        out.append(off)
+    return out
+
+
+def pair_slices(shape: tuple[int, int, int], off: Offset) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
+    """Slices ``(src, dst)`` of a ``[..., Z, Y, X]`` tensor so that ``t[src]`` at ``p`` pairs with
+    ``t[dst]`` at ``p + off`` (both in bounds). Empty slices when the offset exceeds the shape."""
+    src, dst = [Ellipsis], [Ellipsis]
+    for n, d in zip(shape, off, strict=True):
+        src.append(slice(max(0, -d), max(0, n - max(0, d))))
+        dst.append(slice(max(0, d), max(0, n - max(0, -d))))
+    return tuple(src), tuple(dst)
+
+
+@functools.lru_cache(maxsize=256)
+def _line_order_cpu(shape: tuple[int, int, int], off: Offset) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flat voxel indices of a ``[Z, Y, X]`` grid ordered line by line along ``off`` (each line from
+    its first voxel, the one whose predecessor ``p - off`` is outside the grid), and the line id of
+    every position."""
+    zz, yy, xx = torch.meshgrid(*(torch.arange(n) for n in shape), indexing="ij")
+    coords = (zz, yy, xx)
+    start = torch.zeros(shape, dtype=torch.bool)
+    for c, n, d in zip(coords, shape, off, strict=True):
+        if d != 0:
+            start |= (c - d < 0) | (c - d >= n)
+    # steps from the start voxel to the far edge: line length
+    length = torch.full(shape, 1 << 40, dtype=torch.int64)
+    for c, n, d in zip(coords, shape, off, strict=True):
+        if d > 0:
+            length = torch.minimum(length, n - c)
+        elif d < 0:
+            length = torch.minimum(length, c + 1)
+    strides = (shape[1] * shape[2], shape[2], 1)
+    step = sum(d * s for d, s in zip(off, strides, strict=True))
+    starts = torch.nonzero(start.flatten()).flatten()
+    lens = length.flatten()[starts]
+    line_id = torch.repeat_interleave(torch.arange(len(starts)), lens)
+    seg_begin = torch.cumsum(lens, 0) - lens
+    pos_in_line = torch.arange(int(lens.sum())) - seg_begin[line_id]
+    order = starts[line_id] + pos_in_line * step
+    return order, line_id
+
+
+def line_order(
+    shape: tuple[int, int, int], off: Offset, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Device copy of :func:`_line_order_cpu` (cached per shape, offset and device)."""
+    return _line_order_dev(shape, off, str(device))
+
+
+@functools.lru_cache(maxsize=256)
+def _line_order_dev(
+    shape: tuple[int, int, int], off: Offset, device: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    order, line_id = _line_order_cpu(shape, off)
+    return order.to(device), line_id.to(device)
+
+
+def roi_chunks(n_rois: int, per_roi_elements: int, budget: int = 1 << 24) -> Iterator[slice]:
+    """Consecutive ROI slices whose working set (``per_roi_elements`` each) stays under ``budget``."""
+    step = max(1, budget // max(1, per_roi_elements))
+    for s in range(0, n_rois, step):
+        yield slice(s, min(n_rois, s + step))
+
+
+def crop_to_rois(q: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Crop ``[B, Z, Y, X]`` tensors to the union bounding box of the masks (keeps at least 1 voxel)."""
+    if not bool(mask.any()):
+        return q[:, :1, :1, :1], mask[:, :1, :1, :1]
+    sl = []
+    for dim in (1, 2, 3):
+        other = tuple(d for d in (0, 1, 2, 3) if d != dim)
+        nz = torch.nonzero(mask.any(dim=other)).flatten()
+        sl.append(slice(int(nz.min()), int(nz.max()) + 1))
+    return q[:, sl[0], sl[1], sl[2]], mask[:, sl[0], sl[1], sl[2]]
+
+
+def by_chunks(
+    q: torch.Tensor,
+    mask: torch.Tensor,
+    per_voxel: int,
+    per_roi_fixed: int,
+    fn: Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]],
+) -> dict[str, torch.Tensor]:
+    """Apply ``fn`` to ROI chunks (each cropped to its masks' bounding box) and concatenate."""
+    parts: list[dict[str, torch.Tensor]] = []
+    per_roi = per_voxel * math.prod(q.shape[1:]) + per_roi_fixed
+    for sl in roi_chunks(q.shape[0], per_roi):
+        qc, mc = crop_to_rois(q[sl], mask[sl])
+        parts.append(fn(qc.contiguous(), mc.contiguous()))
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+
+def check_inputs(q: torch.Tensor, mask: torch.Tensor, n_levels: int) -> None:
+    """Validate the kernel contract (shapes, dtypes, grey levels 1..n_levels inside the ROI)."""
+    if q.dim() != 4 or mask.shape != q.shape:
+        raise ValueError(
+            f"q and mask must both be [B, Z, Y, X]; got {tuple(q.shape)} and {tuple(mask.shape)}"
+        )
+    if mask.dtype != torch.bool:
+        raise ValueError(f"mask must be bool, got {mask.dtype}")
+    if q.dtype != torch.int64:
+        raise ValueError(f"q must be int64, got {q.dtype}")
+    if n_levels < 1:
+        raise ValueError(f"n_levels must be >= 1, got {n_levels}")
+    if q.shape[0] == 0:
+        raise ValueError("empty batch (B = 0)")
+    inside = q[mask]
+    if inside.numel() and (int(inside.min()) < 1 or int(inside.max()) > n_levels):
+        raise ValueError(
+            f"grey levels inside the ROI must lie in 1..{n_levels}; "
+            f"got {int(inside.min())}..{int(inside.max())}"
+        )
+    empty = (~mask.flatten(1).any(1)).nonzero().flatten().tolist()
+    if empty:
+        raise ValueError(f"ROI(s) {empty} of the batch have an empty mask")
+
+
+def angle_mean(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """PyRadiomics' ``nanmean`` over angles ``[B, A] -> [B]``, ignoring empty angles (and NaNs);
+    NaN where a ROI has no valid angle."""
+    v = torch.where(valid, values, torch.full_like(values, float("nan")))
+    return torch.nanmean(v, dim=1)
