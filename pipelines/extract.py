@@ -165,13 +165,13 @@ def read_lesion(handle: zs.ScanHandle, seg: str, label: int, cfg: Any
     return img, msk, organ, spacing_zyx
 
 
-def prepare_deep(volumes_root: str, task: ScanTask, seg: str, settings_json: dict[str, Any]
+def prepare_deep(volumes_root: str, task: ScanTask, seg: str, preprocess_json: dict[str, Any]
                  ) -> tuple[dict[str, Any], np.ndarray]:
-    """All network inputs of one scan: ``({"lesions": [...], "counts": [...]}, (N, C, ...))``."""
-    from radstore.deep.config import DeepSettings
-    from radstore.preprocess import prepare
+    """All network inputs of one scan (``preprocess_json``: the feature set's ``preprocess`` block;
+    no torch import here, so preparing workers stay light): ``({"lesions": [...], "counts": [...]}, (N, C, ...))``."""
+    from radstore.preprocess import PreprocessConfig, prepare
 
-    cfg = DeepSettings.model_validate(settings_json).preprocess
+    cfg = PreprocessConfig.model_validate(preprocess_json)
     handle = zs.open_scan(volumes_root, task.zarr_path)
     lesions, counts, arrays = [], [], []
     for label in _lesion_labels(handle, seg):
@@ -527,7 +527,7 @@ def _event_loop(states: list[_SetState], volumes: str, prep_cpus: float, cap: in
                     fn = prep_deep if st.spec.kind == "deep" else prep_rad
                     args = (volumes, t, st.spec.segmentation_id)
                     if st.spec.kind == "deep":
-                        meta, data = fn.remote(*args, st.spec.settings)
+                        meta, data = fn.remote(*args, st.spec.settings["preprocess"])
                     else:
                         meta, data = fn.remote(*args)
                     pending[meta] = (i, t, data)

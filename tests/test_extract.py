@@ -49,18 +49,22 @@ def test_logical_gpus_give_actors_distinct_cuda_visible_devices(ray_session) -> 
 
 
 @pytest.mark.integration
-def test_extract_deep_writes_contract_tables_records_failures_and_is_idempotent(
+def test_extract_deep_and_radiomics_one_job_contract_tables_failures_idempotent(
         ray_session, tmp_path: Path) -> None:
+    from radstore.radiomics import RadiomicsSettings, feature_names
+
     rows = make_store(tmp_path, [("ca", "P1", 1, "venous"), ("ca", "P2", 2, "arterial"),
                                  ("cb", "P3", 1, "venous"), ("cb", "P4", 1, "venous"),
                                  ("cb", "P5", 1, "venous"), ("cb", "P6", 1, "delayed")])
     corrupt_image_chunk(tmp_path, rows[3]["zarr_path"])
     drop_labels(tmp_path, rows[4]["zarr_path"])
     spec = spec_from_dict(DEEP)
+    rad = load_feature_set("radiomics_original").model_copy(update={"phases": ("arterial", "venous")})
     settings = Settings(store=tmp_path, progress=False)
-    (s,) = ex.extract(settings, [spec], device="cpu", batch_size=2, flush_every=2)
+    s, r = ex.extract(settings, [spec, rad], device="cpu", batch_size=2, flush_every=2)
     # P6 is delayed (not in phases): not applicable; P4 corrupt, P5 without labels: failures
     assert (s.scans, s.done, s.failed, s.skipped) == (5, 3, 2, 0)
+    assert (r.scans, r.done, r.failed, r.skipped) == (5, 3, 2, 0)
     assert [a["device"] for a in s.actors] == ["cpu"] and s.actors[0]["gpu_ids"] == []
 
     root = tmp_path / "features" / "deep_test" / spec.version
@@ -78,7 +82,7 @@ def test_extract_deep_writes_contract_tables_records_failures_and_is_idempotent(
     assert sorted(zip(df.scan_id, df.lesion, strict=True)) == sorted(
         [(rows[0]["scan_id"], 0), (rows[0]["scan_id"], 1), (rows[1]["scan_id"], 0),
          (rows[1]["scan_id"], 1), (rows[1]["scan_id"], 2), (rows[2]["scan_id"], 0), (rows[2]["scan_id"], 1)])
-    emb = {(r.scan_id, r.lesion): np.asarray(r.embedding) for r in df.itertuples()}
+    emb = {(x.scan_id, x.lesion): np.asarray(x.embedding) for x in df.itertuples()}
     two = rows[1]["scan_id"]
     np.testing.assert_allclose(emb[(two, 0)], (emb[(two, 1)] + emb[(two, 2)]) / 2, rtol=1e-6)
 
@@ -100,6 +104,21 @@ def test_extract_deep_writes_contract_tables_records_failures_and_is_idempotent(
     doc = json.loads((root / "_settings.json").read_text())
     assert doc["version"] == spec.version and doc["settings"] == spec.settings
 
+    # radiomics: float64 columns with PyRadiomics names; lesion 0 = the largest lesion
+    names = feature_names(RadiomicsSettings.from_params(rad.settings))
+    rroot = tmp_path / "features" / "radiomics_original" / rad.version
+    t = pa.concat_tables([pq.read_table(p) for p in sorted(rroot.glob("phase=*/cohort=*/*.parquet"))])
+    assert t.schema.names == [*ex.KEY_COLUMNS, *names]
+    assert all(t.schema.field(n).type == pa.float64() for n in names)
+    assert any(n.startswith("original_glcm_") for n in names) and t.num_rows == 7
+    rdf = t.to_pandas().set_index(["scan_id", "lesion"])
+    assert np.isfinite(rdf[names].to_numpy(float)).all()
+    labels = handle.labels("gtv")
+    big = max(labels, key=lambda lab: labels[lab].voxels)
+    np.testing.assert_allclose(rdf.loc[(two, 0), names].to_numpy(float),
+                               rdf.loc[(two, big), names].to_numpy(float))
+    assert sorted(pq.read_table(r.failures_path).column("scan_id").to_pylist()) == sorted(fails.scan_id)
+
     # re-run: written scans are skipped, only the failed ones are tried again; with device auto
     # on a cluster declaring GPUs, the model actors ask for (and each hold) one GPU; without CUDA
     # they compute on the CPU
@@ -108,38 +127,6 @@ def test_extract_deep_writes_contract_tables_records_failures_and_is_idempotent(
     assert sorted(root.glob("phase=*/cohort=*/part-*.parquet")) == parts
     cuda = "cuda" if torch.cuda.is_available() else "cpu"
     assert s2.actors and all(len(a["gpu_ids"]) == 1 and a["device"] == cuda for a in s2.actors)
-
-
-def _radiomics_available() -> bool:
-    try:
-        from radstore.radiomics import RadiomicsSettings, extract_batch, feature_names  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-@pytest.mark.integration
-@pytest.mark.skipif(not _radiomics_available(), reason="radstore.radiomics.extract_batch not merged yet")
-def test_extract_deep_and_radiomics_in_one_job(ray_session, tmp_path: Path) -> None:
-    from radstore.radiomics import RadiomicsSettings, feature_names
-
-    rows = make_store(tmp_path, [("ca", "P1", 2, "venous"), ("cb", "P2", 1, "arterial")])
-    rad = load_feature_set("radiomics_original")
-    deep = spec_from_dict(DEEP)
-    sums = ex.extract(Settings(store=tmp_path, progress=False), [deep, rad], device="cpu")
-    assert [(s.feature_set, s.done, s.failed) for s in sums] == [("deep_test", 2, 0),
-                                                                  ("radiomics_original", 2, 0)]
-    names = feature_names(RadiomicsSettings.from_params(rad.settings))
-    root = tmp_path / "features" / "radiomics_original" / rad.version
-    t = pa.concat_tables([pq.read_table(p) for p in sorted(root.glob("phase=*/cohort=*/*.parquet"))])
-    assert t.schema.names == [*ex.KEY_COLUMNS, *names]
-    assert all(t.schema.field(n).type == pa.float64() for n in names)
-    assert any(n.startswith("original_glcm_") for n in names)
-    df = t.to_pandas().set_index(["scan_id", "lesion"])
-    labels = zs.open_scan(tmp_path / "volumes.zarr", rows[0]["zarr_path"]).labels("gtv")
-    big = max(labels, key=lambda lab: labels[lab].voxels)
-    sid = rows[0]["scan_id"]
-    np.testing.assert_allclose(df.loc[(sid, 0)].values, df.loc[(sid, big)].values)
 
 
 def test_plan_resources() -> None:

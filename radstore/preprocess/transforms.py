@@ -157,20 +157,29 @@ def pad_cube(vol: np.ndarray, value: float = 0.0) -> np.ndarray:
     return np.pad(vol, pad, mode="constant", constant_values=value)
 
 
-def resize(img: np.ndarray, size: int, spatial_dims: int = 2) -> np.ndarray:
-    """Resize the last ``spatial_dims`` axes to ``size`` (bilinear / trilinear, half-pixel centres,
-    as ``torch.nn.functional.interpolate(..., align_corners=False)``)."""
-    import torch
-    import torch.nn.functional as F
+def _linear_axis(a: np.ndarray, axis: int, size: int) -> np.ndarray:
+    """Linear interpolation of one axis to ``size`` samples at half-pixel centres:
+    source coordinate ``u = (i + 0.5) * n / size - 0.5`` clamped to ``[0, n - 1]``."""
+    n = a.shape[axis]
+    u = np.clip((np.arange(size) + 0.5) * (n / size) - 0.5, 0, n - 1)
+    lo = np.floor(u).astype(np.int64)
+    hi = np.minimum(lo + 1, n - 1)
+    w = (u - lo).astype(np.float32)
+    shape = [1] * a.ndim
+    shape[axis] = size
+    w = w.reshape(shape)
+    return np.take(a, lo, axis=axis) * (1 - w) + np.take(a, hi, axis=axis) * w
 
-    lead = img.shape[:-spatial_dims]
-    t = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32)).reshape(
-        (1, -1, *img.shape[-spatial_dims:]))
-    if tuple(img.shape[-spatial_dims:]) == (size,) * spatial_dims:
-        return img.astype(np.float32, copy=False)
-    mode = "bilinear" if spatial_dims == 2 else "trilinear"
-    out = F.interpolate(t, size=(size,) * spatial_dims, mode=mode, align_corners=False)
-    return out.reshape((*lead, *(size,) * spatial_dims)).numpy()
+
+def resize(img: np.ndarray, size: int, spatial_dims: int = 2) -> np.ndarray:
+    """Resize the last ``spatial_dims`` axes to ``size``: separable (bi/tri)linear interpolation at
+    half-pixel centres, identical to ``torch.nn.functional.interpolate(..., align_corners=False)``
+    without antialiasing."""
+    out = np.asarray(img, dtype=np.float32)
+    for axis in range(img.ndim - spatial_dims, img.ndim):
+        if out.shape[axis] != size:
+            out = _linear_axis(out, axis, size)
+    return out.astype(np.float32, copy=False)
 
 
 def normalise(img01: np.ndarray, mode: str, channel_axis: int = 0) -> np.ndarray:

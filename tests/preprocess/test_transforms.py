@@ -121,3 +121,16 @@ def test_config_rules_name_the_field() -> None:
         PreprocessConfig(neighbours=2, neighbours_as="channels")
     with pytest.raises(ValidationError, match="imagenet"):
         PreprocessConfig(slices="volume", normalisation="imagenet")
+
+
+def test_resize_matches_torch_interpolate() -> None:
+    import torch
+    import torch.nn.functional as F
+
+    rng = np.random.default_rng(3)
+    for shape, size, dims, mode in (((3, 17, 29), 32, 2, "bilinear"), ((2, 40, 40), 16, 2, "bilinear"),
+                                    ((1, 5, 9, 7), 8, 3, "trilinear")):
+        x = rng.random(shape).astype(np.float32)
+        ref = F.interpolate(torch.from_numpy(x)[None], size=(size,) * dims, mode=mode,
+                            align_corners=False)[0].numpy()
+        np.testing.assert_allclose(T.resize(x, size, dims), ref, rtol=1e-5, atol=1e-6)
