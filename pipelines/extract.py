@@ -83,6 +83,8 @@ class ExtractSummary:
     parts: list[str] = field(default_factory=list)
     failures_path: str | None = None
     actors: list[dict[str, Any]] = field(default_factory=list)
+    seconds_startup: float = 0.0
+    seconds_run: float = 0.0
 
 
 def load_catalog(settings: Settings, cohorts: Sequence[str] | None = None) -> list[dict[str, Any]]:
@@ -167,8 +169,10 @@ def read_lesion(handle: zs.ScanHandle, seg: str, label: int, cfg: Any
 
 def prepare_deep(volumes_root: str, task: ScanTask, seg: str, preprocess_json: dict[str, Any]
                  ) -> tuple[dict[str, Any], np.ndarray]:
-    """All network inputs of one scan (``preprocess_json``: the feature set's ``preprocess`` block;
-    no torch import here, so preparing workers stay light): ``({"lesions": [...], "counts": [...]}, (N, C, ...))``."""
+    """All network inputs of one scan: ``({"lesions": [...], "counts": [...]}, (N, C, ...))``.
+
+    ``preprocess_json`` is the feature set's ``preprocess`` block (no torch import here, so the
+    preparing workers stay light)."""
     from radstore.preprocess import PreprocessConfig, prepare
 
     cfg = PreprocessConfig.model_validate(preprocess_json)
@@ -231,8 +235,10 @@ class DeepActor:
 
     def info(self) -> dict[str, Any]:
         import ray
+        import torch
 
         return {"kind": "deep", "device": self.device, "weights": self.weights,
+                "threads": torch.get_num_threads(),
                 "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
                 "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "pid": os.getpid()}
 
@@ -426,8 +432,11 @@ def extract(settings: Settings, feature_sets: Sequence[str | Path | FeatureSetSp
     initialised). ``device`` (default ``settings.device``): ``cpu`` forces CPU actors; ``auto`` /
     ``cuda`` use GPU actors when the cluster has GPUs. Returns one summary per feature set.
     """
+    import time
+
     import ray
 
+    t_start = time.perf_counter()
     specs = [s if isinstance(s, FeatureSetSpec) else load_feature_set(s) for s in feature_sets]
     if len({s.name for s in specs}) != len(specs):
         raise ValueError("a feature set is listed twice")
@@ -486,6 +495,8 @@ def extract(settings: Settings, feature_sets: Sequence[str | Path | FeatureSetSp
     total = sum(len(st.todo) for st in states)
     from radstore.progress import track
 
+    t_ready = time.perf_counter()
+
     loop = _event_loop(states, volumes, prep_cpus, in_flight_cap, max_retries, batch_size, created)
     for st_idx, _task in track(loop, "extracting features", total=total, enabled=settings.progress):
         st = states[st_idx]
@@ -498,6 +509,10 @@ def extract(settings: Settings, feature_sets: Sequence[str | Path | FeatureSetSp
             path = feature_root(settings, st.spec) / FAILURE_DIR / name
             tables.write_table(pa.Table.from_pylist(st.failures), path)
             st.summary.failures_path = str(path)
+    t_end = time.perf_counter()
+    for st in states:
+        st.summary.seconds_startup = t_ready - t_start
+        st.summary.seconds_run = t_end - t_ready
         for a in st.actors:
             ray.kill(a)
     return [st.summary for st in states]
