@@ -164,3 +164,22 @@ def test_feature_set_files_load_and_errors_name_file_and_field(tmp_path: Path) -
     # a changed setting is a new version
     other = spec_from_dict({**DEEP, "settings": {**DEEP["settings"], "slice_aggregation": "max"}})
     assert other.version != spec_from_dict(DEEP).version
+
+
+def test_gradcam_command_writes_overlays(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    rows = make_store(tmp_path / "store", [("ca", "P1", 2, "venous")])
+    fs = tmp_path / "deep_test.yaml"
+    fs.write_text(json.dumps(DEEP))  # JSON is YAML
+    out = tmp_path / "cams"
+    res = CliRunner().invoke(app, ["--store", str(tmp_path / "store"), "gradcam", "-f", str(fs),
+                                   "--scan-id", rows[0]["scan_id"], "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert pngs == [f"{rows[0]['scan_id']}_l1_0.png", f"{rows[0]['scan_id']}_l2_0.png"]
+    res = CliRunner().invoke(app, ["--store", str(tmp_path / "store"), "gradcam", "-f", str(fs),
+                                   "--scan-id", rows[0]["scan_id"], "--lesion", "7", "--out", str(out)])
+    assert res.exit_code == 2 and "lesion 7 not in mask" in res.output

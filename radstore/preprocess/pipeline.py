@@ -41,35 +41,46 @@ def slice_groups(lesion_mask: np.ndarray, cfg: PreprocessConfig) -> list[list[in
 
 def prepare(image_hu: np.ndarray, lesion_mask: np.ndarray, spacing_zyx: Sequence[float],
             cfg: PreprocessConfig, organ_mask: np.ndarray | None = None) -> np.ndarray:
-    """Network inputs for one lesion (contract in the module docstring)."""
+    """Network inputs for one lesion (contract in the module docstring).
+
+    Masks are resampled first (nearest, cheap); the image is B-spline resampled only inside the
+    crop box and the selected slices (identical values to resampling everything, then cropping).
+    """
     if cfg.region == "organ" and organ_mask is None:
         raise ValueError("region 'organ' needs the organ mask")
     lesion = (lesion_mask != 0).astype(np.uint8)
     organ = None if organ_mask is None else (organ_mask != 0).astype(np.uint8)
-    spacing = tuple(float(s) for s in spacing_zyx)
+    src = tuple(float(s) for s in spacing_zyx)
+    spacing = src
     if cfg.spacing_mm is not None:
-        image, lesion_r = T.resample(image_hu, lesion, spacing, cfg.spacing_mm)
-        if organ is not None:
-            organ = T.resample_mask(organ, spacing, cfg.spacing_mm)
-        lesion, spacing = lesion_r, cfg.spacing_mm
-    else:
-        image = image_hu.astype(np.float32)
+        lesion = T.resample_mask(lesion, src, cfg.spacing_mm)
+        organ = None if organ is None else T.resample_mask(organ, src, cfg.spacing_mm)
+        spacing = cfg.spacing_mm
     if lesion.max(initial=0) == 0:
         raise ValueError("lesion vanished after resampling (smaller than one target voxel)")
-    img01 = T.window(image, *cfg.window.bounds)
     region = organ if cfg.region == "organ" else lesion
     assert region is not None
+    lo, hi = cfg.window.bounds
+
+    def image_in(box: tuple[slice, ...]) -> np.ndarray:
+        img = (T.resample_image(image_hu, src, cfg.spacing_mm, box) if cfg.spacing_mm is not None
+               else image_hu[box])
+        return T.window(img, lo, hi)
+
     if cfg.slices == "volume":
         box = T.crop_box(region, spacing, cfg.margin_mm, axes=(0, 1, 2))
-        vol = T.apply_input_mode(img01[box], region[box], cfg.input_mode)
+        vol = T.apply_input_mode(image_in(box), region[box], cfg.input_mode)
         vol = T.resize(T.pad_cube(vol), cfg.size, spatial_dims=3)
         return T.normalise(vol[None], cfg.normalisation)[None]
     box = T.crop_box(region, spacing, cfg.margin_mm, axes=(1, 2))
-    plane = (slice(None), box[1], box[2])
-    img01, region, lesion = img01[plane], region[plane], lesion[plane]
+    groups = slice_groups(lesion, cfg)
+    z0 = min(min(g) for g in groups)
+    z1 = max(max(g) for g in groups) + 1
+    sub = (slice(z0, z1), box[1], box[2])
+    img01, region = image_in(sub), region[sub]
     out = []
-    for group in slice_groups(lesion, cfg):
-        chans = np.stack([T.apply_input_mode(img01[z], region[z], cfg.input_mode) for z in group])
+    for group in groups:
+        chans = np.stack([T.apply_input_mode(img01[z - z0], region[z - z0], cfg.input_mode) for z in group])
         if chans.shape[0] == 1:
             chans = np.repeat(chans, 3, axis=0)
         chans = T.resize(T.pad_square(chans), cfg.size, spatial_dims=2)

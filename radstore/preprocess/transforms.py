@@ -15,22 +15,32 @@ IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 
+def resampled_shape(shape: Sequence[int], spacing_zyx: Sequence[float], target_zyx: Sequence[float]
+                    ) -> tuple[int, ...]:
+    """Grid size after resampling, keeping the physical extent: ``n' = max(1, round(n * s / s'))``."""
+    return tuple(max(1, round(n * s / t)) for n, s, t in zip(shape, spacing_zyx, target_zyx, strict=True))
+
+
 def _sitk_resample(arr: np.ndarray, spacing_zyx: Sequence[float], target_zyx: Sequence[float],
-                   linear: bool) -> np.ndarray:
-    """SimpleITK ``ResampleImageFilter`` keeping the physical extent: ``n' = round(n * s / s')``
-    voxels, origin at the first voxel centre; 3rd-order B-spline (``linear``) or nearest neighbour."""
+                   linear: bool, box: Sequence[slice] | None = None) -> np.ndarray:
+    """SimpleITK ``ResampleImageFilter`` onto the grid of :func:`resampled_shape` (origin at the
+    first voxel centre), or only its sub-box ``box`` (output-grid index slices, same values as
+    cropping the full result); 3rd-order B-spline (``linear``) or nearest neighbour."""
     import SimpleITK as sitk
 
     src_xyz = tuple(float(s) for s in reversed(spacing_zyx))
     dst_xyz = tuple(float(s) for s in reversed(target_zyx))
-    size_xyz = [max(1, round(n * s / t)) for n, s, t in zip(reversed(arr.shape), src_xyz, dst_xyz,
-                                                            strict=True)]
+    full = resampled_shape(arr.shape, spacing_zyx, target_zyx)
+    box = tuple(box) if box is not None else tuple(slice(0, n) for n in full)
+    start_zyx = [b.start or 0 for b in box]
+    size_zyx = [(b.stop if b.stop is not None else n) - st for b, n, st in zip(box, full, start_zyx,
+                                                                                strict=True)]
     img = sitk.GetImageFromArray(np.ascontiguousarray(arr))
     img.SetSpacing(src_xyz)
     f = sitk.ResampleImageFilter()
     f.SetOutputSpacing(dst_xyz)
-    f.SetSize(size_xyz)
-    f.SetOutputOrigin(img.GetOrigin())
+    f.SetSize([int(v) for v in reversed(size_zyx)])
+    f.SetOutputOrigin(tuple(float(i * t) for i, t in zip(reversed(start_zyx), dst_xyz, strict=True)))
     f.SetOutputDirection(img.GetDirection())
     f.SetInterpolator(sitk.sitkBSpline if linear else sitk.sitkNearestNeighbor)
     f.SetOutputPixelType(sitk.sitkFloat32 if linear else sitk.sitkUInt16)
@@ -38,12 +48,14 @@ def _sitk_resample(arr: np.ndarray, spacing_zyx: Sequence[float], target_zyx: Se
     return sitk.GetArrayFromImage(f.Execute(img))
 
 
-def resample_image(image: np.ndarray, spacing_zyx: Sequence[float], target_zyx: Sequence[float]
-                   ) -> np.ndarray:
-    """Image to ``target_zyx`` spacing with a 3rd-order B-spline; float32 out."""
+def resample_image(image: np.ndarray, spacing_zyx: Sequence[float], target_zyx: Sequence[float],
+                   box: Sequence[slice] | None = None) -> np.ndarray:
+    """Image to ``target_zyx`` spacing with a 3rd-order B-spline; float32 out. ``box`` (slices on
+    the output grid) computes only that part (the B-spline coefficients use the whole input)."""
     if tuple(map(float, spacing_zyx)) == tuple(map(float, target_zyx)):
-        return image.astype(np.float32, copy=False)
-    return _sitk_resample(image.astype(np.float32, copy=False), spacing_zyx, target_zyx, True)
+        out = image.astype(np.float32, copy=False)
+        return out[tuple(box)] if box is not None else out
+    return _sitk_resample(image.astype(np.float32, copy=False), spacing_zyx, target_zyx, True, box)
 
 
 def resample_mask(mask: np.ndarray, spacing_zyx: Sequence[float], target_zyx: Sequence[float]

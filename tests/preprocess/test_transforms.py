@@ -134,3 +134,13 @@ def test_resize_matches_torch_interpolate() -> None:
         ref = F.interpolate(torch.from_numpy(x)[None], size=(size,) * dims, mode=mode,
                             align_corners=False)[0].numpy()
         np.testing.assert_allclose(T.resize(x, size, dims), ref, rtol=1e-5, atol=1e-6)
+
+
+def test_resample_sub_box_equals_crop_of_full_resample() -> None:
+    rng = np.random.default_rng(1)
+    img = rng.normal(0, 100, (6, 20, 18)).astype(np.float32)
+    full = T.resample_image(img, (2.5, 0.7, 0.7), (1.0, 1.0, 1.0))
+    assert full.shape == T.resampled_shape(img.shape, (2.5, 0.7, 0.7), (1.0, 1.0, 1.0)) == (15, 14, 13)
+    box = (slice(4, 9), slice(2, 11), slice(3, 13))
+    np.testing.assert_allclose(T.resample_image(img, (2.5, 0.7, 0.7), (1.0, 1.0, 1.0), box), full[box],
+                               rtol=1e-5, atol=1e-3)
