@@ -129,7 +129,9 @@ def main() -> None:
                             "e2e_scans_per_s": e2e, "model_only_scans_per_s": model_scans,
                             "model_only_images_per_s": ips, "ratio": e2e / model_scans,
                             "actor_startup_s": s.seconds_startup, "run_s": s.seconds_run,
-                            "model_threads": threads, "actors": len(s.actors)})
+                            "model_threads": threads, "actors": len(s.actors),
+                            "model_busy_fraction": sum(a["busy_s"] for a in s.actor_stats) / s.seconds_run,
+                            "model_calls": sum(a["calls"] for a in s.actor_stats)})
         ray.shutdown()
 
     env = {"python": platform.python_version(), "torch": torch.__version__, "ray": ray.__version__,
@@ -140,12 +142,12 @@ def main() -> None:
            "load_avg": os.getloadavg()}
     print(" ".join(f"{k}={v}" for k, v in env.items()))
     hdr = f"{'device':<6} {'scans':>5} {'lesions':>7} {'e2e scans/s':>11} {'model scans/s':>13} " \
-          f"{'e2e/model':>9} {'threads':>7} {'startup s':>9}"
+          f"{'e2e/model':>9} {'threads':>7} {'startup s':>9} {'model busy':>10} {'batches':>7}"
     print(hdr)
     for r in results:
         print(f"{r['device']:<6} {r['scans']:>5} {r['lesions']:>7} {r['e2e_scans_per_s']:>11.2f} "
               f"{r['model_only_scans_per_s']:>13.2f} {r['ratio']:>9.0%} {r['model_threads']:>7} "
-              f"{r['actor_startup_s']:>9.1f}")
+              f"{r['actor_startup_s']:>9.1f} {r['model_busy_fraction']:>10.0%} {r['model_calls']:>7}")
     out = Path(__file__).parent / "results" / "extract.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"env": env, "results": results}, indent=2, default=str))

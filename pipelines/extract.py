@@ -85,6 +85,7 @@ class ExtractSummary:
     actors: list[dict[str, Any]] = field(default_factory=list)
     seconds_startup: float = 0.0
     seconds_run: float = 0.0
+    actor_stats: list[dict[str, float]] = field(default_factory=list)
 
 
 def load_catalog(settings: Settings, cohorts: Sequence[str] | None = None) -> list[dict[str, Any]]:
@@ -187,13 +188,17 @@ def prepare_deep(volumes_root: str, task: ScanTask, seg: str, preprocess_json: d
     return {"lesions": lesions, "counts": counts}, np.concatenate(arrays)
 
 
-def prepare_radiomics(volumes_root: str, task: ScanTask, seg: str
-                      ) -> tuple[dict[str, Any], list[tuple[np.ndarray, np.ndarray, tuple[float, ...]]]]:
+ROI = tuple[np.ndarray, np.ndarray, tuple[float, float, float]]
+
+
+def prepare_radiomics(volumes_root: str, task: ScanTask, seg: str) -> tuple[dict[str, Any], list[ROI]]:
     """ROIs of one scan for ``extract_batch``: ``({"lesions", "voxels"}, [(HU, mask, spacing_zyx)])``."""
     handle = zs.open_scan(volumes_root, task.zarr_path)
     sx, sy, sz = handle.attrs["spacing"]
     spacing_zyx = (float(sz), float(sy), float(sx))
-    lesions, voxels, rois = [], [], []
+    lesions: list[int] = []
+    voxels: list[int] = []
+    rois: list[ROI] = []
     for label, info in _lesion_labels(handle, seg).items():
         img, msk, _ = handle.read_roi(seg, label, RADIOMICS_MARGIN_VOX)
         lesions.append(label)
@@ -232,6 +237,7 @@ class DeepActor:
         self.device = _actor_device(device_pref)
         self.batch_size = batch_size
         self.model, self.weights = load_backbone(self.settings.backbone, self.device)
+        self.busy_s, self.images, self.calls = 0.0, 0, 0
 
     def info(self) -> dict[str, Any]:
         import ray
@@ -242,13 +248,23 @@ class DeepActor:
                 "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
                 "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "pid": os.getpid()}
 
+    def stats(self) -> dict[str, float]:
+        """Seconds spent in ``embed``, images and calls since start (for utilisation figures)."""
+        return {"busy_s": self.busy_s, "images": self.images, "calls": self.calls}
+
     def embed(self, *arrays: np.ndarray) -> list[np.ndarray]:
+        import time
+
         import torch
 
         from radstore.deep import embed
 
+        t = time.perf_counter()
         x = torch.from_numpy(np.concatenate(arrays))
         y = embed(self.model, x, self.settings.backbone.precision, self.batch_size).numpy()
+        self.busy_s += time.perf_counter() - t
+        self.images += x.shape[0]
+        self.calls += 1
         return np.split(y, np.cumsum([a.shape[0] for a in arrays])[:-1])
 
 
@@ -470,11 +486,11 @@ def extract(settings: Settings, feature_sets: Sequence[str | Path | FeatureSetSp
             if st.deep.backbone.weights == "random":
                 log.warning("feature set %s uses RANDOM backbone weights (seed %d): not ImageNet features",
                             spec.name, st.deep.backbone.seed)
-            cls = ray.remote(DeepActor).options(**opts)
-            st.actors = [cls.remote(spec.settings, batch_size, device_pref) for _ in range(plan.n)]
+            deep_cls: Any = ray.remote(DeepActor).options(**opts)
+            st.actors = [deep_cls.remote(spec.settings, batch_size, device_pref) for _ in range(plan.n)]
         else:
-            cls = ray.remote(RadiomicsActor).options(**opts)
-            st.actors = [cls.remote(spec.settings, device_pref) for _ in range(plan.n)]
+            rad_cls: Any = ray.remote(RadiomicsActor).options(**opts)
+            st.actors = [rad_cls.remote(spec.settings, device_pref) for _ in range(plan.n)]
         st.inflight = [0] * plan.n
         states.append(st)
 
@@ -513,6 +529,8 @@ def extract(settings: Settings, feature_sets: Sequence[str | Path | FeatureSetSp
     for st in states:
         st.summary.seconds_startup = t_ready - t_start
         st.summary.seconds_run = t_end - t_ready
+        if st.spec.kind == "deep" and st.actors:
+            st.summary.actor_stats = ray.get([a.stats.remote() for a in st.actors])
         for a in st.actors:
             ray.kill(a)
     return [st.summary for st in states]
@@ -523,9 +541,9 @@ def _event_loop(states: list[_SetState], volumes: str, prep_cpus: float, cap: in
     """Yield ``(feature set index, scan)`` as each scan finishes (written to a buffer or failed)."""
     import ray
 
-    prep_deep = ray.remote(prepare_deep).options(num_cpus=prep_cpus, num_returns=2,
+    prep_deep: Any = ray.remote(prepare_deep).options(num_cpus=prep_cpus, num_returns=2,
                                                  max_retries=max_retries, retry_exceptions=[OSError])
-    prep_rad = ray.remote(prepare_radiomics).options(num_cpus=prep_cpus, num_returns=2,
+    prep_rad: Any = ray.remote(prepare_radiomics).options(num_cpus=prep_cpus, num_returns=2,
                                                      max_retries=max_retries, retry_exceptions=[OSError])
     pending: dict[Any, tuple[int, ScanTask, Any]] = {}   # meta ref -> (set, scan, data ref)
     running: dict[Any, tuple[int, int, list[tuple[ScanTask, dict[str, Any]]]]] = {}

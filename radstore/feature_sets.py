@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from radstore.config import PHASES, Phase
 from radstore.ids import settings_version
@@ -36,7 +36,7 @@ class FeatureSetSpec(BaseModel):
     name: str
     kind: Literal["radiomics", "deep"]
     segmentation_id: str = "gtv"
-    phases: tuple[Phase, ...] = Field(default=PHASES)
+    phases: tuple[Phase, ...] = cast(tuple[Phase, ...], PHASES)
     settings: dict[str, Any]
 
     @field_validator("name")

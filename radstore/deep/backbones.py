@@ -62,10 +62,11 @@ def _build(name: str) -> nn.Module:
 def _trunk(name: str, model: nn.Module) -> nn.Sequential:
     """The network up to (and including) its last conv block."""
     if name == "seresnet50":
-        return nn.Sequential(*(getattr(model, n) for n in ("layer0", "layer1", "layer2", "layer3", "layer4")))
-    act = model.relu if hasattr(model, "relu") else model.act  # type: ignore[union-attr]
-    return nn.Sequential(model.conv1, model.bn1, act, model.maxpool,  # type: ignore[arg-type]
-                         model.layer1, model.layer2, model.layer3, model.layer4)
+        names = ["layer0", "layer1", "layer2", "layer3", "layer4"]
+    else:
+        act = "relu" if hasattr(model, "relu") else "act"
+        names = ["conv1", "bn1", act, "maxpool", "layer1", "layer2", "layer3", "layer4"]
+    return nn.Sequential(*(model.get_submodule(n) for n in names))
 
 
 def _load_state(name: str, model: nn.Module, cfg: BackboneConfig) -> str:
@@ -105,7 +106,7 @@ def _load_state(name: str, model: nn.Module, cfg: BackboneConfig) -> str:
 class FeatureExtractor(nn.Module):
     """``trunk`` + global pooling → ``(N, dim)`` embeddings (formula in the module docstring)."""
 
-    def __init__(self, trunk: nn.Module, pooling: str, spatial_dims: int) -> None:
+    def __init__(self, trunk: nn.Sequential, pooling: str, spatial_dims: int) -> None:
         super().__init__()
         self.trunk = trunk
         self.pooling = pooling

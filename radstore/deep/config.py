@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -54,7 +54,7 @@ class DeepSettings(_Strict):
     backbone: BackboneConfig = BackboneConfig()
     slice_aggregation: Literal["mean", "max", "kmeans"] = "mean"
     lesion_aggregation: Literal["mean", "max"] = "mean"
-    kmeans_clusters: int = Field(2, ge=2, le=16)
+    kmeans_clusters: Annotated[int, Field(ge=2, le=16)] = 2
 
     @model_validator(mode="after")
     def _dims_match(self) -> DeepSettings:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -18,7 +18,7 @@ class WindowConfig(_Strict):
 
     range_hu: tuple[float, float] | None = None
     level: float | None = None
-    width: float | None = Field(None, gt=0)
+    width: Annotated[float | None, Field(gt=0)] = None
 
     @model_validator(mode="after")
     def _one_form(self) -> WindowConfig:
@@ -50,10 +50,10 @@ class PreprocessConfig(_Strict):
     window: WindowConfig = WindowConfig(range_hu=(-115.0, 235.0))
     region: Literal["lesion", "organ"] = "lesion"
     organ_segmentation_id: str | None = None
-    margin_mm: float = Field(5.0, ge=0)
-    size: int = Field(224, ge=8, le=1024)
+    margin_mm: Annotated[float, Field(ge=0)] = 5.0
+    size: Annotated[int, Field(ge=8, le=1024)] = 224
     slices: Literal["largest", "all", "volume"] = "largest"
-    neighbours: int = Field(0, ge=0, le=8)
+    neighbours: Annotated[int, Field(ge=0, le=8)] = 0
     neighbours_as: Literal["channels", "images"] = "images"
     input_mode: Literal["plain", "lesion_mask", "binary_mask"] = "plain"
     normalisation: Literal["unit", "symmetric", "imagenet"] = "imagenet"
