@@ -207,6 +207,16 @@ def prepare_radiomics(volumes_root: str, task: ScanTask, seg: str) -> tuple[dict
     return {"lesions": lesions, "voxels": voxels}, rois
 
 
+def warm_worker() -> int:
+    """Import the preparing tasks' libraries in a worker (run while the actors start)."""
+    import SimpleITK  # noqa: F401
+    import zarr  # noqa: F401
+
+    import radstore.preprocess  # noqa: F401
+
+    return os.getpid()
+
+
 # --------------------------------------------------------------------------------------------
 # Actors
 # --------------------------------------------------------------------------------------------
@@ -494,6 +504,8 @@ def extract(settings: Settings, feature_sets: Sequence[str | Path | FeatureSetSp
         st.inflight = [0] * plan.n
         states.append(st)
 
+    n_prep = max(1, int(resources.get("CPU", 1) / prep_cpus))
+    warm = [ray.remote(warm_worker).options(num_cpus=prep_cpus).remote() for _ in range(n_prep)]
     for st in states:
         if not st.actors:
             continue
@@ -508,6 +520,8 @@ def extract(settings: Settings, feature_sets: Sequence[str | Path | FeatureSetSp
         doc = st.spec.settings_document() | {"provenance": {"actors": st.summary.actors}}
         _write_json(feature_root(settings, st.spec) / "_settings.json", doc)
 
+    if any(st.actors for st in states):
+        ray.get(warm)
     total = sum(len(st.todo) for st in states)
     from radstore.progress import track
 
