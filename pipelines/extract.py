@@ -327,8 +327,9 @@ def plan_resources(cpus: float, gpus: float, n_sets: int, gpus_per_actor: float,
 
     GPU: ``share = min(gpus_per_actor, gpus / n_sets)``, ``n = floor(gpus / n_sets / share)`` per
     set (every set gets at least one actor, none waits for another's GPU). CPU: one actor per set
-    (or ``num_actors``) with ``min(1, (cpus - 1) / actors)`` CPUs, so at least one CPU is left for
-    the prepare tasks (which take ``min(1, remaining)``).
+    (or ``num_actors``); the actors share half the CPUs (``floor(cpus / 2 / actors)`` each, torch
+    threads = that) when there are at least two per actor, else ``(cpus - 1) / actors`` (or less),
+    so at least one CPU is left for the prepare tasks (which take ``min(1, remaining)``).
     """
     if use_gpu and gpus > 0:
         share = min(gpus_per_actor, gpus / n_sets)
@@ -337,7 +338,10 @@ def plan_resources(cpus: float, gpus: float, n_sets: int, gpus_per_actor: float,
         return ActorPlan(n, actor_cpus, share), max(0.25, min(1.0, cpus - actor_cpus * n * n_sets))
     n = num_actors or 1
     total = n * n_sets
-    actor_cpus = min(1.0, max(cpus - 1.0, cpus / (total + 1)) / total)
+    if cpus >= 2 * total:
+        actor_cpus = float(int(cpus / 2 / total))
+    else:
+        actor_cpus = min(1.0, max(cpus - 1.0, cpus / (total + 1)) / total)
     return ActorPlan(n, actor_cpus, 0.0), max(0.25, min(1.0, cpus - actor_cpus * total))
 
 

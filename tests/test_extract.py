@@ -132,6 +132,10 @@ def test_extract_deep_and_radiomics_one_job_contract_tables_failures_idempotent(
 def test_plan_resources() -> None:
     plan, prep = ex.plan_resources(2, 0, 2, 1.0, None, use_gpu=False)
     assert plan.n == 1 and plan.num_gpus == 0 and 2 * plan.num_cpus + prep <= 2 + 1e-9
+    plan, prep = ex.plan_resources(2, 0, 1, 1.0, None, use_gpu=False)
+    assert (plan.num_cpus, prep) == (1.0, 1.0)
+    plan, prep = ex.plan_resources(16, 0, 2, 1.0, None, use_gpu=False)
+    assert (plan.n, plan.num_cpus, prep) == (1, 4.0, 1.0)  # half the CPUs for the two model actors
     plan, prep = ex.plan_resources(16, 4, 1, 0.5, None, use_gpu=True)
     assert (plan.n, plan.num_gpus) == (8, 0.5)
     plan, _ = ex.plan_resources(16, 1, 2, 1.0, None, use_gpu=True)
