@@ -39,6 +39,8 @@ def test_extraction_actors_hold_a_gpu_each(tmp_path: Path) -> None:
     n = torch.cuda.device_count()
     spec = spec_from_dict({"name": "g", "kind": "deep", "settings": {
         "preprocess": {"size": 64}, "backbone": {"name": "resnet18", "weights": "random"}}})
+    if ray.is_initialized():
+        ray.shutdown()
     ray.init(num_gpus=n, include_dashboard=False)
     try:
         settings = Settings(store=tmp_path, progress=False, device="cuda")
@@ -46,5 +48,6 @@ def test_extraction_actors_hold_a_gpu_each(tmp_path: Path) -> None:
         assert s.done == 2
         assert all(a["device"] == "cuda" and len(a["gpu_ids"]) == 1 for a in s.actors)
         assert len({a["gpu_ids"][0] for a in s.actors}) == n
+        assert ray.cluster_resources().get("GPU") == n
     finally:
         ray.shutdown()
