@@ -187,3 +187,26 @@ def test_gradcam_command_writes_overlays(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["--store", str(tmp_path / "store"), "gradcam", "-f", str(fs),
                                    "--scan-id", rows[0]["scan_id"], "--lesion", "7", "--out", str(out)])
     assert res.exit_code == 2 and "lesion 7 not in mask" in res.output
+
+
+def test_prepare_deep_reads_roi_chunks_and_whole_organ_box(tmp_path: Path) -> None:
+    from radstore.preprocess import PreprocessConfig
+    from tests.deep.synthetic_store import synthetic_scan
+
+    vol, gtv = synthetic_scan(0, 2)
+    liver = np.zeros_like(gtv)
+    liver[2:14, 4:44, 4:44] = 1
+    zs.write_scan(tmp_path, "c/P1/S1", vol, {"gtv": gtv, "liver": liver}, {"phase": "venous"},
+                  chunks=(8, 24, 24))
+    task = ex.ScanTask("c", "P1", "S1", "venous", None, "c/P1/S1")  # type: ignore[arg-type]
+    cfg = PreprocessConfig(size=32, normalisation="unit", input_mode="lesion_mask")
+    meta, x = ex.prepare_deep(str(tmp_path), task, "gtv", cfg.model_dump(mode="json"))
+    assert meta == {"lesions": [1, 2], "counts": [1, 1]} and x.shape == (2, 3, 32, 32)
+    organ = cfg.model_copy(update={"region": "organ", "organ_segmentation_id": "liver"})
+    meta_o, xo = ex.prepare_deep(str(tmp_path), task, "gtv", organ.model_dump(mode="json"))
+    assert meta_o == meta and xo.shape == x.shape
+    # lesion crops: lesion + 5 mm margin (a disc in its box: ~20 % lesion); organ crops: mostly organ
+    assert ((x > 0).mean(axis=(1, 2, 3)) < 0.4).all()
+    assert ((xo > 0).mean(axis=(1, 2, 3)) > 0.6).all()
+    with pytest.raises(KeyError, match="label 3"):
+        ex.read_lesion(zs.open_scan(tmp_path, "c/P1/S1"), "gtv", 3, organ)
