@@ -1,0 +1,175 @@
+"""Radiomics extraction: PyRadiomics-compatible pre-processing, then batched torch kernels.
+
+Per ROI (NumPy/SimpleITK, as PyRadiomics): label map -> normalise -> resample/pre-crop -> checks ->
+re-segmentation -> shape -> derived images (original, LoG, wavelet) cropped to the ROI box.
+Per image type over the batch (torch, CPU or CUDA, same code): ROIs with the same voxel spacing are
+padded to a common crop (mask False outside), discretised once and passed to first-order and the
+five texture families (``radstore.radiomics.{glcm,glrlm,glszm,gldm,ngtdm}``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from radstore.radiomics import firstorder, registry
+from radstore.radiomics.filters import derived_images
+from radstore.radiomics.imageops import ROIError, discretise, prepare
+from radstore.radiomics.settings import RadiomicsSettings, Setting
+from radstore.radiomics.shape import shape_2d, shape_3d
+from radstore.radiomics.texture_params import TextureParams
+
+ROI = tuple[np.ndarray, np.ndarray, tuple[float, float, float]]
+MAX_BATCH_VOXELS = 8_000_000  # padded voxels per kernel call (bounds memory of the texture matrices)
+
+
+@dataclass
+class _Crop:
+    roi: int
+    image: np.ndarray     # float64 crop of one derived image
+    mask: np.ndarray      # bool crop
+    spacing: tuple[float, float, float]
+    anchor: float | None  # IBSI fixed-bin-size lower edge (None: PyRadiomics edges)
+
+
+def _texture_module(family: str):  # type: ignore[no-untyped-def]
+    return importlib.import_module(f"radstore.radiomics.{family}")
+
+
+def _texture_params(s: Setting, spacing: tuple[float, float, float]) -> TextureParams:
+    return TextureParams(distances=tuple(s.distances), symmetrical_glcm=s.symmetricalGLCM,
+                         weighting_norm=s.weightingNorm, gldm_a=s.gldm_a, force2d=s.force2D,
+                         force2d_dimension=s.force2Ddimension, spacing_zyx=spacing)
+
+
+def _anchor(settings: RadiomicsSettings, s: Setting, crop_values: np.ndarray) -> float | None:
+    if settings.compatibility != "ibsi" or s.binCount is not None:
+        return None
+    if s.resegmentRange is not None and s.resegmentMode == "absolute":
+        return float(min(s.resegmentRange))
+    return float(crop_values.min())
+
+
+def _pad_stack(arrs: list[np.ndarray], fill: float | bool, device: str, dtype: torch.dtype) -> torch.Tensor:
+    shape = np.max([a.shape for a in arrs], axis=0)
+    out = np.full((len(arrs), *shape), fill, dtype=arrs[0].dtype)
+    for i, a in enumerate(arrs):
+        out[i, : a.shape[0], : a.shape[1], : a.shape[2]] = a
+    return torch.as_tensor(out, device=device).to(dtype)
+
+
+def _chunks(crops: list[_Crop]) -> list[list[_Crop]]:
+    """Group crops by spacing, then by size so that padding stays small and memory bounded."""
+    groups: dict[tuple[float, float, float], list[_Crop]] = {}
+    for c in crops:
+        groups.setdefault(c.spacing, []).append(c)
+    out: list[list[_Crop]] = []
+    for group in groups.values():
+        group.sort(key=lambda c: c.mask.size)
+        cur: list[_Crop] = []
+        for c in group:
+            shape = np.max([x.mask.shape for x in [*cur, c]], axis=0)
+            if cur and (len(cur) + 1) * int(np.prod(shape)) > MAX_BATCH_VOXELS:
+                out.append(cur)
+                cur = []
+            cur.append(c)
+        if cur:
+            out.append(cur)
+    return out
+
+
+def _intensity_features(chunk: list[_Crop], settings: RadiomicsSettings, s: Setting,
+                        enabled: dict[str, tuple[str, ...]], device: str) -> list[dict[str, float]]:
+    x = _pad_stack([c.image for c in chunk], 0.0, device, torch.float64)
+    m = _pad_stack([c.mask for c in chunk], False, device, torch.bool)
+    q, n_levels = discretise(x, m, s, [c.anchor for c in chunk])
+    spacing = chunk[0].spacing
+    out: list[dict[str, float]] = [{} for _ in chunk]
+
+    def put(family: str, values: dict[str, torch.Tensor]) -> None:
+        cols = {n: values[n].detach().to("cpu", torch.float64).numpy() for n in enabled[family]}
+        for i in range(len(chunk)):
+            for n in enabled[family]:
+                out[i][f"{family}_{n}"] = float(cols[n][i])
+
+    if "firstorder" in enabled:
+        put("firstorder", firstorder.compute(
+            x, m, q, n_levels, float(np.prod(spacing)), s.voxelArrayShift,
+            excess_kurtosis=settings.compatibility == "ibsi"))
+    params = _texture_params(s, spacing)
+    for fam in registry.TEXTURE_FAMILIES:
+        if fam in enabled:
+            put(fam, _texture_module(fam).compute(q, m, n_levels, params))
+    return out
+
+
+def feature_names(settings: RadiomicsSettings) -> list[str]:
+    """The columns ``extract`` returns, in order (see ``registry.feature_names``)."""
+    return registry.feature_names(settings)
+
+
+def extract_batch(rois: Sequence[ROI], settings: RadiomicsSettings, label: int | None = None,
+                  device: str = "cpu") -> list[dict[str, float]]:
+    """Features of several ROIs ``(image [z,y,x], mask (label map or bool), spacing_zyx)``.
+
+    ``label`` defaults to ``settings.setting.label``. Returns one dict per ROI with exactly
+    ``feature_names(settings)`` as keys (float values). An ROI that cannot give features (empty,
+    single voxel, too few dimensions, filter larger than the image...) raises ``ROIError`` naming its
+    index; extract ROIs one by one to isolate failures.
+    """
+    lab = settings.setting.label if label is None else int(label)
+    enabled = settings.enabled_features()
+    image_types = settings.image_types()
+    s0 = settings.setting
+    ibsi = settings.compatibility == "ibsi"
+    shape_rows: list[dict[str, float]] = []
+    crops: dict[str, list[_Crop]] = {name: [] for name, _, _ in image_types}
+    for i, (image, mask, spacing) in enumerate(rois):
+        try:
+            prep = prepare(np.asarray(image), np.asarray(mask), tuple(float(v) for v in spacing), s0, lab)
+            row: dict[str, float] = {}
+            sm = prep.shape_mask[prep.bbox]
+            if "shape" in enabled:
+                vals = shape_3d(sm, prep.spacing_zyx, device, unbiased_pca=ibsi)
+                row.update({f"original_shape_{n}": vals[n] for n in enabled["shape"]})
+            if "shape2D" in enabled:
+                vals = shape_2d(sm, prep.spacing_zyx, s0.force2Ddimension, unbiased_pca=ibsi)
+                row.update({f"original_shape2D_{n}": vals[n] for n in enabled["shape2D"]})
+            shape_rows.append(row)
+            images = derived_images(prep.image, image_types, s0.force2D, s0.force2Ddimension)
+            for name, _kind, args in image_types:
+                crop = np.ascontiguousarray(images[name][prep.bbox])
+                cmask = np.ascontiguousarray(prep.mask[prep.bbox])
+                s = settings.setting_for(args)
+                crops[name].append(_Crop(i, crop, cmask, prep.spacing_zyx, _anchor(settings, s, crop[cmask])))
+        except ROIError as exc:
+            raise ROIError(f"ROI {i}: {exc}") from exc
+    results = [dict(r) for r in shape_rows]
+    for name, _kind, args in image_types:
+        s = settings.setting_for(args)
+        for chunk in _chunks(crops[name]):
+            for c, feats in zip(chunk, _intensity_features(chunk, settings, s, enabled, device), strict=True):
+                results[c.roi].update({f"{name}_{k}": v for k, v in feats.items()})
+    names = feature_names(settings)
+    out = []
+    for i, r in enumerate(results):
+        bad = [n for n in names if not np.isfinite(r[n])]
+        if bad:
+            raise ROIError(f"ROI {i}: non-finite feature values for {bad[:5]}{'...' if len(bad) > 5 else ''}")
+        out.append({n: r[n] for n in names})
+    return out
+
+
+def extract(image: np.ndarray, mask: np.ndarray, spacing_zyx: tuple[float, float, float],
+            settings: RadiomicsSettings, label: int | None = None, device: str = "cpu") -> dict[str, float]:
+    """Features of one ROI: ``{"original_shape_MeshVolume": ..., ...}`` in ``feature_names`` order.
+
+    ``image`` is the intensity array ``[z, y, x]`` (HU for CT), ``mask`` a label map or bool array on
+    the same grid, ``spacing_zyx`` the voxel size in mm in array order. Values equal PyRadiomics 3.1
+    run on the same arrays with the same parameters (origin/direction do not affect features).
+    """
+    return extract_batch([(image, mask, spacing_zyx)], settings, label, device)[0]

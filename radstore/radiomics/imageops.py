@@ -1,0 +1,210 @@
+"""Pre-processing as PyRadiomics 3.1 does it (``radiomics.imageoperations``), on in-memory arrays.
+
+Order (PyRadiomics ``RadiomicsFeatureExtractor.execute``): label map -> normalise -> resample (image
+with the chosen interpolator, mask with nearest neighbour, then crop to the ROI box + padDistance)
+or preCrop -> mask checks -> re-segmentation -> shape on the ROI box -> filters on the whole
+(resampled) image -> crop every filtered image to the ROI box -> discretise once per image type.
+SimpleITK is used for normalisation and resampling so that values are PyRadiomics' bit for bit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+
+from radstore.radiomics.settings import Setting
+
+
+class ROIError(ValueError):
+    """The ROI cannot give features under these settings (empty, one voxel, too few dimensions...)."""
+
+
+@dataclass
+class Prepared:
+    """An image and its ROI after normalisation/resampling/checks (arrays ``[z, y, x]``)."""
+
+    image: sitk.Image            # whole (or resampled/pre-cropped) image, input pixel type kept
+    mask: np.ndarray             # bool ROI on the same grid (after re-segmentation if any)
+    shape_mask: np.ndarray       # bool ROI used for shape (before re-segmentation unless resegmentShape)
+    bbox: tuple[slice, slice, slice]  # ROI bounding box on that grid
+    spacing_zyx: tuple[float, float, float]
+
+
+def _to_sitk(array: np.ndarray, spacing_zyx: tuple[float, float, float]) -> sitk.Image:
+    img = sitk.GetImageFromArray(np.ascontiguousarray(array))
+    img.SetSpacing(tuple(float(s) for s in spacing_zyx[::-1]))
+    return img
+
+
+def _bbox(mask: np.ndarray) -> tuple[slice, slice, slice]:
+    idx = [np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != d))) for d in range(3)]
+    return tuple(slice(int(i[0]), int(i[-1]) + 1) for i in idx)  # type: ignore[return-value]
+
+
+def _check(mask: np.ndarray, s: Setting, label: int) -> tuple[slice, slice, slice]:
+    """PyRadiomics ``checkMask``: label present, > 1 voxel, >= minimumROIDimensions, > minimumROISize."""
+    n = int(mask.sum())
+    if n == 0:
+        raise ROIError(f"label {label} not present in mask")
+    bb = _bbox(mask)
+    ndims = sum((b.stop - b.start) > 1 for b in bb)
+    if ndims == 0:
+        raise ROIError("mask only contains 1 segmented voxel: features are undefined for a single voxel")
+    if ndims < s.minimumROIDimensions:
+        raise ROIError(f"mask has too few dimensions ({ndims}, minimumROIDimensions={s.minimumROIDimensions})")
+    if s.minimumROISize is not None and n <= s.minimumROISize:
+        raise ROIError(f"ROI too small ({n} voxels, minimumROISize={s.minimumROISize})")
+    return bb
+
+
+def _normalize(img: sitk.Image, s: Setting) -> sitk.Image:
+    img = sitk.Normalize(img)
+    if s.removeOutliers is not None:
+        arr = sitk.GetArrayFromImage(img)
+        np.clip(arr, -s.removeOutliers, s.removeOutliers, out=arr)
+        new = sitk.GetImageFromArray(arr)
+        new.CopyInformation(img)
+        img = new
+    return img * s.normalizeScale
+
+
+def _crop(img: sitk.Image, mask: sitk.Image, lo: np.ndarray, hi: np.ndarray, pad: int
+          ) -> tuple[sitk.Image, sitk.Image]:
+    """PyRadiomics ``cropToTumorMask``: crop to [lo, hi] (xyz index, inclusive) +- pad, inside the image."""
+    size = np.array(mask.GetSize())
+    lower = np.maximum(lo - pad, 0).astype(int).tolist()
+    upper = np.maximum(size - hi - pad - 1, 0).astype(int).tolist()
+    return sitk.Crop(img, lower, upper), sitk.Crop(mask, lower, upper)
+
+
+def _resample(img: sitk.Image, mask: sitk.Image, s: Setting, label: int) -> tuple[sitk.Image, sitk.Image]:
+    """PyRadiomics ``resampleImage``: new grid aligned on the ROI box (+ padDistance), image with the
+    chosen interpolator in its own pixel type, mask with nearest neighbour (= threshold 0.5 on the
+    binary label)."""
+    assert s.resampledPixelSpacing is not None
+    lssif = sitk.LabelShapeStatisticsImageFilter()
+    lssif.Execute(mask)
+    if label not in lssif.GetLabels():
+        raise ROIError(f"label {label} not present in mask")
+    bb = np.array(lssif.GetBoundingBox(label))
+    mask_spacing = np.array(mask.GetSpacing())
+    new_spacing = np.array(s.resampledPixelSpacing, dtype=float)[::-1]  # settings are x, y, z
+    new_spacing = np.where(new_spacing == 0, mask_spacing, new_spacing)
+    new_spacing = np.where(bb[3:] != 1, new_spacing, mask_spacing)
+    if np.allclose(np.array(img.GetSpacing()), new_spacing):
+        lo = bb[:3]
+        hi = bb[:3] + bb[3:] - 1
+        return _crop(img, mask, lo, hi, s.padDistance)
+    ratio = mask_spacing / new_spacing
+    size = np.array(mask.GetSize())
+    lo = np.floor((bb[:3] - 0.5) * ratio - s.padDistance)
+    up = np.ceil((bb[:3] + bb[3:] - 0.5) * ratio + s.padDistance)
+    up = np.minimum(up, np.ceil(size * ratio) - 1)
+    lo = np.maximum(lo, 0)
+    new_size = np.array(up - lo + 1, dtype=int).tolist()
+    origin_index = 0.5 * (new_spacing - mask_spacing) / mask_spacing + lo / ratio
+    origin = mask.TransformContinuousIndexToPhysicalPoint(origin_index.tolist())
+    rif = sitk.ResampleImageFilter()
+    rif.SetOutputSpacing(new_spacing.tolist())
+    rif.SetOutputDirection(mask.GetDirection())
+    rif.SetSize(new_size)
+    rif.SetOutputOrigin(origin)
+    rif.SetOutputPixelType(img.GetPixelID())
+    rif.SetInterpolator(getattr(sitk, s.interpolator))
+    out_img = rif.Execute(img)
+    rif.SetOutputPixelType(mask.GetPixelID())
+    rif.SetInterpolator(sitk.sitkNearestNeighbor)
+    return out_img, rif.Execute(mask)
+
+
+def _resegment(image: np.ndarray, mask: np.ndarray, s: Setting, label: int) -> np.ndarray:
+    """PyRadiomics ``resegmentMask``: keep ROI voxels inside the (absolute/relative/sigma) range."""
+    assert s.resegmentRange is not None
+    vals = image[mask]
+    rng = sorted(s.resegmentRange)
+    if s.resegmentMode == "relative":
+        th = [float(vals.max()) * r for r in rng]
+    elif s.resegmentMode == "sigma":
+        th = [float(vals.mean()) + float(vals.std()) * r for r in rng]
+    else:
+        th = list(rng)
+    keep = vals >= th[0]
+    if len(th) == 2:
+        keep &= vals <= th[1]
+    out = np.zeros_like(mask)
+    out[mask] = keep
+    if out.sum() <= 1:
+        raise ROIError(f"re-segmentation {s.resegmentMode} {list(s.resegmentRange)} kept "
+                       f"{int(out.sum())} voxel(s) of label {label}: cannot extract features")
+    return out
+
+
+def prepare(image: np.ndarray, mask: np.ndarray, spacing_zyx: tuple[float, float, float], s: Setting,
+            label: int) -> Prepared:
+    """Normalise/resample/crop/check/re-segment one image + label map as PyRadiomics does."""
+    if image.ndim != 3 or mask.shape != image.shape:
+        raise ROIError(f"image {image.shape} and mask {mask.shape} must be 3-D arrays on the same grid")
+    roi = mask.copy() if mask.dtype == bool else mask == label
+    if not roi.any():
+        raise ROIError(f"label {label} not present in mask")
+    img = _to_sitk(image, spacing_zyx)
+    msk = _to_sitk(roi.astype(np.uint32), spacing_zyx)
+    if s.normalize:
+        img = _normalize(img, s)
+    if s.resampledPixelSpacing is not None:
+        img, msk = _resample(img, msk, s, 1)
+    elif s.preCrop:
+        bb = _check(roi, s, label)
+        lo = np.array([b.start for b in bb[::-1]])
+        hi = np.array([b.stop - 1 for b in bb[::-1]])
+        img, msk = _crop(img, msk, lo, hi, s.padDistance)
+    roi = sitk.GetArrayFromImage(msk) == 1
+    spacing = tuple(float(x) for x in img.GetSpacing()[::-1])
+    bb = _check(roi, s, label)
+    shape_mask = roi
+    if s.resegmentRange is not None:
+        arr = sitk.GetArrayFromImage(img)
+        roi = _resegment(arr, roi, s, label)
+        bb = _check(roi, s, label)
+        if s.resegmentShape:
+            shape_mask = roi
+    return Prepared(img, roi, shape_mask, bb, spacing)  # type: ignore[arg-type]
+
+
+def bin_edges(values_min: float, values_max: float, s: Setting, anchor: float | None = None) -> np.ndarray:
+    """PyRadiomics ``getBinEdges``. Fixed count: ``numpy.histogram`` edges with the top edge + 1.
+    Fixed width: edges from ``min - (min mod w)`` (a multiple of w) in steps of w; a flat ROI gets
+    one bin. ``anchor`` (IBSI mode) starts the edges at that value instead."""
+    if s.binCount is not None:
+        edges = np.histogram_bin_edges(np.array([values_min, values_max], dtype=np.float64), s.binCount)
+        edges[-1] += 1
+        return edges
+    w = s.bin_width
+    assert w is not None
+    low = anchor if anchor is not None else values_min - (values_min % w)
+    edges = np.arange(low, values_max + 2 * w, w)
+    if len(edges) == 1:
+        edges = np.array([edges[0] - 0.5, edges[0] + 0.5])
+    return edges
+
+
+def discretise(x: torch.Tensor, mask: torch.Tensor, s: Setting, anchors: list[float | None] | None = None
+               ) -> tuple[torch.Tensor, int]:
+    """Grey levels ``q`` (int64 [B,Z,Y,X], 1..Ng inside the ROI, 0 outside) as ``numpy.digitize`` with
+    PyRadiomics' bin edges, per ROI; returns ``(q, max level over the batch)``."""
+    q = torch.zeros(x.shape, dtype=torch.int64, device=x.device)
+    big = torch.finfo(x.dtype).max
+    mins = torch.where(mask, x, torch.full_like(x, big)).flatten(1).amin(1).cpu().numpy()
+    maxs = torch.where(mask, x, torch.full_like(x, -big)).flatten(1).amax(1).cpu().numpy()
+    n_levels = 1
+    for b in range(x.shape[0]):
+        anchor = anchors[b] if anchors is not None else None
+        edges = torch.as_tensor(bin_edges(float(mins[b]), float(maxs[b]), s, anchor), dtype=x.dtype,
+                                device=x.device)
+        qb = torch.bucketize(x[b], edges, right=True)
+        q[b] = torch.where(mask[b], qb, torch.zeros_like(qb))
+        n_levels = max(n_levels, int(q[b].max()))
+    return q, n_levels

@@ -1,0 +1,71 @@
+"""The same interface as ``radstore.radiomics.engine``, computed by PyRadiomics itself.
+
+Wraps ``radiomics.featureextractor.RadiomicsFeatureExtractor`` (PyRadiomics 3.1, optional extra
+``pyradiomics``): the test oracle, and a drop-in for users who want PyRadiomics' output bit for bit.
+Returns the same names (``feature_names(settings)``), diagnostics dropped. shape2D is computed by
+calling PyRadiomics' ``RadiomicsShape2D`` class on the ROI box, because its extractor skips shape2D
+for 3-D input. ``compatibility: ibsi`` is not a PyRadiomics mode and is rejected here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import SimpleITK as sitk
+
+from radstore.radiomics.engine import ROI, feature_names
+from radstore.radiomics.imageops import ROIError
+from radstore.radiomics.settings import RadiomicsSettings
+
+
+def _extractor(settings: RadiomicsSettings):  # type: ignore[no-untyped-def]
+    from radiomics import featureextractor
+
+    logging.getLogger("radiomics").setLevel(logging.ERROR)
+    params = settings.pyradiomics_params()
+    params["featureClass"].pop("shape2D", None)
+    return featureextractor.RadiomicsFeatureExtractor(params)
+
+
+def _shape2d(image: sitk.Image, mask: sitk.Image, settings: RadiomicsSettings, label: int) -> dict[str, float]:
+    from radiomics import imageoperations, shape2D
+
+    kwargs = {**settings.pyradiomics_params()["setting"], "label": label}
+    mask = imageoperations.getMask(mask, **kwargs)
+    bb, _ = imageoperations.checkMask(image, mask, **kwargs)
+    ci, cm = imageoperations.cropToTumorMask(image, mask, bb)
+    cls = shape2D.RadiomicsShape2D(ci, cm, **kwargs)
+    cls.enableAllFeatures()
+    return {f"original_shape2D_{k}": float(v) for k, v in cls.execute().items()}
+
+
+def extract(image: np.ndarray, mask: np.ndarray, spacing_zyx: tuple[float, float, float],
+            settings: RadiomicsSettings, label: int | None = None, device: str = "cpu") -> dict[str, float]:
+    """PyRadiomics' features of one ROI, keyed as ``radstore.radiomics.extract`` (``device`` unused)."""
+    if settings.compatibility != "pyradiomics":
+        raise ValueError("the pyradiomics backend only runs compatibility 'pyradiomics'")
+    lab = settings.setting.label if label is None else int(label)
+    img = sitk.GetImageFromArray(np.ascontiguousarray(image))
+    msk = sitk.GetImageFromArray(np.ascontiguousarray(mask).astype(np.uint32))
+    for x in (img, msk):
+        x.SetSpacing(tuple(float(s) for s in spacing_zyx[::-1]))
+    try:
+        raw = _extractor(settings).execute(img, msk, label=lab)
+    except ValueError as exc:
+        raise ROIError(str(exc)) from exc
+    out = {k: float(v) for k, v in raw.items() if not k.startswith("diagnostics_")}
+    if "shape2D" in settings.enabled_features():
+        out.update(_shape2d(img, msk, settings, lab))
+    names = feature_names(settings)
+    missing = [n for n in names if n not in out]
+    if missing:
+        raise ROIError(f"PyRadiomics returned no value for {missing[:5]} (filter skipped or failed)")
+    return {n: out[n] for n in names}
+
+
+def extract_batch(rois: Sequence[ROI], settings: RadiomicsSettings, label: int | None = None,
+                  device: str = "cpu") -> list[dict[str, float]]:
+    """``extract`` for each ROI in turn (PyRadiomics has no batching)."""
+    return [extract(im, m, sp, settings, label, device) for im, m, sp in rois]

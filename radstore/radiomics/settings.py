@@ -1,0 +1,290 @@
+"""PyRadiomics-compatible extraction settings (the ``params.yaml`` format), validated with pydantic.
+
+A PyRadiomics parameter file has three sections (PyRadiomics docs, "Customizing the extraction"):
+``setting`` (pre-processing and discretisation), ``imageType`` (Original, LoG, Wavelet, with their
+own arguments and optional per-image-type setting overrides) and ``featureClass`` (families, or
+lists of features). ``RadiomicsSettings.from_params`` reads such a file or dict; unknown keys,
+conflicting keys (``binWidth`` with ``binCount``) and bad values raise ``SettingsError`` naming the
+file, the field and the rule.
+
+``compatibility`` (our extension, default ``"pyradiomics"``) switches the places where PyRadiomics
+departs from the IBSI 1 definitions:
+
+- ``"pyradiomics"``: Kurtosis is the plain 4th standardised moment; Energy/TotalEnergy/
+  RootMeanSquared add ``voxelArrayShift``; fixed-bin-width edges start at a multiple of the bin width
+  (``floor(x/w) - floor(min/w) + 1``).
+- ``"ibsi"``: Kurtosis is excess kurtosis (minus 3, IBSI IPH6); ``voxelArrayShift`` must be 0;
+  fixed-bin-width edges start at the lower re-segmentation bound when one is given, else at the ROI
+  minimum (IBSI 1 eq. for FBS: ``floor((x - X_min)/w) + 1``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from radstore.radiomics import registry
+
+Interpolator = Literal["sitkNearestNeighbor", "sitkLinear", "sitkBSpline", "sitkGaussian",
+                       "sitkLabelGaussian", "sitkHammingWindowedSinc", "sitkCosineWindowedSinc",
+                       "sitkWelchWindowedSinc", "sitkLanczosWindowedSinc", "sitkBlackmanWindowedSinc"]
+_SITK_INTERPOLATOR_CODES = {1: "sitkNearestNeighbor", 2: "sitkLinear", 3: "sitkBSpline"}
+
+
+class SettingsError(ValueError):
+    """Invalid radiomics settings; the message names the source, the field and the rule."""
+
+
+class Setting(BaseModel):
+    """The ``setting:`` section; names and defaults are PyRadiomics'."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    binWidth: float | None = Field(None, gt=0)
+    binCount: int | None = Field(None, gt=0)
+    resampledPixelSpacing: tuple[float, float, float] | None = None
+    interpolator: Interpolator = "sitkBSpline"
+    padDistance: int = Field(5, ge=0)
+    preCrop: bool = False
+    resegmentRange: tuple[float] | tuple[float, float] | None = None
+    resegmentMode: Literal["absolute", "relative", "sigma"] = "absolute"
+    resegmentShape: bool = False
+    normalize: bool = False
+    normalizeScale: float = Field(1.0, gt=0)
+    removeOutliers: float | None = Field(None, gt=0)
+    voxelArrayShift: int = 0
+    force2D: bool = False
+    force2Ddimension: Literal[0, 1, 2] = 0
+    distances: tuple[int, ...] = (1,)
+    symmetricalGLCM: bool = True
+    gldm_a: int = Field(0, ge=0)
+    weightingNorm: Literal["manhattan", "euclidean", "infinity", "no_weighting"] | None = None
+    label: int = Field(1, ge=1)
+    minimumROIDimensions: Literal[1, 2, 3] = 2
+    minimumROISize: int | None = Field(None, ge=1)
+    correctMask: bool = False
+    geometryTolerance: float | None = None
+    additionalInfo: bool = False  # accepted for compatibility; diagnostics are never emitted
+
+    @field_validator("interpolator", mode="before")
+    @classmethod
+    def _interp_code(cls, v: Any) -> Any:
+        return _SITK_INTERPOLATOR_CODES.get(v, v) if isinstance(v, int) else v
+
+    @field_validator("distances")
+    @classmethod
+    def _distances(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v or any(d < 1 for d in v):
+            raise ValueError("distances must be a non-empty list of integers >= 1")
+        return v
+
+    @model_validator(mode="after")
+    def _bins(self) -> Setting:
+        if self.binWidth is not None and self.binCount is not None:
+            raise ValueError("binWidth and binCount are mutually exclusive: set only one")
+        return self
+
+    @property
+    def bin_width(self) -> float | None:
+        """Fixed bin width in use (PyRadiomics default 25 when neither width nor count is set)."""
+        if self.binCount is not None:
+            return None
+        return 25.0 if self.binWidth is None else self.binWidth
+
+
+class LoGSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sigma: list[int | float] = Field(default_factory=list)
+
+    @field_validator("sigma")
+    @classmethod
+    def _positive(cls, v: list[float]) -> list[float]:
+        if any(s <= 0 for s in v):
+            raise ValueError("LoG sigma values must be > 0 (mm)")
+        return v
+
+
+class WaveletSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    wavelet: str = "coif1"
+    start_level: int = Field(0, ge=0)
+    level: int = Field(1, ge=1)
+
+    @field_validator("wavelet")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        import pywt
+
+        if v not in pywt.wavelist(kind="discrete"):
+            raise ValueError(f"unknown discrete wavelet {v!r} (see pywt.wavelist(kind='discrete'))")
+        return v
+
+
+_IMAGE_TYPES = ("Original", "LoG", "Wavelet")
+_SETTING_KEYS = set(Setting.model_fields)
+
+
+class RadiomicsSettings(BaseModel):
+    """A whole PyRadiomics parameter set. ``model_dump(mode="json")`` is canonical (its hash is the
+    feature-set version)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    setting: Setting = Field(default_factory=Setting)
+    imageType: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"Original": {}})
+    featureClass: dict[str, list[str] | None] | None = None
+    compatibility: Literal["pyradiomics", "ibsi"] = "pyradiomics"
+
+    @field_validator("imageType", mode="before")
+    @classmethod
+    def _image_types(cls, v: Any) -> Any:
+        if v is None:
+            return {"Original": {}}
+        if not isinstance(v, Mapping):
+            raise ValueError("imageType must be a mapping of image type name to its arguments")
+        out: dict[str, dict[str, Any]] = {}
+        for name, args in v.items():
+            if name not in _IMAGE_TYPES:
+                raise ValueError(f"image type {name!r} is not supported (supported: {', '.join(_IMAGE_TYPES)})")
+            args = dict(args or {})
+            own = {k: args.pop(k) for k in list(args) if k not in _SETTING_KEYS}
+            if name == "Original" and own:
+                raise ValueError(f"Original takes no arguments, got {sorted(own)}")
+            if name == "LoG":
+                own = LoGSettings(**own).model_dump()
+            elif name == "Wavelet":
+                own = WaveletSettings(**own).model_dump()
+            overrides = Setting(**args).model_dump(include=set(args)) if args else {}
+            out[name] = {**own, **overrides}
+        if not out:
+            raise ValueError("imageType enables no image type")
+        return {k: out[k] for k in _IMAGE_TYPES if k in out}
+
+    @field_validator("featureClass", mode="before")
+    @classmethod
+    def _classes(cls, v: Any) -> Any:
+        if v is None:
+            return None
+        if not isinstance(v, Mapping):
+            raise ValueError("featureClass must be a mapping of family to a feature list (or null for all)")
+        out: dict[str, list[str] | None] = {}
+        for fam, feats in v.items():
+            if fam not in registry.FEATURES:
+                raise ValueError(f"unknown feature class {fam!r}; known: {', '.join(registry.FAMILIES)}")
+            if feats is None or feats == []:
+                out[fam] = None
+                continue
+            if isinstance(feats, str):
+                feats = [feats]
+            known = registry.family_features(fam)
+            bad = [f for f in feats if f not in known]
+            if bad:
+                raise ValueError(f"unknown or deprecated {fam} feature(s) {bad}; known: {', '.join(known)}")
+            out[fam] = [f for f in known if f in feats]
+        return {k: out[k] for k in registry.FAMILIES if k in out}
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RadiomicsSettings:
+        if self.compatibility == "ibsi" and self.setting.voxelArrayShift != 0:
+            raise ValueError("compatibility 'ibsi' requires voxelArrayShift = 0 (IBSI energy is unshifted)")
+        if self.featureClass is not None and "shape2D" in self.featureClass and not self.setting.force2D:
+            raise ValueError("featureClass shape2D needs setting force2D: true")
+        for name, args in self.imageType.items():
+            merged = self.setting.model_dump()
+            merged.update({k: v for k, v in args.items() if k in _SETTING_KEYS})
+            Setting(**merged)
+        return self
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_params(cls, params: str | Path | Mapping[str, Any] | None = None) -> RadiomicsSettings:
+        """Read a PyRadiomics parameter file (YAML/JSON path) or dict; ``None`` gives the defaults."""
+        source = "<dict>"
+        if params is None:
+            data: Any = {}
+        elif isinstance(params, Mapping):
+            data = dict(params)
+        else:
+            path = Path(params)
+            source = str(path)
+            if not path.is_file():
+                raise SettingsError(f"{source}: params file not found")
+            try:
+                data = yaml.safe_load(path.read_text()) or {}
+            except yaml.YAMLError as exc:
+                raise SettingsError(f"{source}: not valid YAML: {exc}") from exc
+        if not isinstance(data, Mapping):
+            raise SettingsError(f"{source}: top level must be a mapping with setting/imageType/featureClass")
+        data = dict(data)
+        if data.get("setting") is None:
+            data.pop("setting", None)
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            msgs = []
+            for err in exc.errors():
+                loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
+                msgs.append(f"{loc}: {err['msg']}")
+            raise SettingsError(f"{source}: invalid radiomics settings: " + "; ".join(msgs)) from None
+
+    # ------------------------------------------------------------------ derived views
+    def enabled_features(self) -> dict[str, tuple[str, ...]]:
+        """family -> enabled feature names. No ``featureClass`` = PyRadiomics' defaults (all families,
+        shape2D only with force2D)."""
+        if self.featureClass is None:
+            fams = [f for f in registry.FAMILIES if f != "shape2D" or self.setting.force2D]
+            return {f: registry.family_features(f) for f in fams}
+        return {fam: tuple(feats) if feats is not None else registry.family_features(fam)
+                for fam, feats in self.featureClass.items()}
+
+    def image_types(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """(output prefix, filter kind, filter args incl. per-type overrides) in output order."""
+        out: list[tuple[str, str, dict[str, Any]]] = []
+        for kind, args in self.imageType.items():
+            if kind == "Original":
+                out.append(("original", kind, args))
+            elif kind == "LoG":
+                for s in args["sigma"]:
+                    out.append((f"log-sigma-{str(s).replace('.', '-')}-mm-3D", kind, {**args, "sigma": s}))
+            elif kind == "Wavelet":
+                n_axes = 2 if self.setting.force2D else 3
+                combos = [format(i, f"0{n_axes}b").replace("0", "L").replace("1", "H")
+                          for i in range(1, 2 ** n_axes)]
+                for lev in range(1, args["level"] + 1):
+                    prefix = "wavelet" if lev == 1 else f"wavelet{lev}"
+                    out += [(f"{prefix}-{c}", kind, {**args, "band": c, "band_level": lev}) for c in combos]
+                prefix = "wavelet" if args["level"] == 1 else f"wavelet{args['level']}"
+                out.append((f"{prefix}-{'L' * n_axes}", kind, {**args, "band": "L" * n_axes,
+                                                                 "band_level": args["level"]}))
+        return out
+
+    def image_type_names(self) -> list[str]:
+        return [name for name, _, _ in self.image_types()]
+
+    def setting_for(self, args: Mapping[str, Any]) -> Setting:
+        """The ``setting`` section with an image type's overrides (e.g. its own binWidth) applied."""
+        over = {k: v for k, v in args.items() if k in _SETTING_KEYS}
+        return self.setting.model_copy(update=over) if over else self.setting
+
+    def pyradiomics_params(self) -> dict[str, Any]:
+        """This configuration as a PyRadiomics params dict (for the pyradiomics backend)."""
+        s = self.setting.model_dump(exclude_none=True)
+        s.pop("additionalInfo", None)
+        if self.setting.binCount is None and self.setting.binWidth is None:
+            s["binWidth"] = 25.0
+        for key in ("resampledPixelSpacing", "resegmentRange", "distances"):
+            if key in s:
+                s[key] = list(s[key])
+        image_types: dict[str, Any] = {}
+        for kind, args in self.imageType.items():
+            a = dict(args)
+            if kind == "LoG":
+                a["sigma"] = list(a["sigma"])
+            image_types[kind] = a
+        enabled = self.enabled_features()
+        return {"setting": s, "imageType": image_types,
+                "featureClass": {fam: list(feats) for fam, feats in enabled.items()}}
