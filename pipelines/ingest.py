@@ -474,9 +474,11 @@ def ingest_cohort(
     out_out = []
     for r in outcome_rows:
         when = index_date.get(r["source_patient_id"])
+        if when is None and r["source_patient_id"] in clinical_ids:
+            continue  # its clinical row was rejected (no scans): already reported
         if when is None:
             issues.append(Issue(manifest.outcomes.name if manifest.outcomes else "outcomes",
-                                str(Rule.SCANS_WITHOUT_CLINICAL),
+                                str(Rule.OUTCOMES_WITHOUT_CLINICAL),
                                 f"patient {pid(r['source_patient_id'])}: outcome row without a "
                                 "clinical row (no index date)"))
             continue

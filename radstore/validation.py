@@ -37,6 +37,7 @@ class Rule(StrEnum):
     BAD_TABLE_VALUE = "bad_table_value"
     CLINICAL_WITHOUT_SCANS = "clinical_without_scans"
     SCANS_WITHOUT_CLINICAL = "scans_without_clinical"
+    OUTCOMES_WITHOUT_CLINICAL = "outcomes_without_clinical"
     MISSING_FILE = "missing_file"
 
 

@@ -288,11 +288,17 @@ def read_seg(path: Path | str, image: Volume, *, tol_mm: float = 1e-2) -> np.nda
     n_seg = len(ds.SegmentSequence)
     mask = np.zeros(image.shape, dtype=np.uint16 if n_seg > 255 else np.uint8)
     shared = ds.get("SharedFunctionalGroupsSequence", [None])[0]
+
+    def group(item: Any, kw: str) -> Any:
+        """A functional group from the per-frame item, else from the shared groups."""
+        return item.get(kw) or (shared.get(kw) if shared is not None else None)
+
     for f, item in enumerate(ds.PerFrameFunctionalGroupsSequence):
-        seg_no = int(item.SegmentIdentificationSequence[0].ReferencedSegmentNumber)
-        pp = item.get("PlanePositionSequence") or (shared.get("PlanePositionSequence") if shared else None)
-        if not pp:
-            raise ValidationFailure(Rule.UNREADABLE, f"{path.name}: frame {f + 1} has no position")
+        sid, pp = group(item, "SegmentIdentificationSequence"), group(item, "PlanePositionSequence")
+        if not sid or not pp:
+            raise ValidationFailure(Rule.UNREADABLE, f"{path.name}: frame {f + 1} has no segment "
+                                    "number or no position")
+        seg_no = int(sid[0].ReferencedSegmentNumber)
         idx = _world_to_index(image, np.asarray([[float(v) for v in pp[0].ImagePositionPatient]]))[0]
         k = round(float(idx[2]))
         sp = np.asarray(image.spacing)
@@ -359,6 +365,9 @@ def write_ct_series(
         ds.StudyDate = ds.SeriesDate = ds.AcquisitionDate = acq.strftime("%Y%m%d")
         ds.StudyTime = ds.SeriesTime = ds.AcquisitionTime = acq.strftime("%H%M%S")
         ds.SeriesNumber, ds.InstanceNumber = 1, k + 1
+        for kw in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyID",
+                   "ReferringPhysicianName", "AccessionNumber"):  # type 2: present, maybe empty
+            setattr(ds, kw, "")
         for kw, val in {**dict(patient or {}), **dict(technical or {})}.items():
             setattr(ds, kw, val)
         ds.ImagePositionPatient = [f"{v:.6f}" for v in pos]
