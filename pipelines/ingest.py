@@ -437,6 +437,7 @@ def ingest_cohort(
         tasks.append(ScanTask(cohort_id, p, s, e, phase, root, layout.volumes.resolve(), hu_range,
                               known.get(s, {}).get("source_hash")))
 
+    _prepare_groups(layout.volumes, {f"{cohort_id}/{t.patient_id}" for t in tasks})
     scan_rows: list[dict[str, Any]] = []
     by_id = {t.scan_id: t for t in tasks}
     for res in track(run_tasks(process_scan, tasks, settings), f"ingest {cohort_id}",
@@ -521,6 +522,19 @@ def ingest_cohort(
     elif qc_path.exists():
         report.report_path = qc_path
     return report
+
+
+def _prepare_groups(volumes: Path, parents: set[str]) -> None:
+    """Create the cohort and patient Zarr groups up front, in one thread: concurrent workers
+    creating the same parent group race in zarr (``ContainsGroupError``)."""
+    import zarr
+
+    for rel in sorted(parents):
+        parts = rel.split("/")
+        for i in range(len(parts) + 1):
+            sub = volumes.joinpath(*parts[:i])
+            if not (sub / "zarr.json").exists():
+                zarr.open_group(store=str(sub), mode="a", zarr_format=3)
 
 
 def _hospital_of(root: Path) -> str | None:
