@@ -63,7 +63,7 @@ def technical_tags(ds: Any) -> dict[str, Any]:
         elif kw == "PixelSpacing":
             out[name] = [float(v) for v in raw]
         elif kw == "ConvolutionKernel" and not isinstance(raw, str):
-            out[name] = _clean_text("\\".join(str(v) for v in raw))
+            out[name] = _clean_text("/".join(str(v) for v in raw))
         else:
             out[name] = _clean_text(raw)
     return out

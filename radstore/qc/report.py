@@ -95,6 +95,7 @@ def distribution_figure(groups: dict[str, dict[str, Sequence[float]]]) -> str:
     for ax, (key, title) in zip(axes, panels, strict=True):
         for hosp, vals in groups.items():
             v = np.asarray([x for x in vals.get(key, []) if x is not None and np.isfinite(x)], float)
+            v = v if key == "hu" else np.round(v, 3)  # header float noise would split the bins
             if v.size:
                 ax.hist(v, bins=30 if key == "hu" else 15, alpha=0.6, label=hosp)
         ax.set_title(title)
