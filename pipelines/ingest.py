@@ -560,3 +560,22 @@ def discover_cohort(dicom_root: Path | str, manifest_out: Path | str,
     out = Path(manifest_out)
     rows, warnings = discover(dicom_root, out.parent, load_phase_rules(phase_rules))
     return write_manifest(rows, out), rows, warnings
+
+
+def ingest_all(settings: Settings, root: Path | str, **kwargs: Any) -> dict[str, IngestReport]:
+    """Ingest every cohort folder under ``root`` (a folder holding ``manifest.csv``; the cohort id
+    is ``cohort_id`` from its ``cohort.yaml``, else the folder name), e.g. the output of
+    ``radstore synth``. Folders starting with ``_`` or ``.`` are skipped."""
+    import yaml
+
+    out: dict[str, IngestReport] = {}
+    for d in sorted(Path(root).iterdir()):
+        if not d.is_dir() or d.name.startswith(("_", ".")) or not (d / "manifest.csv").is_file():
+            continue
+        cid = d.name
+        meta = d / "cohort.yaml"
+        if meta.is_file():
+            doc = yaml.safe_load(meta.read_text()) or {}
+            cid = str(doc.get("cohort_id", cid)) if isinstance(doc, dict) else cid
+        out[cid] = ingest_cohort(settings, cid, d / "manifest.csv", **kwargs)
+    return out

@@ -45,10 +45,10 @@ def overlay_rgb(image: np.ndarray, mask: np.ndarray, window: tuple[float, float]
 
 
 def _png(rgb: np.ndarray) -> str:
-    import matplotlib.image as mpimg
+    from PIL import Image
 
     buf = io.BytesIO()
-    mpimg.imsave(buf, rgb, format="png")
+    Image.fromarray(rgb).save(buf, format="PNG")
     return base64.b64encode(buf.getvalue()).decode()
 
 
