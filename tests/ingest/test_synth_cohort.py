@@ -1,5 +1,6 @@
 """Demo step: every synthetic hospital folder (radstore.synth) ingests without rejections, and
-none of the PHI the generator planted reaches the store."""
+none of the PHI the generator planted reaches the store. Slow (~45 s on 2 shared cores): the
+formats themselves are covered by the fast fixture cohort in conftest.py."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from radstore.io.tables import read_table
 synth = pytest.importorskip("radstore.synth")
 
 
+@pytest.mark.slow
 def test_ingest_every_synthetic_hospital(tmp_path: Path) -> None:
     cfg = synth.SynthConfig(hospitals=3, patients_per_hospital=2, second_reader=True)
     res = synth.generate(tmp_path / "synth", cfg, progress=False)
