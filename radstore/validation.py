@@ -124,15 +124,17 @@ def check_label_map(mask: np.ndarray, name: str) -> np.ndarray:
 def check_hu(array: np.ndarray, name: str, *, lo: float = -3100.0, hi: float = 4095.0) -> np.ndarray:
     """CT values must be finite HU within ``[lo, hi]`` (−3100 admits scanners' padding values such
     as −3024; 4095 is the 12-bit ceiling); returns ``int16`` (rounded)."""
-    if not np.all(np.isfinite(array)):
+    amin, amax = float(array.min()), float(array.max())  # NaN/inf propagate into min/max
+    if not (np.isfinite(amin) and np.isfinite(amax)):
         raise ValidationFailure(Rule.HU_RANGE, f"{name}: image has non-finite values")
-    amin, amax = float(array.min()), float(array.max())
     if amin < lo or amax > hi:
         raise ValidationFailure(Rule.HU_RANGE, f"{name}: values span [{amin:.0f}, {amax:.0f}], "
                                 f"outside the plausible CT range [{lo:.0f}, {hi:.0f}] HU")
     if amax - amin < 50:
         raise ValidationFailure(Rule.HU_RANGE, f"{name}: values span only {amax - amin:.1f} "
                                 "units: not a CT in HU")
+    if np.issubdtype(array.dtype, np.integer):
+        return array.astype(np.int16, copy=False)
     return np.rint(array).astype(np.int16)
 
 

@@ -127,7 +127,7 @@ def _orientation(ds: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def read_series(folder: Path | str) -> Volume:
-    """Read a CT series folder into a :class:`Volume` of HU (float64 → caller casts to int16).
+    """Read a CT series folder into a :class:`Volume` of HU (float32 → caller casts to int16).
 
     ``meta`` holds the de-identified technical tags (:func:`radstore.deid.technical_tags`) plus,
     under keys starting with ``_``, UIDs and slice positions needed for mask matching (never
@@ -170,7 +170,7 @@ def read_series(folder: Path | str) -> Volume:
     slices = [slices[i] for i in order]
     proj, pos = proj[order], pos[order]
     dz = check_slice_positions(proj, folder.name)
-    arr = np.empty((len(slices), ref[0], ref[1]), dtype=np.float64)
+    arr = np.empty((len(slices), ref[0], ref[1]), dtype=np.float32)  # exact for 16-bit HU
     for k, (p, ds) in enumerate(slices):
         try:
             px = ds.pixel_array
@@ -182,7 +182,10 @@ def read_series(folder: Path | str) -> Volume:
                                     f"header says {ref[:2]}")
         slope = float(ds.get("RescaleSlope", 1) or 1)
         inter = float(ds.get("RescaleIntercept", 0) or 0)
-        arr[k] = px.astype(np.float64) * slope + inter
+        if slope == 1.0:
+            np.add(px, inter, out=arr[k], casting="unsafe")
+        else:
+            arr[k] = px.astype(np.float32) * np.float32(slope) + np.float32(inter)
     direction = np.stack([r, c, n], axis=1)
     meta: dict[str, Any] = deid.technical_tags(first)
     meta.update({
