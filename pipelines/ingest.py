@@ -458,11 +458,11 @@ def ingest_cohort(
     # clinical coverage (rows without any accepted or attempted scan)
     scanned = {e.source_patient_id for e in manifest.entries}
     kept_clinical = []
-    for i, r in enumerate(clinical_rows, start=1):
+    for r in clinical_rows:
         if r["source_patient_id"] not in scanned:
             issues.append(Issue(manifest.clinical.name if manifest.clinical else "clinical",
                                 str(Rule.CLINICAL_WITHOUT_SCANS),
-                                f"patient {pid(r['source_patient_id'])} (row {i}) has no scan in "
+                                f"patient {pid(r['source_patient_id'])} (row {r['_row']}) has no scan in "
                                 "the manifest"))
             continue
         kept_clinical.append(r)
@@ -470,7 +470,7 @@ def ingest_cohort(
 
     clin_out = [{"cohort_id": cohort_id, "patient_id": pid(r["source_patient_id"]),
                  "event_timestamp": r["index_date"],
-                 **{k: v for k, v in r.items() if k not in ("source_patient_id", "index_date")},
+                 **{k: v for k, v in r.items() if k not in ("source_patient_id", "index_date", "_row")},
                  "created_timestamp": now} for r in kept_clinical]
     out_out = []
     for r in outcome_rows:
@@ -480,12 +480,13 @@ def ingest_cohort(
         if when is None:
             issues.append(Issue(manifest.outcomes.name if manifest.outcomes else "outcomes",
                                 str(Rule.OUTCOMES_WITHOUT_CLINICAL),
-                                f"patient {pid(r['source_patient_id'])}: outcome row without a "
+                                f"patient {pid(r['source_patient_id'])} (row {r['_row']}): outcome "
+                                "row without a "
                                 "clinical row (no index date)"))
             continue
         out_out.append({"cohort_id": cohort_id, "patient_id": pid(r["source_patient_id"]),
                         "event_timestamp": when,
-                        **{k: v for k, v in r.items() if k != "source_patient_id"},
+                        **{k: v for k, v in r.items() if k not in ("source_patient_id", "_row")},
                         "created_timestamp": now})
     report.clinical_rows, report.outcome_rows = len(clin_out), len(out_out)
 

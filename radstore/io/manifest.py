@@ -183,8 +183,8 @@ def _convert(col: str, v: Any) -> Any:
 
 
 def read_table(path: Path, kind: str) -> tuple[list[dict[str, Any]], list[Issue]]:
-    """``clinical`` or ``outcomes`` table → typed rows ``{source_patient_id, [index_date],
-    <contract columns>}`` (every other column, PHI included, is dropped) and issues
+    """``clinical`` or ``outcomes`` table → typed rows ``{source_patient_id, _row (1-based data
+    row), [index_date], <contract columns>}`` (every other column, PHI included, is dropped) and issues
     (``bad_table_value`` — also for a repeated patient —, ``missing_file``, ``unreadable``)."""
     columns = CLINICAL_COLUMNS if kind == "clinical" else OUTCOME_COLUMNS
     name = path.name
@@ -210,7 +210,7 @@ def read_table(path: Path, kind: str) -> tuple[list[dict[str, Any]], list[Issue]
         if sid in seen:
             issues.append(Issue(name, str(Rule.BAD_TABLE_VALUE), f"row {i}: patient listed twice"))
             continue
-        out: dict[str, Any] = {"source_patient_id": sid}
+        out: dict[str, Any] = {"source_patient_id": sid, "_row": i}
         try:
             if kind == "clinical":
                 try:

@@ -59,6 +59,7 @@ class Cohort:
     outcomes: list[dict[str, str]] = field(default_factory=list)
     expected: dict[str, str] = field(default_factory=dict)  # input -> rule
     good: list[str] = field(default_factory=list)  # image paths that must land
+    orphan: str = ""  # source id of the clinical row without scans
 
     @property
     def manifest(self) -> Path:
@@ -295,7 +296,7 @@ def bad_corpus(c: Cohort, start: int = 20) -> Cohort:
     img, mask = phantom(i)
     c.expected[nifti_case(sid, "bad_noclin", img.astype(np.int16), mask)] = "scans_without_clinical"
     # 17 clinical row without scans, 18 bad clinical value, 19 bad index date
-    patient()
+    c.orphan = patient()
     c.expected["clinical.csv#orphan"] = "clinical_without_scans"
     sid = patient()
     c.clinical[-1]["age"] = "old"

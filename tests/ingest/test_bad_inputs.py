@@ -24,6 +24,8 @@ def test_each_broken_input_has_its_rule(ingested: Ingested) -> None:
     assert all(r["message"] and r["cohort_id"] == "hosp_a" for r in rej)
     assert not any("SRC-" in r["input"] or "SRC-" in r["message"] for r in rej)
     assert any(r["input"].endswith("_scan/image.nii.gz") and r["input"].startswith("P") for r in rej)
+    orphan_row = 1 + [r["source_patient_id"] for r in ingested.cohort.clinical].index(ingested.cohort.orphan)
+    assert any(r["rule"] == "clinical_without_scans" and f"(row {orphan_row})" in r["message"] for r in rej)
 
 
 def test_every_good_scan_lands(ingested: Ingested) -> None:
