@@ -263,7 +263,7 @@ def run_tasks(fn: Callable[[Any], Any], items: Sequence[Any], settings: Settings
     results: queue.Queue[tuple[str, Any]] = queue.Queue()
 
     class _Stream(Callback):
-        def _posttask(self, key, result, dsk, state, worker_id):  # type: ignore[override]
+        def _posttask(self, key, result, dsk, state, worker_id):
             if key in keys:
                 results.put(("ok", result))
 
@@ -490,7 +490,7 @@ def ingest_cohort(
                         "created_timestamp": now})
     report.clinical_rows, report.outcome_rows = len(clin_out), len(out_out)
 
-    rej_rows = []
+    rej_rows: list[dict[str, Any]] = []
     for iss in issues:
         rej_rows.append({"cohort_id": cohort_id, "input": redact(iss.input), "rule": iss.rule,
                          "message": redact(iss.message), "created_timestamp": now})
@@ -509,8 +509,8 @@ def ingest_cohort(
     for name, (rows, keys) in tables.items():
         if _write_if_changed(rows, layout.catalog_table(name, cohort_id), schemas[name], keys):
             report.tables_written.append(name)
-    for r in report.rejections:
-        log.warning("rejected %s: [%s] %s", r.input, r.rule, r.message)
+    for iss in report.rejections:
+        log.warning("rejected %s: [%s] %s", iss.input, iss.rule, iss.message)
     log.info("ingest %s: %d scans ok (%d written, %d unchanged), %d rejections, tables written: %s",
              cohort_id, report.scans_ok, report.written, report.unchanged, report.rejected,
              ", ".join(report.tables_written) or "none")

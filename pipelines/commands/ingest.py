@@ -44,6 +44,7 @@ def register(app: typer.Typer) -> None:
             return
         if manifest is None:
             fail("give a manifest, or --discover <dicom_root>")
+            return
         from pipelines.ingest import ingest_cohort
 
         try:

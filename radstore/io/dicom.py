@@ -24,8 +24,8 @@ from radstore import deid
 from radstore.validation import Rule, ValidationFailure, check_slice_positions
 from radstore.volume import Volume
 
-CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
-RTSTRUCT_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
+CT_IMAGE_STORAGE: Any = "1.2.840.10008.5.1.4.1.1.2"
+RTSTRUCT_STORAGE: Any = "1.2.840.10008.5.1.4.1.1.481.3"
 
 
 @dataclass
@@ -196,8 +196,9 @@ def read_series(folder: Path | str) -> Volume:
         "_acquisition": _acquisition_iso(first),
         "_files": [p for p, _ in slices],
     })
-    return Volume(array=arr, spacing=(ref[2][1], ref[2][0], dz), origin=tuple(pos[0]),  # type: ignore[arg-type]
-                  direction=tuple(direction.ravel()), meta=meta)
+    return Volume(array=arr, spacing=(ref[2][1], ref[2][0], dz),
+                  origin=(float(pos[0][0]), float(pos[0][1]), float(pos[0][2])),
+                  direction=tuple(float(v) for v in direction.ravel()), meta=meta)
 
 
 def _world_to_index(image: Volume, pts: np.ndarray) -> np.ndarray:
@@ -317,10 +318,10 @@ def read_seg(path: Path | str, image: Volume, *, tol_mm: float = 1e-2) -> np.nda
 
 # --------------------------------------------------------------------------- writers (synth, tests)
 
-def _uid() -> str:
+def _uid() -> Any:
     from pydicom.uid import generate_uid
 
-    return str(generate_uid())
+    return generate_uid()
 
 
 def write_ct_series(

@@ -13,7 +13,7 @@ import html
 import io
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +82,7 @@ def scan_summary(volumes: Path, zarr_path: str, rng: np.random.Generator) -> tup
     return thumb, hu
 
 
-def distribution_figure(groups: dict[str, dict[str, Sequence[float]]]) -> str:
+def distribution_figure(groups: Mapping[str, Mapping[str, Sequence[float]]]) -> str:
     """Histograms per hospital of spacing, thickness and HU (one panel per quantity)."""
     import matplotlib
 
