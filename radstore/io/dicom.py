@@ -254,7 +254,8 @@ def rasterise_rtstruct(path: Path | str, image: Volume, *, z_tol: float = 0.25
             if not 0 <= k < nz or abs(zc - k) > z_tol or outside_xy:
                 raise ValidationFailure(
                     Rule.MASK_OUTSIDE_IMAGE,
-                    f"{path.name}: a contour of ROI {names[label]!r} lies outside the image "
+                    f"{path.name}: a contour of ROI number {int(rc.ReferencedROINumber)} lies "
+                    "outside the image "
                     f"(slice index {zc:.2f} of {nz})")
             rr, cc = draw_polygon(idx[:, 1], idx[:, 0], shape=(ny, nx))
             plane = planes.setdefault(k, np.zeros((ny, nx), dtype=bool))
