@@ -51,15 +51,22 @@ class LabelInfo:
 
 
 def label_infos(mask: np.ndarray) -> dict[int, LabelInfo]:
-    """Bounding box and voxel count of every non-zero label of ``mask``."""
+    """Bounding box and voxel count of every non-zero label of ``mask`` (one bincount pass and
+    one ``find_objects`` pass; no sort of the volume)."""
     from scipy import ndimage
 
-    infos: dict[int, LabelInfo] = {}
-    labels = [int(v) for v in np.unique(mask) if v != 0]
+    if mask.dtype.kind not in "iub":
+        raise TypeError(f"mask must be an integer label map, got {mask.dtype}")
+    flat = mask.ravel()
+    if flat.size and flat.min() < 0:
+        raise ValueError("mask labels must be non-negative")
+    counts = np.bincount(flat.astype(np.intp, copy=False)) if flat.size else np.zeros(1, np.intp)
+    labels = [int(v) for v in np.flatnonzero(counts) if v != 0]
     if not labels:
-        return infos
-    objs = ndimage.find_objects(mask.astype(np.int64, copy=False), max_label=max(labels))
-    counts = np.bincount(mask.ravel().astype(np.int64), minlength=max(labels) + 1)
+        return {}
+    objs = ndimage.find_objects(mask if mask.dtype.kind != "b" else mask.view(np.uint8),
+                                max_label=labels[-1])
+    infos: dict[int, LabelInfo] = {}
     for lab in labels:
         sl = objs[lab - 1]
         bbox = (sl[0].start, sl[0].stop, sl[1].start, sl[1].stop, sl[2].start, sl[2].stop)
@@ -77,12 +84,18 @@ def _geometry_attrs(vol: Volume) -> dict[str, Any]:
 
 
 def _ensure_group(root: Path, rel: str) -> None:
-    """Create ``rel`` and its parents as explicit Zarr groups (idempotent)."""
+    """Create ``rel`` and its parents as explicit Zarr groups (idempotent, safe when threads
+    race to create the same parent)."""
+    from zarr.errors import ContainsGroupError
+
     parts = [p for p in rel.split("/") if p]
     for i in range(len(parts) + 1):
         sub = root.joinpath(*parts[:i])
         if not (sub / "zarr.json").exists():
-            zarr.open_group(store=str(sub), mode="a", zarr_format=3)
+            try:
+                zarr.open_group(store=str(sub), mode="a", zarr_format=3)
+            except ContainsGroupError:
+                continue
 
 
 def write_scan(
