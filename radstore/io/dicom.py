@@ -1,0 +1,469 @@
+"""DICOM I/O: CT series → :class:`Volume`, RTSTRUCT/SEG → label maps on the image grid, and the
+writers the synthetic cohort and the tests use.
+
+Geometry follows ITK: ``origin`` is the Image Position (Patient) of the first slice along the slice
+normal ``n = r × c`` (``r``, ``c`` the row/column direction cosines of Image Orientation (Patient)),
+``direction`` has columns ``(r, c, n)`` and ``spacing = (PixelSpacing[1], PixelSpacing[0], Δz)``
+with ``Δz`` the median distance between consecutive slice positions projected on ``n``.
+
+Every failure raises :class:`radstore.validation.ValidationFailure` with a rule name; messages name
+the file (relative to the folder the caller passes) but never a header value that could be PHI.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from radstore import deid
+from radstore.validation import Rule, ValidationFailure, check_slice_positions
+from radstore.volume import Volume
+
+CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+RTSTRUCT_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
+
+
+@dataclass
+class SeriesGroup:
+    """All files of one SeriesInstanceUID found under a folder tree."""
+
+    series_uid: str
+    modality: str
+    files: list[Path] = field(default_factory=list)
+    frame_of_reference_uid: str | None = None
+    series_description: str = ""
+    acquisition: str | None = None
+    referenced_series_uids: tuple[str, ...] = ()
+
+
+def _read(path: Path, *, stop_before_pixels: bool = False) -> Any:
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        return pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
+    except (InvalidDicomError, OSError, EOFError, ValueError, TypeError, KeyError) as exc:
+        raise ValidationFailure(Rule.UNREADABLE, f"{path.name}: not a readable DICOM file "
+                                f"({type(exc).__name__})") from exc
+
+
+def _acquisition_iso(ds: Any) -> str | None:
+    """Acquisition date/time (Acquisition, then Series, then Study) as ISO 8601, or None."""
+    for d_kw, t_kw in (("AcquisitionDate", "AcquisitionTime"), ("SeriesDate", "SeriesTime"),
+                       ("StudyDate", "StudyTime")):
+        d = str(ds.get(d_kw, "") or "")
+        if len(d) == 8 and d.isdigit():
+            t = str(ds.get(t_kw, "") or "").split(".")[0].ljust(6, "0")[:6]
+            if not t.isdigit():
+                t = "000000"
+            try:
+                return dt.datetime.strptime(d + t, "%Y%m%d%H%M%S").isoformat()
+            except ValueError:
+                continue
+    return None
+
+
+def _referenced_series(ds: Any) -> tuple[str, ...]:
+    uids: list[str] = []
+    for fr in ds.get("ReferencedFrameOfReferenceSequence", []):
+        for st in fr.get("RTReferencedStudySequence", []):
+            for se in st.get("RTReferencedSeriesSequence", []):
+                if "SeriesInstanceUID" in se:
+                    uids.append(str(se.SeriesInstanceUID))
+    for se in ds.get("ReferencedSeriesSequence", []):
+        if "SeriesInstanceUID" in se:
+            uids.append(str(se.SeriesInstanceUID))
+    return tuple(dict.fromkeys(uids))
+
+
+def _frame_of_reference(ds: Any) -> str | None:
+    if "FrameOfReferenceUID" in ds:
+        return str(ds.FrameOfReferenceUID)
+    for fr in ds.get("ReferencedFrameOfReferenceSequence", []):
+        if "FrameOfReferenceUID" in fr:
+            return str(fr.FrameOfReferenceUID)
+    for roi in ds.get("StructureSetROISequence", []):
+        if "ReferencedFrameOfReferenceUID" in roi:
+            return str(roi.ReferencedFrameOfReferenceUID)
+    return None
+
+
+def scan_tree(root: Path | str, files: Iterable[Path] | None = None) -> list[SeriesGroup]:
+    """Group every readable DICOM file under ``root`` by SeriesInstanceUID (unreadable files are
+    skipped: discovery lists what it can use and validation reports the rest)."""
+    import pydicom
+
+    root = Path(root)
+    groups: dict[str, SeriesGroup] = {}
+    paths = sorted(files) if files is not None else sorted(p for p in root.rglob("*") if p.is_file())
+    for p in paths:
+        try:
+            ds = pydicom.dcmread(p, stop_before_pixels=True)
+        except Exception:
+            continue
+        if "SeriesInstanceUID" not in ds:
+            continue
+        uid = str(ds.SeriesInstanceUID)
+        g = groups.get(uid)
+        if g is None:
+            g = groups[uid] = SeriesGroup(
+                series_uid=uid, modality=str(ds.get("Modality", "")),
+                frame_of_reference_uid=_frame_of_reference(ds),
+                series_description=str(ds.get("SeriesDescription", "") or ""),
+                acquisition=_acquisition_iso(ds), referenced_series_uids=_referenced_series(ds))
+        g.files.append(p)
+    return sorted(groups.values(), key=lambda g: (str(g.files[0]), g.series_uid))
+
+
+def _orientation(ds: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    iop = np.asarray([float(v) for v in ds.ImageOrientationPatient], dtype=float)
+    r, c = iop[:3], iop[3:]
+    return r, c, np.cross(r, c)
+
+
+def read_series(folder: Path | str) -> Volume:
+    """Read a CT series folder into a :class:`Volume` of HU (float64 → caller casts to int16).
+
+    ``meta`` holds the de-identified technical tags (:func:`radstore.deid.technical_tags`) plus,
+    under keys starting with ``_``, UIDs and slice positions needed for mask matching (never
+    stored). Raises :class:`ValidationFailure` (rules ``unreadable``, ``multiple_series``,
+    ``inconsistent_series``, ``missing_slices``, ``uneven_slice_spacing``).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValidationFailure(Rule.UNREADABLE, f"{folder.name}: DICOM series folder not found")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    slices = []
+    for p in files:
+        ds = _read(p)
+        if "PixelData" not in ds or str(ds.get("Modality", "")) in ("RTSTRUCT", "SEG"):
+            continue
+        slices.append((p, ds))
+    if not slices:
+        raise ValidationFailure(Rule.UNREADABLE, f"{folder.name}: no image slices in the folder")
+    uids = {str(ds.get("SeriesInstanceUID", "")) for _, ds in slices}
+    if len(uids) > 1:
+        raise ValidationFailure(Rule.MULTIPLE_SERIES,
+                                f"{folder.name}: {len(uids)} series in one folder")
+    first = slices[0][1]
+    for kw in ("ImageOrientationPatient", "ImagePositionPatient", "PixelSpacing"):
+        missing = [p.name for p, ds in slices if kw not in ds]
+        if missing:
+            raise ValidationFailure(Rule.INCONSISTENT_SERIES, f"{missing[0]}: no {kw}")
+    r, c, n = _orientation(first)
+    ref = (int(first.Rows), int(first.Columns), tuple(float(v) for v in first.PixelSpacing))
+    for p, ds in slices:
+        cur = (int(ds.Rows), int(ds.Columns), tuple(float(v) for v in ds.PixelSpacing))
+        if cur != ref or not np.allclose(np.concatenate(_orientation(ds)[:2]), np.concatenate([r, c]),
+                                         atol=1e-4):
+            raise ValidationFailure(Rule.INCONSISTENT_SERIES,
+                                    f"{p.name}: size, pixel spacing or orientation differs from "
+                                    "the rest of the series")
+    pos = np.asarray([[float(v) for v in ds.ImagePositionPatient] for _, ds in slices])
+    proj = pos @ n
+    order = np.argsort(proj, kind="stable")
+    slices = [slices[i] for i in order]
+    proj, pos = proj[order], pos[order]
+    dz = check_slice_positions(proj, folder.name)
+    arr = np.empty((len(slices), ref[0], ref[1]), dtype=np.float64)
+    for k, (p, ds) in enumerate(slices):
+        try:
+            px = ds.pixel_array
+        except Exception as exc:
+            raise ValidationFailure(Rule.UNREADABLE, f"{p.name}: pixel data cannot be decoded "
+                                    f"({type(exc).__name__})") from exc
+        if px.shape != ref[:2]:
+            raise ValidationFailure(Rule.UNREADABLE, f"{p.name}: pixel data has shape {px.shape}, "
+                                    f"header says {ref[:2]}")
+        slope = float(ds.get("RescaleSlope", 1) or 1)
+        inter = float(ds.get("RescaleIntercept", 0) or 0)
+        arr[k] = px.astype(np.float64) * slope + inter
+    direction = np.stack([r, c, n], axis=1)
+    meta: dict[str, Any] = deid.technical_tags(first)
+    meta.update({
+        "_series_uid": next(iter(uids)),
+        "_frame_of_reference_uid": _frame_of_reference(first),
+        "_sop_uids": [str(ds.get("SOPInstanceUID", "")) for _, ds in slices],
+        "_slice_positions": proj.tolist(),
+        "_acquisition": _acquisition_iso(first),
+        "_files": [p for p, _ in slices],
+    })
+    return Volume(array=arr, spacing=(ref[2][1], ref[2][0], dz), origin=tuple(pos[0]),  # type: ignore[arg-type]
+                  direction=tuple(direction.ravel()), meta=meta)
+
+
+def _world_to_index(image: Volume, pts: np.ndarray) -> np.ndarray:
+    """Continuous ``(x, y, z)`` indices of physical points ``pts`` (N×3, mm)."""
+    d = np.asarray(image.direction, dtype=float).reshape(3, 3)
+    m = d * np.asarray(image.spacing, dtype=float)[None, :]
+    return np.linalg.solve(m, (pts - np.asarray(image.origin, dtype=float)).T).T
+
+
+def _check_frame_of_reference(image: Volume, mask_for: str | None, name: str) -> None:
+    img_for = image.meta.get("_frame_of_reference_uid")
+    if img_for and mask_for and img_for != mask_for:
+        raise ValidationFailure(Rule.FRAME_OF_REFERENCE,
+                                f"{name}: frame of reference differs from the image's")
+
+
+def rasterise_rtstruct(path: Path | str, image: Volume, *, z_tol: float = 0.25
+                       ) -> tuple[np.ndarray, dict[int, str]]:
+    """RTSTRUCT contours → label map on ``image``'s grid; ROIs become labels 1..n in ROI-number
+    order. Returns ``(mask [z,y,x] uint8/uint16, {label: roi_name})``.
+
+    Contours are matched to slices by position (the contour plane's index along the slice normal,
+    within ``z_tol`` voxels), not by referenced SOP UIDs, and must share the image's frame of
+    reference. A voxel is inside when its centre is inside the polygon; several contours of one
+    ROI on a slice combine by XOR (even–odd rule: inner contours are holes).
+    """
+    from skimage.draw import polygon as draw_polygon
+
+    path = Path(path)
+    ds = _read(path)
+    if str(ds.get("Modality", "")) != "RTSTRUCT" or "ROIContourSequence" not in ds:
+        raise ValidationFailure(Rule.UNREADABLE, f"{path.name}: not an RTSTRUCT with contours")
+    _check_frame_of_reference(image, _frame_of_reference(ds), path.name)
+    rois = sorted((int(r.ROINumber), str(r.get("ROIName", ""))) for r in ds.StructureSetROISequence)
+    label_of = {num: i + 1 for i, (num, _) in enumerate(rois)}
+    names = {label_of[num]: name for num, name in rois}
+    nz, ny, nx = image.shape
+    mask = np.zeros(image.shape, dtype=np.uint16 if len(rois) > 255 else np.uint8)
+    for rc in ds.ROIContourSequence:
+        label = label_of.get(int(rc.ReferencedROINumber))
+        if label is None:
+            continue
+        planes: dict[int, np.ndarray] = {}
+        for contour in rc.get("ContourSequence", []):
+            if str(contour.get("ContourGeometricType", "CLOSED_PLANAR")) not in ("CLOSED_PLANAR",):
+                continue
+            pts = np.asarray([float(v) for v in contour.ContourData], dtype=float).reshape(-1, 3)
+            idx = _world_to_index(image, pts)
+            zc = float(np.mean(idx[:, 2]))
+            k = round(zc)
+            outside_xy = (idx[:, 0].max() < -0.5 or idx[:, 0].min() > nx - 0.5
+                          or idx[:, 1].max() < -0.5 or idx[:, 1].min() > ny - 0.5)
+            if not 0 <= k < nz or abs(zc - k) > z_tol or outside_xy:
+                raise ValidationFailure(
+                    Rule.MASK_OUTSIDE_IMAGE,
+                    f"{path.name}: a contour of ROI {names[label]!r} lies outside the image "
+                    f"(slice index {zc:.2f} of {nz})")
+            rr, cc = draw_polygon(idx[:, 1], idx[:, 0], shape=(ny, nx))
+            plane = planes.setdefault(k, np.zeros((ny, nx), dtype=bool))
+            fill = np.zeros((ny, nx), dtype=bool)
+            fill[rr, cc] = True
+            plane ^= fill
+        for k, plane in planes.items():
+            mask[k][plane] = label
+    return mask, names
+
+
+def read_seg(path: Path | str, image: Volume, *, tol_mm: float = 1e-2) -> np.ndarray:
+    """DICOM SEG → label map on ``image``'s grid (label = segment number). Frames are placed by
+    their Image Position (Patient) projected on the slice normal; a fractional SEG is binarised at
+    half its maximum."""
+    path = Path(path)
+    ds = _read(path)
+    if str(ds.get("Modality", "")) != "SEG":
+        raise ValidationFailure(Rule.UNREADABLE, f"{path.name}: not a DICOM SEG")
+    _check_frame_of_reference(image, _frame_of_reference(ds), path.name)
+    nz, ny, nx = image.shape
+    if (int(ds.Rows), int(ds.Columns)) != (ny, nx):
+        raise ValidationFailure(Rule.GEOMETRY_MISMATCH,
+                                f"{path.name}: SEG frames are {int(ds.Rows)}x{int(ds.Columns)}, "
+                                f"image slices {ny}x{nx}")
+    try:
+        frames = np.asarray(ds.pixel_array)
+    except Exception as exc:
+        raise ValidationFailure(Rule.UNREADABLE, f"{path.name}: SEG pixel data cannot be decoded "
+                                f"({type(exc).__name__})") from exc
+    if frames.ndim == 2:
+        frames = frames[None]
+    if str(ds.get("SegmentationType", "BINARY")) == "FRACTIONAL":
+        frames = frames >= (int(ds.get("MaximumFractionalValue", 255)) / 2)
+    n_seg = len(ds.SegmentSequence)
+    mask = np.zeros(image.shape, dtype=np.uint16 if n_seg > 255 else np.uint8)
+    shared = ds.get("SharedFunctionalGroupsSequence", [None])[0]
+
+    def group(item: Any, kw: str) -> Any:
+        """A functional group from the per-frame item, else from the shared groups."""
+        return item.get(kw) or (shared.get(kw) if shared is not None else None)
+
+    for f, item in enumerate(ds.PerFrameFunctionalGroupsSequence):
+        sid, pp = group(item, "SegmentIdentificationSequence"), group(item, "PlanePositionSequence")
+        if not sid or not pp:
+            raise ValidationFailure(Rule.UNREADABLE, f"{path.name}: frame {f + 1} has no segment "
+                                    "number or no position")
+        seg_no = int(sid[0].ReferencedSegmentNumber)
+        idx = _world_to_index(image, np.asarray([[float(v) for v in pp[0].ImagePositionPatient]]))[0]
+        k = round(float(idx[2]))
+        sp = np.asarray(image.spacing)
+        if np.any(np.abs(idx[:2]) * sp[:2] > tol_mm) or abs(idx[2] - k) * sp[2] > max(tol_mm, 0.1):
+            raise ValidationFailure(Rule.GEOMETRY_MISMATCH,
+                                    f"{path.name}: frame {f + 1} is not on an image slice")
+        if not 0 <= k < nz:
+            raise ValidationFailure(Rule.MASK_OUTSIDE_IMAGE,
+                                    f"{path.name}: frame {f + 1} lies outside the image")
+        mask[k][frames[f].astype(bool)] = seg_no
+    return mask
+
+
+# --------------------------------------------------------------------------- writers (synth, tests)
+
+def _uid() -> str:
+    from pydicom.uid import generate_uid
+
+    return str(generate_uid())
+
+
+def write_ct_series(
+    volume: Volume,
+    folder: Path | str,
+    *,
+    patient: Mapping[str, str] | None = None,
+    series_description: str = "CT",
+    acquisition: dt.datetime | None = None,
+    technical: Mapping[str, Any] | None = None,
+    series_uid: str | None = None,
+    study_uid: str | None = None,
+    frame_of_reference_uid: str | None = None,
+) -> list[Any]:
+    """Write ``volume`` (HU, ``[z,y,x]``) as a CT series, one file per slice (uint16 stored values,
+    RescaleIntercept −1024). ``patient`` sets header fields such as ``PatientName``,
+    ``PatientID``, ``PatientBirthDate``, ``AccessionNumber``, ``InstitutionName``; ``technical``
+    sets e.g. ``Manufacturer``, ``KVP``, ``ConvolutionKernel``. Returns the written datasets."""
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    series_uid = series_uid or _uid()
+    study_uid = study_uid or _uid()
+    for_uid = frame_of_reference_uid or _uid()
+    acq = acquisition or dt.datetime(2020, 1, 1, 12, 0, 0)
+    d = np.asarray(volume.direction, dtype=float).reshape(3, 3)
+    sx, sy, sz = volume.spacing
+    stored = np.clip(np.rint(volume.array) + 1024, 0, 65535).astype(np.uint16)
+    out = []
+    for k in range(volume.shape[0]):
+        pos = np.asarray(volume.origin) + d[:, 2] * sz * k
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = CT_IMAGE_STORAGE
+        meta.MediaStorageSOPInstanceUID = _uid()
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        fname = folder / f"IM{k:05d}.dcm"
+        ds = FileDataset(str(fname), {}, file_meta=meta, preamble=b"\0" * 128)
+        ds.SOPClassUID = CT_IMAGE_STORAGE
+        ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+        ds.Modality = "CT"
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study_uid, series_uid, for_uid
+        ds.SeriesDescription = series_description
+        ds.StudyDate = ds.SeriesDate = ds.AcquisitionDate = acq.strftime("%Y%m%d")
+        ds.StudyTime = ds.SeriesTime = ds.AcquisitionTime = acq.strftime("%H%M%S")
+        ds.SeriesNumber, ds.InstanceNumber = 1, k + 1
+        for kw in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyID",
+                   "ReferringPhysicianName", "AccessionNumber"):  # type 2: present, maybe empty
+            setattr(ds, kw, "")
+        for kw, val in {**dict(patient or {}), **dict(technical or {})}.items():
+            setattr(ds, kw, val)
+        ds.ImagePositionPatient = [f"{v:.6f}" for v in pos]
+        ds.ImageOrientationPatient = [f"{v:.6f}" for v in (*d[:, 0], *d[:, 1])]
+        ds.PixelSpacing = [f"{sy:.6f}", f"{sx:.6f}"]
+        ds.SliceThickness = f"{technical.get('SliceThickness', sz) if technical else sz:.6f}"
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.Rows, ds.Columns = volume.shape[1], volume.shape[2]
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+        ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = "-1024", "1", "HU"
+        ds.PixelData = stored[k].tobytes()
+        ds.save_as(fname, enforce_file_format=True)
+        out.append(ds)
+    return out
+
+
+def write_rtstruct(
+    image_datasets: Sequence[Any],
+    image: Volume,
+    mask: np.ndarray,
+    path: Path | str,
+    roi_names: Mapping[int, str] | None = None,
+    *,
+    z_offset_mm: float = 0.0,
+) -> Path:
+    """Write the labels of ``mask`` (on ``image``'s grid) as RTSTRUCT ROIs (ROI number = label),
+    one closed planar contour per connected outline per slice (``skimage.measure.find_contours``
+    at level 0.5, so voxel centres inside the contour are exactly the mask's). ``z_offset_mm``
+    shifts every contour along the slice normal (used to make broken test inputs)."""
+    from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+    from pydicom.sequence import Sequence as DSeq
+    from pydicom.uid import ExplicitVRLittleEndian
+    from skimage.measure import find_contours
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    first = image_datasets[0]
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = RTSTRUCT_STORAGE
+    meta.MediaStorageSOPInstanceUID = _uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID, ds.SOPInstanceUID = RTSTRUCT_STORAGE, meta.MediaStorageSOPInstanceUID
+    ds.Modality = "RTSTRUCT"
+    ds.SeriesInstanceUID, ds.StudyInstanceUID = _uid(), first.StudyInstanceUID
+    for kw in ("PatientName", "PatientID", "StudyDate", "StudyTime"):
+        if kw in first:
+            setattr(ds, kw, first.data_element(kw).value)
+    ds.StructureSetLabel = "RTSTRUCT"
+    for_uid = str(first.FrameOfReferenceUID)
+    contour_images = DSeq()
+    for im in image_datasets:
+        ci = Dataset()
+        ci.ReferencedSOPClassUID, ci.ReferencedSOPInstanceUID = im.SOPClassUID, im.SOPInstanceUID
+        contour_images.append(ci)
+    rse = Dataset()
+    rse.SeriesInstanceUID, rse.ContourImageSequence = first.SeriesInstanceUID, contour_images
+    rst = Dataset()
+    rst.ReferencedSOPClassUID = "1.2.840.10008.3.1.2.3.1"
+    rst.ReferencedSOPInstanceUID = first.StudyInstanceUID
+    rst.RTReferencedSeriesSequence = DSeq([rse])
+    rfr = Dataset()
+    rfr.FrameOfReferenceUID, rfr.RTReferencedStudySequence = for_uid, DSeq([rst])
+    ds.ReferencedFrameOfReferenceSequence = DSeq([rfr])
+    d = np.asarray(image.direction, dtype=float).reshape(3, 3)
+    m = d * np.asarray(image.spacing, dtype=float)[None, :]
+    org = np.asarray(image.origin, dtype=float)
+    labels = [int(v) for v in np.unique(mask) if v != 0]
+    names = dict(roi_names or {})
+    ssroi, roic, obs = DSeq(), DSeq(), DSeq()
+    for lab in labels:
+        r = Dataset()
+        r.ROINumber, r.ReferencedFrameOfReferenceUID = lab, for_uid
+        r.ROIName, r.ROIGenerationAlgorithm = names.get(lab, f"GTV-{lab}"), "MANUAL"
+        ssroi.append(r)
+        contours = DSeq()
+        for k in range(mask.shape[0]):
+            sl = np.pad(mask[k] == lab, 1).astype(float)
+            for c in find_contours(sl, 0.5):
+                ij = c - 1.0  # undo the padding; columns: (row=y, col=x)
+                idx = np.stack([ij[:, 1], ij[:, 0], np.full(len(ij), float(k))], axis=1)
+                pts = org + idx @ m.T + d[:, 2] * z_offset_mm
+                ct = Dataset()
+                ct.ContourGeometricType = "CLOSED_PLANAR"
+                ct.NumberOfContourPoints = len(pts)
+                ct.ContourData = [f"{v:.4f}" for v in pts.ravel()]
+                contours.append(ct)
+        rc = Dataset()
+        rc.ReferencedROINumber, rc.ROIDisplayColor, rc.ContourSequence = lab, [255, 0, 0], contours
+        roic.append(rc)
+        ob = Dataset()
+        ob.ObservationNumber, ob.ReferencedROINumber, ob.RTROIInterpretedType = lab, lab, "GTV"
+        ob.ROIInterpreter = ""
+        obs.append(ob)
+    ds.StructureSetROISequence, ds.ROIContourSequence = ssroi, roic
+    ds.RTROIObservationsSequence = obs
+    ds.save_as(path, enforce_file_format=True)
+    return path
+

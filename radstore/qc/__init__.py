@@ -1,0 +1,1 @@
+"""Ingest QC: a self-contained HTML report per cohort (thumbnails, distributions, rejections)."""

@@ -1,0 +1,71 @@
+"""Discovery mode (DICOM tree → manifest for review) and the ``radstore ingest`` command."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from pipelines.cli import app
+from radstore.io.dicom import write_ct_series, write_rtstruct
+from radstore.io.tables import read_table
+from tests.ingest.factory import TECH, dicom_header, phantom, volume, write_seg
+
+
+def _tree(root: Path) -> None:
+    """Two patients; series with ART / PORTAL VENOUS / odd descriptions; RTSTRUCT, SEG."""
+    for i, (sid, descs) in enumerate({"A1": ["ART 1.0 B30f", "PORTAL VENOUS 1.0"],
+                                      "B2": ["Abdomen HEP"]}.items()):
+        for j, desc in enumerate(descs):
+            img, mask = phantom(10 * i + j)
+            vol = volume(img)
+            ds = write_ct_series(vol, root / sid / f"series{j}", patient=dicom_header(i, sid),
+                                 technical=TECH, series_description=desc,
+                                 acquisition=dt.datetime(2022, 1, 1 + i, 8 + j))
+            if j == 0:
+                write_rtstruct(ds, vol, mask, root / sid / "struct" / "rs.dcm")
+            else:
+                write_seg(ds, mask, root / sid / "seg" / "seg.dcm")
+    write_ct_series(volume(phantom(99)[0]), root / "C3" / "ct", series_description="ART")  # no mask
+
+
+def test_discover_then_ingest_via_cli(tmp_path: Path) -> None:
+    _tree(tmp_path / "dicom")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("- {pattern: '\\bHEP\\b', phase: delayed}\n")
+    manifest = tmp_path / "review" / "manifest.csv"
+    runner = CliRunner()
+    res = runner.invoke(app, ["--store", str(tmp_path / "store"), "ingest", "disc", str(manifest),
+                              "--discover", str(tmp_path / "dicom"), "--phase-rules", str(rules)])
+    assert res.exit_code == 0, res.output
+    with open(manifest) as fh:
+        rows = list(csv.DictReader(fh))
+    assert sorted((r["source_patient_id"], r["phase"]) for r in rows) == [
+        ("A1", "arterial"), ("A1", "portal"), ("B2", "delayed")]
+    assert all(r["acquisition_time"].startswith("2022-01-0") for r in rows)
+    assert all(r["masks"].startswith("gtv=../dicom/") for r in rows)
+    assert "no RTSTRUCT/SEG references this series" in res.output
+    with open(manifest.parent / "clinical.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["source_patient_id", "index_date", "age"])
+        w.writerows([["A1", "2021-12-01", 70], ["B2", "2021-12-02", 71]])
+    with open(manifest.parent / "outcomes.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows([["source_patient_id", "os_months", "os_event"], ["A1", 3, 1],
+                                  ["B2", 5, 0]])
+    res = runner.invoke(app, ["--store", str(tmp_path / "store"), "ingest", "disc", str(manifest)])
+    assert res.exit_code == 0, res.output
+    assert "3 scans ok (3 written" in res.output and "0 rejected" in res.output
+    scans = read_table(tmp_path / "store/catalog/scans/cohort=disc/part-0.parquet").to_pylist()
+    assert sorted(r["phase"] for r in scans) == ["arterial", "delayed", "portal"]
+    res = runner.invoke(app, ["--store", str(tmp_path / "store"), "ingest", "disc", str(manifest)])
+    assert "(0 written, 3 unchanged)" in res.output
+
+
+def test_cli_errors(tmp_path: Path) -> None:
+    runner = CliRunner()
+    res = runner.invoke(app, ["--store", str(tmp_path), "ingest", "Bad Id", str(tmp_path / "m.csv")])
+    assert res.exit_code == 2
+    res = runner.invoke(app, ["--store", str(tmp_path), "ingest", "ok"])
+    assert res.exit_code == 2 and "manifest" in res.output

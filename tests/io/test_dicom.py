@@ -1,0 +1,106 @@
+"""DICOM series / RTSTRUCT / SEG reading against SimpleITK and the IBSI/STS reference data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+import SimpleITK as sitk
+
+from radstore.io.dicom import (
+    rasterise_rtstruct,
+    read_seg,
+    read_series,
+    scan_tree,
+    write_ct_series,
+    write_rtstruct,
+)
+from radstore.io.volumes import read_volume
+from radstore.validation import ValidationFailure
+from radstore.volume import Volume
+from tests.ingest.factory import phantom, write_seg
+
+PHANTOM = "ibsi1/ct_phantom"
+STS = ("STS_001", "STS_002")
+
+
+def _sitk_series(folder: Path) -> sitk.Image:
+    r = sitk.ImageSeriesReader()
+    r.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder)))
+    return r.Execute()
+
+
+def _assert_same_geometry(v: Volume, img: sitk.Image) -> None:
+    assert v.shape == tuple(reversed(img.GetSize()))
+    np.testing.assert_allclose(v.spacing, img.GetSpacing(), atol=1e-4)
+    np.testing.assert_allclose(v.origin, img.GetOrigin(), atol=1e-4)
+    np.testing.assert_allclose(v.direction, img.GetDirection(), atol=1e-6)
+    np.testing.assert_array_equal(v.array, sitk.GetArrayFromImage(img).astype(np.float64))
+
+
+@pytest.mark.parametrize("case", [f"{PHANTOM}/dicom/image", *(f"sts/{s}/CT/dicom/image" for s in STS)])
+def test_series_geometry_equals_simpleitk(shared_data: Path, case: str) -> None:
+    folder = shared_data / case
+    _assert_same_geometry(read_series(folder), _sitk_series(folder))
+
+
+def test_phantom_rtstruct_matches_shipped_nifti_mask(shared_data: Path) -> None:
+    img = read_series(shared_data / PHANTOM / "dicom/image")
+    mask, names = rasterise_rtstruct(shared_data / PHANTOM / "dicom/mask/DCM_RS_00060.dcm", img)
+    assert names == {1: "GTV-1"}
+    ref = read_volume(shared_data / PHANTOM / "nifti/mask/mask.nii.gz")
+    assert img.same_grid(ref, tol_mm=1e-3)
+    a, b = mask > 0, ref.array > 0
+    dice = 2 * np.sum(a & b) / (a.sum() + b.sum())
+    assert dice >= 0.97
+    assert abs(int(a.sum()) - int(b.sum())) <= 0.01 * b.sum()
+
+
+@pytest.mark.parametrize("case", STS)
+def test_sts_rtstruct_by_position(shared_data: Path, case: str) -> None:
+    base = shared_data / "sts" / case / "CT/dicom"
+    img = read_series(base / "image")
+    mask, names = rasterise_rtstruct(base / "mask/RS.dcm", img)
+    assert names == {1: "GTV_Mass_CT"}
+    assert mask.shape == img.shape and mask.sum() > 1000
+    # contour planes sit on slice positions: every contour becomes a filled slice
+    rs = pydicom.dcmread(base / "mask/RS.dcm")
+    n_planes = len({round(float(c.ContourData[2]), 2) for c in rs.ROIContourSequence[0].ContourSequence})
+    assert int(np.sum(mask.reshape(mask.shape[0], -1).any(axis=1))) == n_planes
+
+
+def test_rtstruct_and_seg_round_trip(tmp_path: Path) -> None:
+    arr, mask = phantom(3, lesions=2)
+    vol = Volume(arr, (0.7, 0.7, 2.0), (5.0, -3.0, 100.0))
+    ds = write_ct_series(vol, tmp_path / "ct", technical={"Manufacturer": "X", "KVP": "100"})
+    got = read_series(tmp_path / "ct")
+    assert got.same_grid(vol)
+    assert got.meta["manufacturer"] == "X" and got.meta["kvp"] == 100.0
+    write_rtstruct(ds, vol, mask, tmp_path / "rs.dcm", {1: "a", 2: "b"})
+    rs, names = rasterise_rtstruct(tmp_path / "rs.dcm", got)
+    assert names == {1: "a", 2: "b"}
+    np.testing.assert_array_equal(rs, mask)
+    write_seg(ds, mask, tmp_path / "seg.dcm")
+    np.testing.assert_array_equal(read_seg(tmp_path / "seg.dcm", got), mask)
+    groups = scan_tree(tmp_path)
+    assert sorted(g.modality for g in groups) == ["CT", "RTSTRUCT", "SEG"]
+    ct = next(g for g in groups if g.modality == "CT")
+    assert all(ct.series_uid in g.referenced_series_uids for g in groups if g.modality != "CT")
+
+
+def test_rtstruct_outside_and_wrong_frame_of_reference(tmp_path: Path) -> None:
+    arr, mask = phantom(4)
+    vol = Volume(arr, (0.7, 0.7, 2.0))
+    ds = write_ct_series(vol, tmp_path / "ct")
+    got = read_series(tmp_path / "ct")
+    write_rtstruct(ds, vol, mask, tmp_path / "rs.dcm", z_offset_mm=50.0)
+    with pytest.raises(ValidationFailure) as exc:
+        rasterise_rtstruct(tmp_path / "rs.dcm", got)
+    assert exc.value.rule == "mask_outside_image"
+    ds2 = write_ct_series(vol, tmp_path / "other")
+    write_rtstruct(ds2, vol, mask, tmp_path / "rs2.dcm")
+    with pytest.raises(ValidationFailure) as exc:
+        rasterise_rtstruct(tmp_path / "rs2.dcm", got)
+    assert exc.value.rule == "mask_frame_of_reference"
