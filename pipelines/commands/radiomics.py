@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 
-class Backend(str, Enum):
+class Backend(StrEnum):
     torch = "torch"
     pyradiomics = "pyradiomics"
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     json = "json"
     csv = "csv"
 
@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
         image: Annotated[Path, typer.Argument(help="image file (NIfTI/NRRD/...) or DICOM series folder")],
         mask: Annotated[Path, typer.Argument(help="label map file, or DICOM RTSTRUCT (file or folder)")],
         params: Annotated[Path | None, typer.Option("--params", help="PyRadiomics params.yaml")] = None,
-        label: Annotated[int | None, typer.Option("--label", help="label value [default: params' label or 1]")] = None,
+        label: Annotated[int | None, typer.Option("--label", help="label [default: params']")] = None,
         backend: Annotated[Backend, typer.Option("--backend")] = Backend.torch,
         device: Annotated[str, typer.Option("--device", help="cpu or cuda")] = "cpu",
         fmt: Annotated[Format, typer.Option("--format")] = Format.json,

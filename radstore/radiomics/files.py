@@ -72,8 +72,9 @@ def read_mask(path: Path | str, image: Volume) -> np.ndarray:
     return mask
 
 
-def extract_files(image: Path | str, mask: Path | str, settings: RadiomicsSettings, label: int | None = None,
-                  backend: Literal["torch", "pyradiomics"] = "torch", device: str = "cpu") -> dict[str, float]:
+def extract_files(image: Path | str, mask: Path | str, settings: RadiomicsSettings,
+                  label: int | None = None, backend: Literal["torch", "pyradiomics"] = "torch",
+                  device: str = "cpu") -> dict[str, float]:
     """Features of ``label`` in ``mask`` over ``image`` (paths), with the chosen backend."""
     vol = read_image(image)
     m = read_mask(mask, vol)

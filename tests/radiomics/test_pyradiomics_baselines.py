@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ast
 import csv
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,7 @@ PYRADIOMICS2_MESH = {"original_shape_MeshVolume", "original_shape_SurfaceArea",
                      "original_shape_SurfaceVolumeRatio", "original_shape_Sphericity"}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _baseline(path: Path) -> dict[str, dict[str, str]]:
     with open(path, newline="") as fh:
         rows = list(csv.reader(fh))
@@ -42,8 +42,8 @@ def _params(column: dict[str, str], family: str) -> dict:
     setting = {k: v for k, v in raw.items() if v is not None and k != "additionalInfo"}
     if "resampledPixelSpacing" not in setting:
         setting.pop("interpolator", None)
-    return {"setting": setting, "imageType": ast.literal_eval(column["diagnostics_Configuration_EnabledImageTypes"]),
-            "featureClass": {family: None}}
+    image_types = ast.literal_eval(column["diagnostics_Configuration_EnabledImageTypes"])
+    return {"setting": setting, "imageType": image_types, "featureClass": {family: None}}
 
 
 def _compare(shared: Path, case: str, config: str) -> tuple[int, list[str]]:
