@@ -6,7 +6,8 @@ original features and with LoG (1, 3 mm) + wavelet images; plus batch throughput
 (PyRadiomics' own code is single-threaded). Prints a table and writes
 ``benchmarks/results/radiomics.json``.
 
-    PYTHONPATH=. python benchmarks/radiomics.py [--threads 1 2] [--device cuda] [--skip-pyradiomics-filters]
+    PYTHONPATH=$PWD python benchmarks/radiomics.py [--threads 1 2] [--device cuda]
+        [--skip-pyradiomics-filters]
 """
 
 from __future__ import annotations
@@ -14,14 +15,18 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import SimpleITK as sitk
-import torch
+# this file is named radiomics.py: keep its folder off sys.path so `import radiomics` is PyRadiomics
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-from radstore.radiomics import RadiomicsSettings, extract, extract_batch
+import numpy as np  # noqa: E402
+import SimpleITK as sitk  # noqa: E402
+import torch  # noqa: E402
+
+from radstore.radiomics import RadiomicsSettings, extract, extract_batch  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 ORIGINAL = RadiomicsSettings.from_params(None)
@@ -69,11 +74,11 @@ def main() -> None:
     ap.add_argument("--output", default=str(Path(__file__).parent / "results" / "radiomics.json"))
     args = ap.parse_args()
     try:
-        import radiomics
+        from importlib.metadata import version
 
         from radstore.radiomics import pyradiomics_backend as pb
 
-        pyr_version = radiomics.__version__
+        pyr_version = version("pyradiomics-bhklab")
     except ImportError:
         pb, pyr_version = None, "not installed"
     info = {"cpu": platform.processor() or platform.machine(), "python": platform.python_version(),
