@@ -1,5 +1,6 @@
 """Private helpers shared by the texture kernels: PyRadiomics' direction sets, shifted voxel pairs,
-line orderings for run lengths, ROI chunking and masked angle averaging.
+line orderings for run lengths, ROI chunking, masked angle averaging, and the padded flat grid of
+the CPU (NumPy) kernels.
 
 Offsets are ``(dz, dy, dx)`` in array order ``[Z, Y, X]`` (PyRadiomics' ``(z, y, x)`` order).
 """
@@ -10,7 +11,9 @@ import functools
 import itertools
 import math
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 Offset = tuple[int, int, int]
@@ -172,3 +175,159 @@ def angle_mean(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     NaN where a ROI has no valid angle."""
     v = torch.where(valid, values, torch.full_like(values, float("nan")))
     return torch.nanmean(v, dim=1)
+
+
+@dataclass(frozen=True)
+class FlatGrid:
+    """ROIs of a batch cropped to the union bounding box of their masks, each surrounded by ``pad``
+    voxels of level 0 ("outside the ROI") and flattened (C order, ROI-major).
+
+    For a voxel at flat index ``p`` inside a ROI and an offset ``o`` with ``max|o| <= pad`` the
+    neighbour is ``g[p + step(o)]``: always in bounds, in the same ROI's padded block, and 0 exactly
+    when it lies outside the ROI. ``v`` lists the ROI voxels (ascending), ``gv = g[v]`` their levels
+    and ``roi`` the batch index of each.
+    """
+
+    g: np.ndarray
+    shape: tuple[int, int, int]
+    n_rois: int
+    v: np.ndarray
+    gv: np.ndarray
+    roi: np.ndarray
+
+    def step(self, off: Offset) -> int:
+        """Linear offset of ``off`` (dz, dy, dx) in the flat padded layout."""
+        _, ny, nx = self.shape
+        return (off[0] * ny + off[1]) * nx + off[2]
+
+    @property
+    def block(self) -> int:
+        """Voxels per padded ROI block."""
+        return math.prod(self.shape)
+
+
+def flat_grid(q: torch.Tensor, mask: torch.Tensor, n_levels: int, pad: int, first_roi: int = 0) -> FlatGrid:
+    """Validate the kernel contract (as :func:`check_inputs`) and build the :class:`FlatGrid` of CPU
+    tensors ``q``/``mask`` [B, Z, Y, X] with ``pad`` voxels of padding (levels as int32 when they fit);
+    ``first_roi`` is the batch index of ``q[0]`` in error messages."""
+    if q.dim() != 4 or mask.shape != q.shape:
+        raise ValueError(
+            f"q and mask must both be [B, Z, Y, X]; got {tuple(q.shape)} and {tuple(mask.shape)}"
+        )
+    if mask.dtype != torch.bool:
+        raise ValueError(f"mask must be bool, got {mask.dtype}")
+    if q.dtype != torch.int64:
+        raise ValueError(f"q must be int64, got {q.dtype}")
+    if n_levels < 1:
+        raise ValueError(f"n_levels must be >= 1, got {n_levels}")
+    b = q.shape[0]
+    if b == 0:
+        raise ValueError("empty batch (B = 0)")
+    qn, mn = q.numpy(), mask.numpy()
+    sl = []
+    for ax in (1, 2, 3):
+        nz = np.flatnonzero(mn.any(axis=tuple(a for a in (0, 1, 2, 3) if a != ax)))
+        sl.append(slice(int(nz[0]), int(nz[-1]) + 1) if nz.size else slice(0, 1))
+    qc, mc = qn[:, sl[0], sl[1], sl[2]], mn[:, sl[0], sl[1], sl[2]]
+    shape = tuple(n + 2 * pad for n in qc.shape[1:])
+    inside = np.where(mc, qc, 0)
+    lo, hi = int(inside.min()), int(inside.max())
+    n_in = np.count_nonzero(mc)
+    # a level < 1 inside the ROI: negative, or 0 (then it reads as "outside": fewer non-zeros)
+    if lo < 0 or hi > n_levels or np.count_nonzero(inside) != n_in:
+        vals = qc[mc]
+        raise ValueError(
+            f"grey levels inside the ROI must lie in 1..{n_levels}; got {int(vals.min())}..{int(vals.max())}"
+        )
+    dt = np.int32 if n_levels < 2**31 else np.int64
+    g = np.zeros((b, *shape), dtype=dt)
+    g[:, pad : shape[0] - pad, pad : shape[1] - pad, pad : shape[2] - pad] = inside
+    g = g.reshape(-1)
+    v = np.flatnonzero(g)
+    gv = g[v]
+    roi = v // math.prod(shape) if b > 1 else np.zeros(v.size, dtype=v.dtype)
+    per_roi = np.bincount(roi, minlength=b)
+    empty = (np.flatnonzero(per_roi == 0) + first_roi).tolist()
+    if empty:
+        raise ValueError(f"ROI(s) {empty} of the batch have an empty mask")
+    return FlatGrid(g=g, shape=shape, n_rois=b, v=v, gv=gv, roi=roi)
+
+
+def by_grid_chunks(
+    q: torch.Tensor,
+    mask: torch.Tensor,
+    n_levels: int,
+    pad: int,
+    per_voxel: int,
+    per_roi_fixed: int,
+    fn: Callable[[FlatGrid], dict[str, torch.Tensor]],
+) -> dict[str, torch.Tensor]:
+    """Apply ``fn`` to the :class:`FlatGrid` of ROI chunks (working set under 2^24 elements per chunk,
+    estimated from ``per_voxel`` and ``per_roi_fixed``) and concatenate the results."""
+    parts: list[dict[str, torch.Tensor]] = []
+    per_roi = per_voxel * math.prod(q.shape[1:]) + per_roi_fixed
+    for sl in roi_chunks(q.shape[0], per_roi):
+        parts.append(fn(flat_grid(q[sl], mask[sl], n_levels, pad, first_roi=sl.start)))
+    if len(parts) == 1:
+        return parts[0]
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+
+def present_levels(grid: FlatGrid, n_levels: int) -> np.ndarray:
+    """Bool ``[B, n_levels + 1]``: level ``i`` occurs in ROI ``b`` (column 0 always False)."""
+    n1 = n_levels + 1
+    cnt = np.bincount(grid.roi * n1 + grid.gv, minlength=grid.n_rois * n1)
+    return cnt.reshape(grid.n_rois, n1) > 0
+
+
+def neighbourhood_sum(
+    grid: FlatGrid, x: np.ndarray, distances: tuple[int, ...], skip_axis: int | None
+) -> np.ndarray:
+    """``sum_o x[p + step(o)]`` over PyRadiomics' neighbourhood (all offsets ``o != 0`` whose infinity
+    norm is in ``distances``, with ``o[skip_axis] = 0`` when given: :func:`angles` with
+    ``bidirectional=True``), exact in ``x``'s integer type, valid at every ROI voxel of ``grid``.
+
+    The set is a union of shells ``box(d) - box(d - 1)`` (``box(0)`` = the voxel itself), and box sums
+    are separable: one pass of ``2 d`` shifted adds per axis on the flat grid (the padding of at least
+    ``max(d)`` keeps every needed shift inside the voxel's block)."""
+    dset = sorted({int(d) for d in distances})
+    _, ny, nx = grid.shape
+    strides = [ny * nx, nx, 1]
+
+    def box(d: int) -> np.ndarray:
+        if d == 0:
+            return x
+        y = x
+        for ax, s in enumerate(strides):
+            if ax == skip_axis:
+                continue
+            z = y.copy()
+            for k in range(1, d + 1):
+                z[k * s :] += y[: -k * s]
+                z[: -k * s] += y[k * s :]
+            y = z
+        return y
+
+    boxes: dict[int, np.ndarray] = {}
+    for d in dset:
+        for e in (d, d - 1):
+            if e not in boxes:
+                boxes[e] = box(e)
+    out = np.zeros_like(x)
+    for d in dset:
+        out += boxes[d]
+        out -= boxes[d - 1]
+    return out
+
+
+def cpu_method(method: str, q: torch.Tensor, extra: tuple[str, ...] = ()) -> str:
+    """Resolve a kernel's ``method``: ``"auto"`` is ``"numpy"`` for CPU tensors and ``"torch"``
+    otherwise; ``"numpy"`` (and ``extra`` CPU-only methods) need CPU tensors."""
+    if method == "auto":
+        return "numpy" if q.device.type == "cpu" else "torch"
+    allowed = ("numpy", *extra, "torch")
+    if method not in allowed:
+        raise ValueError(f"method must be auto, {', '.join(allowed)}; got {method!r}")
+    if method != "torch" and q.device.type != "cpu":
+        raise ValueError(f"method {method!r} needs CPU tensors, got device {q.device}")
+    return method

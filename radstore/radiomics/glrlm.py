@@ -7,9 +7,11 @@ direction in which no line holds two ROI voxels is dropped; with ``weighting_nor
 are merged as ``sum_a ||a * spacing|| P_a``; features (see :mod:`._matrix_features`) are computed
 per direction and averaged over the remaining ones.
 
-Implementation: per direction the voxels are gathered in line order (cached per grid shape),
-run starts are found by comparing each voxel with its predecessor, run ids by a cumulative sum and
-run lengths by ``bincount``.
+Implementation (CPU): the ROIs are cropped, padded with one voxel of level 0 and flattened; for a
+direction of linear step ``s`` the flat grid reordered residue by residue modulo ``s`` holds every
+line contiguously between zeros, so one run-length encoding of it gives all runs, and one
+``bincount`` the matrix. Other devices: voxels gathered in line order (cached per grid shape), run
+starts from comparing each voxel with its predecessor, run lengths by ``bincount``.
 
 Degenerate ROIs: a ROI where no line holds two voxels (e.g. one voxel) has no GLRLM; PyRadiomics
 then returns NaN for every feature and so do we (documented, with a warning).
@@ -20,10 +22,20 @@ from __future__ import annotations
 import math
 import warnings
 
+import numpy as np
 import torch
 
 from radstore.radiomics._matrix_features import size_matrix_features
-from radstore.radiomics._neighbours import angle_mean, angles, by_chunks, check_inputs, line_order
+from radstore.radiomics._neighbours import (
+    FlatGrid,
+    angles,
+    by_chunks,
+    by_grid_chunks,
+    check_inputs,
+    cpu_method,
+    flat_grid,
+    line_order,
+)
 from radstore.radiomics.texture_params import TextureParams
 
 FEATURES: tuple[str, ...] = (
@@ -89,15 +101,109 @@ def _weights(offs: list[tuple[int, int, int]], params: TextureParams) -> list[fl
 
 
 def matrices(
-    q: torch.Tensor, mask: torch.Tensor, n_levels: int, params: TextureParams
+    q: torch.Tensor, mask: torch.Tensor, n_levels: int, params: TextureParams, method: str = "auto"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run-length counts ``[B, A, Ng, Nr]`` (float64; ``j = 1..Nr``) and the direction validity
-    ``[B, A]`` (some line of the direction holds two ROI voxels)."""
+    ``[B, A]`` (some line of the direction holds two ROI voxels).
+
+    ``method``: ``"numpy"`` (CPU tensors; run-length encoding of the padded flat grid laid out
+    line by line, see :func:`_matrices_numpy`), ``"torch"`` (any device; cached line orderings) or
+    ``"auto"`` (numpy on CPU, torch elsewhere)."""
+    method = cpu_method(method, q)
+    if method == "numpy":
+        grid = flat_grid(q, mask, n_levels, 1)
+        return _matrices_numpy(grid, n_levels, params, max(q.shape[1:]))
+    return _matrices_torch(q, mask, n_levels, params)
+
+
+def _line_major(a: np.ndarray, n: int, step: int) -> tuple[np.ndarray, int]:
+    """The first ``n`` elements of flat ``a`` reordered residue by residue modulo ``step``:
+    ``[a[r], a[r + step], ...]`` for ``r = 0..step-1``, each residue row of length ``m`` (also
+    returned) ending with at least one 0; ``a`` needs ``2 * step`` zeros after its first ``n``.
+
+    On a :class:`FlatGrid` every line along an offset of linear step ``step > 0`` is a contiguous
+    piece of one residue row, with padding (level 0) before and after it."""
+    m = -(-n // step) + 1
+    if step == 1:
+        return a[:m], m
+    isz = a.itemsize
+    view = np.lib.stride_tricks.as_strided(a, shape=(step, m), strides=(isz, step * isz), writeable=False)
+    return np.ascontiguousarray(view).reshape(-1), m
+
+
+def _small_levels(grid: FlatGrid, n_levels: int, tail: int) -> np.ndarray:
+    """``grid.g`` in the smallest integer type holding ``0..n_levels``, followed by ``tail`` zeros."""
+    dt = np.uint8 if n_levels < 2**8 else np.uint16 if n_levels < 2**16 else grid.g.dtype
+    out = np.zeros(grid.g.size + tail, dtype=dt)
+    out[: grid.g.size] = grid.g
+    return out
+
+
+def _matrices_numpy(
+    grid: FlatGrid, n_levels: int, params: TextureParams, nr: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per direction: run-length encoding of the line-major grid (:func:`_line_major`), whose runs of
+    a non-zero level are exactly the GLRLM runs (runs of 0 land in row 0, dropped); a direction is
+    valid for a ROI when it has a run of length >= 2 or two touching runs or, failing both, two
+    voxels on one line with only non-ROI voxels between."""
+    offs = angles((1,), params.force2d, params.force2d_dimension)
+    b, na, n1 = grid.n_rois, len(offs), n_levels + 1
+    steps = [grid.step(off) for off in offs]
+    n = grid.g.size
+    gz = _small_levels(grid, n_levels, 2 * max(steps) + 1)
+    size = b * n1 * nr
+    counts = np.zeros((na, size), dtype=np.int64)
+    valid = np.zeros((b, na), dtype=bool)
+    for ai, step in enumerate(steps):
+        t, m = _line_major(gz, n, step)
+        bnd = np.flatnonzero(t[1:] != t[:-1]) + 1  # run starts; t[0] = 0 and t[-1] = 0
+        lens = np.diff(bnd)
+        vals = t[bnd[:-1]]
+        np.minimum(lens, nr, out=lens)  # (runs of 0 may be longer)
+        lens -= 1
+        roi_run = vals > 0
+        touch = roi_run[1:] & roi_run[:-1]  # a ROI run followed directly by another one
+        if b == 1:
+            lens += vals.astype(np.int64) * nr
+            valid[0, ai] = bool(touch.any())
+        else:
+            start = bnd[:-1]  # all in the grid: its last ``step`` voxels are padding
+            roi = ((start % m) * step + start // m) // grid.block
+            lens += (roi * n1 + vals) * nr
+            valid[roi[:-1][touch], ai] = True
+        counts[ai] = np.bincount(lens, minlength=size)
+    long_run = counts.reshape(na, b, n1, nr)[:, :, 1:, 1:].any(axis=(2, 3)).T
+    valid |= long_run
+    for r, ai in np.argwhere(~valid).tolist():
+        valid[r, ai] = _shares_line(grid, r, steps[ai])
+    p = torch.from_numpy(counts).view(na, b, n1, nr)[:, :, 1:].transpose(0, 1).to(torch.float64)
+    vt = torch.from_numpy(valid)
+    return p * vt.view(b, na, 1, 1), vt
+
+
+def _shares_line(grid: FlatGrid, r: int, step: int) -> bool:
+    """Whether two ROI voxels of ROI ``r`` lie on one line along ``step`` (lines are cut by padding)."""
+    n = grid.block
+    blk = np.zeros(n + 2 * step + 1, dtype=grid.g.dtype)
+    blk[:n] = grid.g[r * n : (r + 1) * n]
+    pad = np.ones(n + 2 * step + 1, dtype=bool)
+    pad[:n].reshape(grid.shape)[1:-1, 1:-1, 1:-1] = False
+    t, _ = _line_major(blk, n, step)
+    pt, _ = _line_major(pad, n, step)
+    line = np.cumsum(pt)[t > 0]
+    return bool((line[1:] == line[:-1]).any())
+
+
+def _matrices_torch(
+    q: torch.Tensor, mask: torch.Tensor, n_levels: int, params: TextureParams
+) -> tuple[torch.Tensor, torch.Tensor]:
     offs = angles((1,), params.force2d, params.force2d_dimension)
     b, na = q.shape[0], len(offs)
     shape = tuple(q.shape[1:])
     qf, mf = q.flatten(1), mask.flatten(1)
-    groups, levels, lengths = [], [], []
+    nr = max(shape)  # longest possible run
+    size = na * b * n_levels * nr
+    counts = torch.zeros(size, dtype=torch.int64, device=q.device)
     valid = torch.zeros(b, na, dtype=torch.bool, device=q.device)
     roi = torch.arange(b, device=q.device).view(b, 1)
     for ai, off in enumerate(offs):
@@ -113,53 +219,64 @@ def matrices(
         n_runs = int(run_id[-1]) + 1
         if n_runs == 0:
             continue
-        lens = torch.bincount(run_id[mo.flatten()], minlength=n_runs)
-        per_line = torch.bincount(
-            (roi * n_lines + line_id).flatten(), weights=mo.flatten().to(torch.float64), minlength=b * n_lines
-        ).view(b, n_lines)
-        valid[:, ai] = per_line.amax(1) > 1
-        rb = roi.expand_as(start)[start]
-        groups.append(rb * na + ai)
-        levels.append(qo[start] - 1)
-        lengths.append(lens)
-    if not groups:
-        return torch.zeros(b, na, n_levels, 1, dtype=torch.float64, device=q.device), valid
-    g, lv, ln = torch.cat(groups), torch.cat(levels), torch.cat(lengths)
-    nr = int(ln.max())
-    idx = (g * n_levels + lv) * nr + (ln - 1)
-    p = torch.bincount(idx, minlength=b * na * n_levels * nr).to(torch.float64).view(b, na, n_levels, nr)
+        mflat = mo.flatten()
+        lens = torch.bincount(run_id[mflat], minlength=n_runs)
+        per_line = torch.bincount((roi * n_lines + line_id).flatten()[mflat], minlength=b * n_lines)
+        valid[:, ai] = per_line.view(b, n_lines).amax(1) > 1
+        sflat = start.flatten()
+        key = (roi * n_levels + qo - 1).flatten()[sflat]
+        counts += torch.bincount(ai * b * n_levels * nr + key * nr + lens - 1, minlength=size)
+    p = counts.view(na, b, n_levels, nr).transpose(0, 1).to(torch.float64)
     p = p * valid.view(b, na, 1, 1)
     return p, valid
 
 
-def _compute_chunk(
-    q: torch.Tensor, mask: torch.Tensor, n_levels: int, params: TextureParams
-) -> dict[str, torch.Tensor]:
-    p, valid = matrices(q, mask, n_levels, params)
+def _from_matrices(p: torch.Tensor, valid: torch.Tensor, params: TextureParams) -> dict[str, torch.Tensor]:
     b, na, ng, nr = p.shape
     w = _weights(angles((1,), params.force2d, params.force2d_dimension), params)
     if w is not None:
         p = (p * torch.tensor(w, dtype=torch.float64, device=p.device).view(1, -1, 1, 1)).sum(1, keepdim=True)
         valid = p.sum(dim=(2, 3)) > 0
         na = 1
-    jv = torch.arange(1, nr + 1, device=p.device)
-    feats = size_matrix_features(p.reshape(b * na, ng, nr), jv)
-    return {_NAMES[k]: angle_mean(v.view(b, na), valid) for k, v in feats.items()}
+    # only run lengths that occur (zero columns add nothing to any feature)
+    jv = torch.arange(1, nr + 1, device=p.device)[p.sum(dim=(0, 1, 2)) > 0]
+    p = p[..., jv - 1]
+    feats = size_matrix_features(p.reshape(b * na, ng, len(jv)), jv)
+    names = list(feats)
+    stacked = torch.stack([feats[k].view(b, na) for k in names])
+    means = torch.where(valid, stacked, torch.full_like(stacked, float("nan"))).nanmean(dim=-1)
+    return {_NAMES[k]: v for k, v in zip(names, means.unbind(0), strict=True)}
 
 
 def compute(
-    q: torch.Tensor, mask: torch.Tensor, n_levels: int, params: TextureParams
+    q: torch.Tensor, mask: torch.Tensor, n_levels: int, params: TextureParams, method: str = "auto"
 ) -> dict[str, torch.Tensor]:
-    """GLRLM features of ``B`` ROIs: ``{name: float64 [B]}`` for every name in :data:`FEATURES`."""
-    check_inputs(q, mask, n_levels)
-    na = len(angles((1,), params.force2d, params.force2d_dimension))
-    res = by_chunks(
-        q,
-        mask,
-        per_voxel=8 * na,
-        per_roi_fixed=4 * na * n_levels * max(q.shape[1:]),
-        fn=lambda qc, mc: _compute_chunk(qc, mc, n_levels, params),
-    )
+    """GLRLM features of ``B`` ROIs: ``{name: float64 [B]}`` for every name in :data:`FEATURES`
+    (``method`` as :func:`matrices`)."""
+    method = cpu_method(method, q)
+    offs = angles((1,), params.force2d, params.force2d_dimension)
+    _weights(offs, params)
+    na = len(offs)
+    nr = max(q.shape[1:])
+    if method == "numpy":
+        res = by_grid_chunks(
+            q,
+            mask,
+            n_levels,
+            1,
+            per_voxel=4,
+            per_roi_fixed=8 * na * (n_levels + 1) * nr,
+            fn=lambda grid: _from_matrices(*_matrices_numpy(grid, n_levels, params, nr), params),
+        )
+    else:
+        check_inputs(q, mask, n_levels)
+        res = by_chunks(
+            q,
+            mask,
+            per_voxel=8 * na,
+            per_roi_fixed=4 * na * n_levels * nr,
+            fn=lambda qc, mc: _from_matrices(*_matrices_torch(qc, mc, n_levels, params), params),
+        )
     bad = torch.isnan(res["RunPercentage"]).nonzero().flatten().tolist()
     if bad:
         warnings.warn(

@@ -7,7 +7,8 @@ with ``j`` voxels (Thibault et al., Proc. ICPRAM 2009; IBSI). Features are those
 that occur), which changes no feature.
 
 Connected components: on CPU ``skimage.measure.label`` (union-find in C, all grey levels of all ROIs
-in one call: ROIs and force2D slices are separated by background); on other devices a torch
+in one call on the padded flat grid of :mod:`._neighbours`: ROIs and force2D slices are separated by
+background), then sizes and levels of the zones by ``bincount``; on other devices a torch
 union-find (min-label hooking over same-level neighbour edges plus pointer jumping), which gives
 the same partition and is also tested on CPU.
 
@@ -20,7 +21,16 @@ import numpy as np
 import torch
 
 from radstore.radiomics._matrix_features import size_matrix_features
-from radstore.radiomics._neighbours import angles, by_chunks, check_inputs, pair_slices
+from radstore.radiomics._neighbours import (
+    FlatGrid,
+    angles,
+    by_chunks,
+    by_grid_chunks,
+    check_inputs,
+    cpu_method,
+    flat_grid,
+    pair_slices,
+)
 from radstore.radiomics.texture_params import TextureParams
 
 FEATURES: tuple[str, ...] = (
@@ -125,20 +135,57 @@ def labels_torch(q: torch.Tensor, mask: torch.Tensor, params: TextureParams) -> 
     return torch.where(mask, parent.view(q.shape) + 1, torch.zeros_like(q))
 
 
+def labels_grid(grid: FlatGrid, params: TextureParams) -> np.ndarray:
+    """Zone label of every ROI voxel of a :class:`FlatGrid` (padding 1), aligned with ``grid.v``:
+    ``skimage.measure.label`` of the whole padded grid at once (the padding separates ROIs; with
+    force2D every slice along ``force2d_dimension`` becomes a band of a 2D image, separated by its
+    padding rows). Labels are ``1..n_zones``."""
+    from skimage.measure import label
+
+    b = grid.n_rois
+    g = grid.g.reshape(b, *grid.shape)
+    if not params.force2d:
+        return label(g.reshape(-1, *grid.shape[1:]), background=0, connectivity=3).reshape(-1)[grid.v]
+    d = params.force2d_dimension
+    perm = [0, d + 1] + [k + 1 for k in (0, 1, 2) if k != d]
+    t = np.ascontiguousarray(g.transpose(perm))
+    lab = label(t.reshape(-1, t.shape[3]), background=0, connectivity=2).reshape(t.shape)
+    inv = np.argsort(perm)
+    return np.ascontiguousarray(lab.transpose(inv)).reshape(-1)[grid.v]
+
+
+def _matrices_numpy(
+    grid: FlatGrid, n_levels: int, params: TextureParams
+) -> tuple[torch.Tensor, torch.Tensor]:
+    zid = labels_grid(grid, params)
+    nzones = int(zid.max())
+    size = np.bincount(zid, minlength=nzones + 1)[1:]
+    zlev = np.zeros(nzones + 1, dtype=np.int64)
+    zlev[zid] = grid.gv
+    zroi = np.zeros(nzones + 1, dtype=np.int64)
+    if grid.n_rois > 1:
+        zroi[zid] = grid.roi
+    occurs = np.bincount(size) > 0
+    jvec = np.flatnonzero(occurs)
+    jinv = (np.cumsum(occurs) - 1)[size]
+    nj, n1 = jvec.size, n_levels + 1
+    idx = (zroi[1:] * n1 + zlev[1:]) * nj + jinv
+    p = np.bincount(idx, minlength=grid.n_rois * n1 * nj).reshape(grid.n_rois, n1, nj)[:, 1:]
+    return torch.from_numpy(p).to(torch.float64), torch.from_numpy(jvec)
+
+
 def matrices(
     q: torch.Tensor, mask: torch.Tensor, n_levels: int, params: TextureParams, method: str = "auto"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Zone counts ``[B, Ng, J]`` (float64) over the occurring zone sizes ``jvector`` [J] (int64).
 
-    ``method``: ``"skimage"``, ``"torch"`` or ``"auto"`` (scikit-image on CPU, torch elsewhere)."""
-    if method == "auto":
-        method = "skimage" if q.device.type == "cpu" else "torch"
-    if method == "skimage":
-        lab = labels_skimage(q, mask, params)
-    elif method == "torch":
-        lab = labels_torch(q, mask, params)
-    else:
-        raise ValueError(f"method must be auto, skimage or torch; got {method!r}")
+    ``method``: ``"numpy"`` (CPU: :func:`labels_grid` on the padded flat grid), ``"skimage"``
+    (scikit-image labels of the dense batch), ``"torch"`` (torch union-find, any device) or
+    ``"auto"`` (numpy on CPU, torch elsewhere)."""
+    method = cpu_method(method, q, ("skimage",))
+    if method == "numpy":
+        return _matrices_numpy(flat_grid(q, mask, n_levels, 1), n_levels, params)
+    lab = labels_skimage(q, mask, params) if method == "skimage" else labels_torch(q, mask, params)
     b = q.shape[0]
     roi = torch.arange(b, device=q.device).view(b, 1, 1, 1).expand_as(q)
     lv, rv, zid = q[mask], roi[mask], lab[mask]
@@ -157,13 +204,31 @@ def matrices(
 def compute(
     q: torch.Tensor, mask: torch.Tensor, n_levels: int, params: TextureParams, method: str = "auto"
 ) -> dict[str, torch.Tensor]:
-    """GLSZM features of ``B`` ROIs: ``{name: float64 [B]}`` for every name in :data:`FEATURES`."""
-    check_inputs(q, mask, n_levels)
+    """GLSZM features of ``B`` ROIs: ``{name: float64 [B]}`` for every name in :data:`FEATURES`
+    (``method`` as :func:`matrices`)."""
+    method = cpu_method(method, q, ("skimage",))
 
-    def chunk(qc: torch.Tensor, mc: torch.Tensor) -> dict[str, torch.Tensor]:
-        p, jvec = matrices(qc, mc, n_levels, params, method)
+    def from_matrix(p: torch.Tensor, jvec: torch.Tensor) -> dict[str, torch.Tensor]:
         feats = size_matrix_features(p, jvec)
         return {_NAMES[k]: v for k, v in feats.items()}
 
-    res = by_chunks(q, mask, per_voxel=16, per_roi_fixed=4 * n_levels * 512, fn=chunk)
+    if method == "numpy":
+        res = by_grid_chunks(
+            q,
+            mask,
+            n_levels,
+            1,
+            per_voxel=24,
+            per_roi_fixed=8 * n_levels * 512,
+            fn=lambda grid: from_matrix(*_matrices_numpy(grid, n_levels, params)),
+        )
+    else:
+        check_inputs(q, mask, n_levels)
+        res = by_chunks(
+            q,
+            mask,
+            per_voxel=16,
+            per_roi_fixed=4 * n_levels * 512,
+            fn=lambda qc, mc: from_matrix(*matrices(qc, mc, n_levels, params, method)),
+        )
     return {k: res[k] for k in FEATURES}

@@ -18,18 +18,59 @@ Degenerate ROIs (one voxel, flat intensity) give PyRadiomics' values through the
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-from radstore.radiomics._neighbours import angles, by_chunks, check_inputs, pair_slices
+from radstore.radiomics._neighbours import (
+    FlatGrid,
+    angles,
+    by_chunks,
+    by_grid_chunks,
+    check_inputs,
+    cpu_method,
+    flat_grid,
+    neighbourhood_sum,
+    pair_slices,
+)
 from radstore.radiomics.texture_params import TextureParams
 
 FEATURES: tuple[str, ...] = ("Busyness", "Coarseness", "Complexity", "Contrast", "Strength")
 
 
 def matrices(
+    q: torch.Tensor, mask: torch.Tensor, n_levels: int, params: TextureParams, method: str = "auto"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(n_i, s_i)``, both float64 ``[B, Ng]``.
+
+    ``method``: ``"numpy"`` (CPU tensors: neighbour sums and counts as separable box sums on a
+    padded flat grid, :func:`._neighbours.neighbourhood_sum`), ``"torch"`` (any device: shifted
+    slices per offset) or ``"auto"`` (numpy on CPU, torch elsewhere)."""
+    method = cpu_method(method, q)
+    if method == "numpy":
+        return _matrices_numpy(flat_grid(q, mask, n_levels, max(params.distances)), n_levels, params)
+    return _matrices_torch(q, mask, n_levels, params)
+
+
+def _matrices_numpy(
+    grid: FlatGrid, n_levels: int, params: TextureParams
+) -> tuple[torch.Tensor, torch.Tensor]:
+    skip = params.force2d_dimension if params.force2d else None
+    g = grid.g
+    tot = neighbourhood_sum(grid, g, params.distances, skip)[grid.v]
+    cnt = neighbourhood_sum(grid, (g > 0).astype(g.dtype), params.distances, skip)[grid.v]
+    qd = grid.gv.astype(np.float64)
+    has = cnt > 0
+    diff = np.where(has, np.abs(qd - tot.astype(np.float64) / np.maximum(cnt, 1)), 0.0)
+    n1 = n_levels + 1
+    idx = grid.roi * n1 + grid.gv
+    n_i = np.bincount(idx, minlength=grid.n_rois * n1).astype(np.float64).reshape(grid.n_rois, n1)
+    s_i = np.bincount(idx, weights=diff, minlength=grid.n_rois * n1).reshape(grid.n_rois, n1)
+    return torch.from_numpy(n_i[:, 1:].copy()), torch.from_numpy(s_i[:, 1:].copy())
+
+
+def _matrices_torch(
     q: torch.Tensor, mask: torch.Tensor, n_levels: int, params: TextureParams
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(n_i, s_i)``, both float64 ``[B, Ng]``."""
     offs = angles(params.distances, params.force2d, params.force2d_dimension)
     cnt = torch.zeros_like(q)
     tot = torch.zeros_like(q)
@@ -81,14 +122,25 @@ def _features(n_i: torch.Tensor, s_i: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 def compute(
-    q: torch.Tensor, mask: torch.Tensor, n_levels: int, params: TextureParams
+    q: torch.Tensor, mask: torch.Tensor, n_levels: int, params: TextureParams, method: str = "auto"
 ) -> dict[str, torch.Tensor]:
-    """NGTDM features of ``B`` ROIs: ``{name: float64 [B]}`` for every name in :data:`FEATURES`."""
+    """NGTDM features of ``B`` ROIs: ``{name: float64 [B]}`` for every name in :data:`FEATURES`
+    (``method`` as :func:`matrices`)."""
+    if cpu_method(method, q) == "numpy":
+        return by_grid_chunks(
+            q,
+            mask,
+            n_levels,
+            max(params.distances),
+            per_voxel=12,
+            per_roi_fixed=4 * n_levels * n_levels,
+            fn=lambda grid: _features(*_matrices_numpy(grid, n_levels, params)),
+        )
     check_inputs(q, mask, n_levels)
     return by_chunks(
         q,
         mask,
         per_voxel=8,
         per_roi_fixed=4 * n_levels * n_levels,
-        fn=lambda qc, mc: _features(*matrices(qc, mc, n_levels, params)),
+        fn=lambda qc, mc: _features(*_matrices_torch(qc, mc, n_levels, params)),
     )
