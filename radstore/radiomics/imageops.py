@@ -54,7 +54,8 @@ def _check(mask: np.ndarray, s: Setting, label: int) -> tuple[slice, slice, slic
     if ndims == 0:
         raise ROIError("mask only contains 1 segmented voxel: features are undefined for a single voxel")
     if ndims < s.minimumROIDimensions:
-        raise ROIError(f"mask has too few dimensions ({ndims}, minimumROIDimensions={s.minimumROIDimensions})")
+        raise ROIError(f"mask has too few dimensions ({ndims}, "
+                       f"minimumROIDimensions={s.minimumROIDimensions})")
     if s.minimumROISize is not None and n <= s.minimumROISize:
         raise ROIError(f"ROI too small ({n} voxels, minimumROISize={s.minimumROISize})")
     return bb

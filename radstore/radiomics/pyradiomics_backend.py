@@ -29,7 +29,8 @@ def _extractor(settings: RadiomicsSettings):  # type: ignore[no-untyped-def]
     return featureextractor.RadiomicsFeatureExtractor(params)
 
 
-def _shape2d(image: sitk.Image, mask: sitk.Image, settings: RadiomicsSettings, label: int) -> dict[str, float]:
+def _shape2d(image: sitk.Image, mask: sitk.Image, settings: RadiomicsSettings, label: int
+             ) -> dict[str, float]:
     from radiomics import imageoperations, shape2D
 
     kwargs = {**settings.pyradiomics_params()["setting"], "label": label}

@@ -83,21 +83,25 @@ _GLCM = _defs("glcm", [
     ("SumEntropy", "P6QZ", "cm_sum_entr"), ("SumSquares", "UR99", "cm_joint_var"),
 ])
 _GLRLM = _defs("glrlm", [
-    ("GrayLevelNonUniformity", "R5YN", "rlm_glnu"), ("GrayLevelNonUniformityNormalized", "OVBL", "rlm_glnu_norm"),
+    ("GrayLevelNonUniformity", "R5YN", "rlm_glnu"),
+    ("GrayLevelNonUniformityNormalized", "OVBL", "rlm_glnu_norm"),
     ("GrayLevelVariance", "8CE5", "rlm_gl_var"), ("HighGrayLevelRunEmphasis", "G3QZ", "rlm_hgre"),
     ("LongRunEmphasis", "W4KF", "rlm_lre"), ("LongRunHighGrayLevelEmphasis", "3KUM", "rlm_lrhge"),
     ("LongRunLowGrayLevelEmphasis", "IVPO", "rlm_lrlge"), ("LowGrayLevelRunEmphasis", "V3SW", "rlm_lgre"),
     ("RunEntropy", "HJ9O", "rlm_rl_entr"), ("RunLengthNonUniformity", "W92Y", "rlm_rlnu"),
     ("RunLengthNonUniformityNormalized", "IC23", "rlm_rlnu_norm"), ("RunPercentage", "9ZK5", "rlm_r_perc"),
     ("RunVariance", "SXLW", "rlm_rl_var"), ("ShortRunEmphasis", "22OV", "rlm_sre"),
-    ("ShortRunHighGrayLevelEmphasis", "GD3A", "rlm_srhge"), ("ShortRunLowGrayLevelEmphasis", "HTZT", "rlm_srlge"),
+    ("ShortRunHighGrayLevelEmphasis", "GD3A", "rlm_srhge"),
+    ("ShortRunLowGrayLevelEmphasis", "HTZT", "rlm_srlge"),
 ])
 _GLSZM = _defs("glszm", [
-    ("GrayLevelNonUniformity", "JNSA", "szm_glnu"), ("GrayLevelNonUniformityNormalized", "Y1RO", "szm_glnu_norm"),
+    ("GrayLevelNonUniformity", "JNSA", "szm_glnu"),
+    ("GrayLevelNonUniformityNormalized", "Y1RO", "szm_glnu_norm"),
     ("GrayLevelVariance", "BYLV", "szm_gl_var"), ("HighGrayLevelZoneEmphasis", "5GN9", "szm_hgze"),
     ("LargeAreaEmphasis", "48P8", "szm_lze"), ("LargeAreaHighGrayLevelEmphasis", "J17V", "szm_lzhge"),
     ("LargeAreaLowGrayLevelEmphasis", "YH51", "szm_lzlge"), ("LowGrayLevelZoneEmphasis", "XMSY", "szm_lgze"),
-    ("SizeZoneNonUniformity", "4JP3", "szm_zsnu"), ("SizeZoneNonUniformityNormalized", "VB3A", "szm_zsnu_norm"),
+    ("SizeZoneNonUniformity", "4JP3", "szm_zsnu"),
+    ("SizeZoneNonUniformityNormalized", "VB3A", "szm_zsnu_norm"),
     ("SmallAreaEmphasis", "P001", "szm_sze"), ("SmallAreaHighGrayLevelEmphasis", "HW1V", "szm_szhge"),
     ("SmallAreaLowGrayLevelEmphasis", "5RAI", "szm_szlge"), ("ZoneEntropy", "GU8N", "szm_zs_entr"),
     ("ZonePercentage", "P30P", "szm_z_perc"), ("ZoneVariance", "3NSA", "szm_zs_var"),
@@ -105,7 +109,8 @@ _GLSZM = _defs("glszm", [
 # GLDM = IBSI's neighbouring grey level dependence matrix (NGLDM) with alpha = gldm_a, distance 1
 _GLDM = _defs("gldm", [
     ("DependenceEntropy", "FCBV", "ngl_dc_entr"), ("DependenceNonUniformity", "Z87G", "ngl_dcnu"),
-    ("DependenceNonUniformityNormalized", "OKJI", "ngl_dcnu_norm"), ("DependenceVariance", "DNX2", "ngl_dc_var"),
+    ("DependenceNonUniformityNormalized", "OKJI", "ngl_dcnu_norm"),
+    ("DependenceVariance", "DNX2", "ngl_dc_var"),
     ("GrayLevelNonUniformity", "FP8K", "ngl_glnu"), ("GrayLevelVariance", "1PFV", "ngl_gl_var"),
     ("HighGrayLevelEmphasis", "OAE7", "ngl_hgce"), ("LargeDependenceEmphasis", "IMOQ", "ngl_hde"),
     ("LargeDependenceHighGrayLevelEmphasis", None, "ngl_hdhge"),

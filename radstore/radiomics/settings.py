@@ -149,7 +149,8 @@ class RadiomicsSettings(BaseModel):
         out: dict[str, dict[str, Any]] = {}
         for name, args in v.items():
             if name not in _IMAGE_TYPES:
-                raise ValueError(f"image type {name!r} is not supported (supported: {', '.join(_IMAGE_TYPES)})")
+                raise ValueError(f"image type {name!r} is not supported "
+                                 f"(supported: {', '.join(_IMAGE_TYPES)})")
             args = dict(args or {})
             own = {k: args.pop(k) for k in list(args) if k not in _SETTING_KEYS}
             if name == "Original" and own:
@@ -193,7 +194,7 @@ class RadiomicsSettings(BaseModel):
             raise ValueError("compatibility 'ibsi' requires voxelArrayShift = 0 (IBSI energy is unshifted)")
         if self.featureClass is not None and "shape2D" in self.featureClass and not self.setting.force2D:
             raise ValueError("featureClass shape2D needs setting force2D: true")
-        for name, args in self.imageType.items():
+        for args in self.imageType.values():
             merged = self.setting.model_dump()
             merged.update({k: v for k, v in args.items() if k in _SETTING_KEYS})
             Setting(**merged)

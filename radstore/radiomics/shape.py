@@ -247,6 +247,9 @@ def _grouped_max_distance(points: np.ndarray, verts: np.ndarray, axis: int) -> f
     for grp in np.split(np.arange(len(kk)), splits):
         if len(grp) > 1:
             g = pts[grp]
+            if len(g) > 32:
+                with contextlib.suppress(QhullError, ValueError):
+                    g = g[ConvexHull(g).vertices]
             d2 = ((g[:, None, :] - g[None, :, :]) ** 2).sum(-1)
             best = max(best, float(np.sqrt(d2.max())))
     return best

@@ -44,5 +44,6 @@ def test_kurtosis_modes_differ_by_three(shared_data):
     image, mask, spacing = read_pair(base / "image" / "phantom.nii.gz", base / "mask" / "mask.nii.gz")
     params = {**IBSI_PHANTOM_PARAMS, "featureClass": {"firstorder": ["Kurtosis"]}}
     ibsi = extract(image, mask, spacing, RadiomicsSettings.from_params(params))
-    pyr = extract(image, mask, spacing, RadiomicsSettings.from_params({**params, "compatibility": "pyradiomics"}))
+    pyr_settings = RadiomicsSettings.from_params({**params, "compatibility": "pyradiomics"})
+    pyr = extract(image, mask, spacing, pyr_settings)
     assert ibsi["original_firstorder_Kurtosis"] == pytest.approx(pyr["original_firstorder_Kurtosis"] - 3)

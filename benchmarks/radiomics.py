@@ -1,0 +1,127 @@
+"""Radiomics benchmark: torch engine vs PyRadiomics 3.1 (pyradiomics backend) in the same run.
+
+Cases: the IBSI CT phantom ROI, a small synthetic ROI and a large one (>= 200k voxels), each with
+original features and with LoG (1, 3 mm) + wavelet images; plus batch throughput (ROIs/s) of
+``extract_batch``. Torch and SimpleITK threads are set to the same count for both backends
+(PyRadiomics' own code is single-threaded). Prints a table and writes
+``benchmarks/results/radiomics.json``.
+
+    PYTHONPATH=$PWD python benchmarks/radiomics.py [--threads 1 2] [--device cuda]
+        [--skip-pyradiomics-filters]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+# this file is named radiomics.py: keep its folder off sys.path so `import radiomics` is PyRadiomics
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import numpy as np  # noqa: E402
+import SimpleITK as sitk  # noqa: E402
+import torch  # noqa: E402
+
+from radstore.radiomics import RadiomicsSettings, extract, extract_batch  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+ORIGINAL = RadiomicsSettings.from_params(None)
+FILTERS = RadiomicsSettings.from_params(
+    {"imageType": {"Original": {}, "LoG": {"sigma": [1.0, 3.0]}, "Wavelet": {}}})
+
+
+def synthetic(shape: tuple[int, int, int], radii: tuple[float, float, float], seed: int = 0):
+    rng = np.random.default_rng(seed)
+    image = (rng.normal(40, 40, shape) + 30 * np.sin(np.indices(shape)[2] / 3)).round().astype(np.int16)
+    zz, yy, xx = np.indices(shape)
+    c = np.array(shape) / 2
+    r = sum(((g - ci) / ri) ** 2 for g, ci, ri in zip((zz, yy, xx), c, radii, strict=True))
+    return image, (r < 1).astype(np.uint8), (1.5, 0.8, 0.8)
+
+
+def cases() -> dict[str, tuple[np.ndarray, np.ndarray, tuple[float, float, float]]]:
+    out = {}
+    base = SHARED / "ibsi1" / "ct_phantom" / "nifti"
+    if base.is_dir():
+        im = sitk.ReadImage(str(base / "image" / "phantom.nii.gz"))
+        ma = sitk.ReadImage(str(base / "mask" / "mask.nii.gz"))
+        out["ibsi_ct_phantom"] = (sitk.GetArrayFromImage(im), sitk.GetArrayFromImage(ma),
+                                  tuple(float(s) for s in im.GetSpacing()[::-1]))
+    out["small_roi"] = synthetic((24, 48, 48), (5, 9, 8), 1)
+    out["large_roi"] = synthetic((70, 130, 130), (32, 60, 55), 2)
+    return out
+
+
+def timed(fn, repeat: int = 1) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--skip-pyradiomics-filters", action="store_true",
+                    help="do not time PyRadiomics with filters (minutes on large ROIs)")
+    ap.add_argument("--output", default=str(Path(__file__).parent / "results" / "radiomics.json"))
+    args = ap.parse_args()
+    try:
+        from importlib.metadata import version
+
+        from radstore.radiomics import pyradiomics_backend as pb
+
+        pyr_version = version("pyradiomics-bhklab")
+    except ImportError:
+        pb, pyr_version = None, "not installed"
+    info = {"cpu": platform.processor() or platform.machine(), "python": platform.python_version(),
+            "torch": torch.__version__, "simpleitk": sitk.Version.VersionString(), "pyradiomics": pyr_version,
+            "numpy": np.__version__, "device": args.device,
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    print("hardware/versions:", json.dumps(info))
+    data = cases()
+    rows = []
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
+        for name, roi in data.items():
+            nvox = int((roi[1] > 0).sum())
+            for label, settings in (("original", ORIGINAL), ("log+wavelet", FILTERS)):
+                extract(*roi, settings, device=args.device)  # warm-up
+                t_ours = timed(lambda r=roi, s=settings: extract(*r, s, device=args.device))
+                t_pyr = None
+                if pb is not None and not (label != "original" and args.skip_pyradiomics_filters):
+                    t_pyr = timed(lambda r=roi, s=settings: pb.extract(*r, s))
+                rows.append({"threads": threads, "case": name, "voxels": nvox, "images": label,
+                             "torch_s": round(t_ours, 3),
+                             "pyradiomics_s": None if t_pyr is None else round(t_pyr, 3),
+                             "speedup": None if t_pyr is None else round(t_pyr / t_ours, 2)})
+                print(rows[-1], flush=True)
+        batch = [synthetic((24, 40, 40), (5 + i % 3, 8, 7 + i % 4), 10 + i) for i in range(16)]
+        extract_batch(batch[:2], ORIGINAL, device=args.device)
+        t_batch = timed(lambda b=batch: extract_batch(b, ORIGINAL, device=args.device))
+        t_single = timed(lambda b=batch: [extract(*r, ORIGINAL, device=args.device) for r in b])
+        rows.append({"threads": threads, "case": "batch_16_small_rois", "voxels": None, "images": "original",
+                     "torch_s": round(t_batch, 3), "rois_per_s": round(16 / t_batch, 2),
+                     "rois_per_s_one_by_one": round(16 / t_single, 2)})
+        print(rows[-1], flush=True)
+    hdr = f"{'thr':>3} {'case':<22} {'voxels':>8} {'images':<12} {'torch s':>8} {'pyrad s':>8} {'x':>6}"
+    print("\n" + hdr + "\n" + "-" * len(hdr))
+    for r in rows:
+        extra = (f"  {r['rois_per_s']} ROIs/s batched, {r['rois_per_s_one_by_one']} one by one"
+                 if "rois_per_s" in r else "")
+        print(f"{r['threads']:>3} {r['case']:<22} {r['voxels'] or '':>8} {r['images']:<12} {r['torch_s']:>8} "
+              f"{r.get('pyradiomics_s') or '':>8} {r.get('speedup') or '':>6}{extra}")
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps({"info": info, "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

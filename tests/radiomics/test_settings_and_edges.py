@@ -1,0 +1,179 @@
+"""Settings parsing/validation, names, degenerate ROIs, shape tables, CLI, CPU/CUDA agreement."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from radstore.ids import settings_version
+from radstore.radiomics import RadiomicsSettings, ROIError, SettingsError, extract, feature_names, registry
+from radstore.radiomics.shape import CORNERS, TRIANGLES, shape_3d
+
+REPO_PARAMS = "feature_sets/params"
+
+
+def test_default_is_pyradiomics_107():
+    names = feature_names(RadiomicsSettings.from_params(None))
+    assert len(names) == 107 and len(set(names)) == 107
+    assert "original_glcm_Contrast" in names and "original_firstorder_StandardDeviation" not in names
+    counts = {f: sum(n.startswith(f"original_{f}_") for n in names) for f in registry.TEXTURE_FAMILIES}
+    assert counts == {"glcm": 24, "glrlm": 16, "glszm": 16, "gldm": 14, "ngtdm": 5}
+
+
+def test_texture_modules_match_registry():
+    import importlib
+
+    for fam in registry.TEXTURE_FAMILIES:
+        assert set(importlib.import_module(f"radstore.radiomics.{fam}").FEATURES) == set(
+            registry.family_features(fam)), fam
+
+
+def test_params_files_and_filter_names():
+    s = RadiomicsSettings.from_params(f"{REPO_PARAMS}/ct_filters.yaml")
+    names = feature_names(s)
+    assert len(names) == 14 + 93 * 12
+    assert "log-sigma-1-0-mm-3D_firstorder_Mean" in names and "wavelet-LLH_glszm_ZoneEntropy" in names
+    assert "wavelet-LLL_ngtdm_Strength" in names
+    assert RadiomicsSettings.from_params(f"{REPO_PARAMS}/ibsi_config_c.yaml").compatibility == "ibsi"
+    assert len(feature_names(RadiomicsSettings.from_params(f"{REPO_PARAMS}/pyradiomics_default.yaml"))) == 107
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"setting": {"binWidth": 25, "binCount": 32}}, "mutually exclusive"),
+    ({"setting": {"binwidth": 25}}, "setting.binwidth"),
+    ({"imageType": {"Gabor": {}}}, "not supported"),
+    ({"featureClass": {"glcm": ["Contrastt"]}}, "unknown or deprecated glcm feature"),
+    ({"featureClass": {"texture": None}}, "unknown feature class"),
+    ({"imageType": {"LoG": {"sigma": [0]}}}, "sigma"),
+    ({"compatibility": "ibsi", "setting": {"voxelArrayShift": 1000}}, "voxelArrayShift"),
+    ({"setting": {"interpolator": "cubic"}}, "interpolator"),
+])
+def test_invalid_params_name_the_field(params, message):
+    with pytest.raises(SettingsError, match=message):
+        RadiomicsSettings.from_params(params)
+
+
+def test_params_file_errors_name_the_file(tmp_path):
+    p = tmp_path / "params.yaml"
+    p.write_text("setting:\n  binWidth: -1\n")
+    with pytest.raises(SettingsError, match=r"params.yaml: .*setting.binWidth"):
+        RadiomicsSettings.from_params(p)
+
+
+def test_version_hash_is_stable_and_sensitive():
+    a = RadiomicsSettings.from_params({"setting": {"binWidth": 25}})
+    b = RadiomicsSettings.from_params({"setting": {"binWidth": 25.0}})
+    c = RadiomicsSettings.from_params({"setting": {"binWidth": 10}})
+    assert settings_version(a) == settings_version(b) != settings_version(c)
+    json.dumps(a.model_dump(mode="json"))
+
+
+def test_degenerate_rois_raise_clear_errors():
+    image = np.arange(5 * 6 * 7, dtype=np.int16).reshape(5, 6, 7)
+    s = RadiomicsSettings.from_params(None)
+    one = np.zeros(image.shape, np.uint8)
+    one[2, 3, 3] = 1
+    with pytest.raises(ROIError, match="1 segmented voxel"):
+        extract(image, one, (1, 1, 1), s)
+    with pytest.raises(ROIError, match="not present"):
+        extract(image, np.zeros(image.shape, np.uint8), (1, 1, 1), s)
+    line = np.zeros(image.shape, np.uint8)
+    line[2, 3, 1:6] = 1
+    with pytest.raises(ROIError, match="too few dimensions"):
+        extract(image, line, (1, 1, 1), s)
+
+
+def test_flat_roi_single_slice_gives_defined_values():
+    image = np.full((4, 8, 8), 40, dtype=np.int16)
+    mask = np.zeros(image.shape, np.uint8)
+    mask[1, 2:6, 2:6] = 1
+    values = extract(image, mask, (3.0, 1.0, 1.0), RadiomicsSettings.from_params(None))
+    assert all(np.isfinite(v) for v in values.values())
+    assert values["original_firstorder_Skewness"] == 0.0
+    assert values["original_firstorder_Entropy"] == pytest.approx(0.0, abs=1e-12)
+    assert values["original_shape_Flatness"] == 0.0
+
+
+def test_every_cube_configuration_matches_pyradiomics():
+    pytest.importorskip("radiomics")
+    from radiomics import cShape as cshape
+    spacing = np.array([1.3, 0.7, 2.1])
+    for idx in range(1, 255):
+        cube = np.zeros((2, 2, 2), bool)
+        for k in range(8):
+            if (idx >> k) & 1:
+                cube[tuple(CORNERS[k])] = True
+        area, volume, _ = cshape.calculate_coefficients(cube, spacing)
+        from radstore.radiomics.shape import _cube_tables
+
+        a_t, s0_t, _ = _cube_tables(tuple(spacing))
+        cfg = idx ^ 0xFF if idx & 0x80 else idx
+        sign = -1 if idx & 0x80 else 1
+        assert a_t[cfg] == pytest.approx(area, rel=1e-12), idx
+        assert sign * s0_t[cfg] / 6 == pytest.approx(volume, rel=1e-12, abs=1e-12), idx
+    assert len(TRIANGLES) == 127
+
+
+def test_random_masks_shape_vs_pyradiomics():
+    pytest.importorskip("radiomics")
+    import SimpleITK as sitk
+    from radiomics import shape as rshape
+
+    rng = np.random.default_rng(0)
+    for t in range(3):
+        m = np.zeros((8, 9, 10), bool)
+        m[1:7, 1:8, 1:9] = rng.random((6, 7, 8)) < 0.5 + 0.1 * t
+        sp = (2.5, 0.7, 0.9)
+        img = sitk.GetImageFromArray(rng.random(m.shape))
+        msk = sitk.GetImageFromArray(m.astype(np.uint8))
+        for x in (img, msk):
+            x.SetSpacing(sp[::-1])
+        cls = rshape.RadiomicsShape(img, msk)
+        cls.enableAllFeatures()
+        ref = cls.execute()
+        ours = shape_3d(m, sp)
+        for k, v in ours.items():
+            assert v == pytest.approx(float(ref[k]), rel=1e-9), k
+
+
+def test_cli_json(tmp_path):
+    import SimpleITK as sitk
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    rng = np.random.default_rng(1)
+    image = rng.normal(0, 50, (10, 12, 12)).astype(np.int16)
+    mask = np.zeros(image.shape, np.uint8)
+    mask[2:8, 3:9, 3:9] = 1
+    for arr, name in ((image, "img.nrrd"), (mask, "mask.nii.gz")):
+        im = sitk.GetImageFromArray(arr)
+        im.SetSpacing((0.8, 0.8, 2.0))
+        sitk.WriteImage(im, str(tmp_path / name))
+    out = tmp_path / "f.json"
+    res = CliRunner().invoke(app, ["radiomics", str(tmp_path / "img.nrrd"), str(tmp_path / "mask.nii.gz"),
+                                   "--output", str(out)])
+    assert res.exit_code == 0, res.output
+    values = json.loads(out.read_text())
+    assert list(values) == feature_names(RadiomicsSettings.from_params(None))
+    bad = CliRunner().invoke(app, ["radiomics", str(tmp_path / "img.nrrd"), str(tmp_path / "mask.nii.gz"),
+                                   "--label", "3"])
+    assert bad.exit_code == 2 and "label 3" in bad.output
+
+
+@pytest.mark.gpu
+def test_cpu_and_cuda_agree():
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device: CPU/CUDA agreement not checked here")
+    rng = np.random.default_rng(2)
+    image = rng.normal(30, 80, (20, 30, 30)).astype(np.int16)
+    zz, yy, xx = np.indices(image.shape)
+    mask = (((zz - 10) / 7) ** 2 + ((yy - 15) / 11) ** 2 + ((xx - 15) / 9) ** 2 < 1).astype(np.uint8)
+    s = RadiomicsSettings.from_params({"imageType": {"Original": {}, "LoG": {"sigma": [1.0]}, "Wavelet": {}}})
+    cpu = extract(image, mask, (2.0, 0.8, 0.8), s, device="cpu")
+    gpu = extract(image, mask, (2.0, 0.8, 0.8), s, device="cuda")
+    bad = [k for k in cpu if not np.isclose(gpu[k], cpu[k], rtol=1e-5, atol=1e-8)]
+    assert not bad, bad[:10]
