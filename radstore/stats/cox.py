@@ -276,3 +276,29 @@ def survival_at(h_times: np.ndarray, h0: np.ndarray, lp: np.ndarray,
     idx = np.searchsorted(h_times, np.asarray(times, float), side="right") - 1
     H = np.where(idx >= 0, h0[np.clip(idx, 0, None)], 0.0)
     return np.exp(-np.outer(np.exp(np.asarray(lp, float)), H))
+
+
+def cox_score_z(x: np.ndarray, time: np.ndarray, event: np.ndarray) -> np.ndarray:
+    """Univariable Cox score statistics at β = 0 for every column at once (Breslow risk sets):
+    ``U_j = Σ_events (x_ij − x̄_j(R_i))``, ``I_j = Σ_events Var_{R_i}(x_j)``, returns
+    ``z_j = U_j / √I_j`` (0 for constant columns) — the log-rank score per feature, used for
+    sure independence screening (Fan, Feng & Wu 2010, IMS Collections 6:70). ``O(n p)``."""
+    x = np.asarray(x, float)
+    time = np.asarray(time, float)
+    event = np.asarray(event).astype(bool)
+    order = np.argsort(-time, kind="mergesort")
+    xs, ts, es = x[order], time[order], event[order]
+    n = len(ts)
+    s0 = np.arange(1, n + 1, dtype=float)
+    s1 = np.cumsum(xs, axis=0)
+    s2 = np.cumsum(xs * xs, axis=0)
+    # risk set of row k (sorted by descending time) = rows up to the last one tied with it
+    last = np.searchsorted(-ts, -ts, side="right") - 1
+    ev = np.flatnonzero(es)
+    r0, r1, r2 = s0[last[ev], None], s1[last[ev]], s2[last[ev]]
+    mean = r1 / r0
+    u = (xs[ev] - mean).sum(axis=0)
+    info = (r2 / r0 - mean**2).sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(info > 1e-12 * max(len(ev), 1), u / np.sqrt(info), 0.0)
+    return z
