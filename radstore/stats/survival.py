@@ -285,13 +285,17 @@ def time_dependent_auc(train_time: np.ndarray, train_event: np.ndarray, time: np
                        ) -> tuple[np.ndarray, np.ndarray, float]:
     """Cumulative/dynamic AUC(t) with IPCW (Uno et al. 2007; Hung & Chiang 2010) at ``times``
     and iAUC (their survival-weighted mean, Lambert & Chevret 2016) — scikit-survival.
-    Horizons outside the follow-up are dropped. Returns ``(times, auc, iauc)``."""
+    Horizons outside the follow-up are dropped. Events after the last horizon enter as
+    censored there: they are controls at every horizon either way (controls carry no censoring
+    weight) and the KM weights of iAUC stop at the last horizon, so the result is unchanged while
+    ``Ĝ`` is never needed beyond the training follow-up. Returns ``(times, auc, iauc)``."""
     from sksurv.metrics import cumulative_dynamic_auc
 
     t = valid_times(train_time, time, event, times)
     if len(t) == 0:
         return t, np.array([]), float("nan")
-    auc, mean = cumulative_dynamic_auc(surv_array(train_time, train_event), surv_array(time, event),
+    ev = np.asarray(event).astype(bool) & (np.asarray(time, float) <= t.max())
+    auc, mean = cumulative_dynamic_auc(surv_array(train_time, train_event), surv_array(time, ev),
                                        np.asarray(risk, float), t)
     return t, np.atleast_1d(auc), float(mean)
 
@@ -299,7 +303,10 @@ def time_dependent_auc(train_time: np.ndarray, train_event: np.ndarray, time: np
 def integrated_brier(train_time: np.ndarray, train_event: np.ndarray, time: np.ndarray,
                      event: np.ndarray, surv_fn, n_grid: int = 50) -> float:
     """Integrated Brier score (Graf et al. 1999, Stat. Med. 18:2529) with IPCW over a grid between
-    the 10th and 90th percentile of observed times; ``surv_fn(times) -> S[n, len(times)]``."""
+    the 10th and 90th percentile of observed times; ``surv_fn(times) -> S[n, len(times)]``.
+    Rows observed after the grid enter as censored just after its last point (a row with
+    ``T > s`` scores ``(1 − S)²/Ĝ(s)`` whatever its status and exact time), so ``Ĝ`` is never
+    needed beyond the training follow-up."""
     from sksurv.metrics import integrated_brier_score
 
     t = np.asarray(time, float)
@@ -307,8 +314,11 @@ def integrated_brier(train_time: np.ndarray, train_event: np.ndarray, time: np.n
     grid = valid_times(train_time, time, event, grid)
     if len(grid) < 2:
         return float("nan")
+    late = t > grid.max()
+    ev = np.asarray(event).astype(bool) & ~late
+    t_eff = np.where(late, np.nextafter(grid.max(), np.inf), t)
     return float(integrated_brier_score(surv_array(train_time, train_event),
-                                        surv_array(time, event), surv_fn(grid), grid))
+                                        surv_array(t_eff, ev), surv_fn(grid), grid))
 
 
 def km_at(time: np.ndarray, event: np.ndarray, t: float) -> float:
