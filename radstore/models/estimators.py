@@ -95,10 +95,17 @@ class LassoCox(BaseEstimator):
         return np.asarray(X, float) @ self.coef_
 
 
+def factor_groups(names: list[str]) -> dict[str, str]:
+    """Dummy columns ``<var>=<level>`` (from :class:`~radstore.models.preprocessing.FrameEncoder`)
+    → their variable ``<var>``, so a categorical factor is screened and stepped as one term."""
+    return {n: n.split("=", 1)[0] for n in names if "=" in n}
+
+
 class CoxPH(BaseEstimator):
-    """Cox model with the seeds' clinical-factor workflow: univariable screen (Wald p <
-    ``screen_p``; None = keep all), then backward stepwise AIC (``stepwise='backward_aic'``) over
-    the screened covariates, then the final multivariable fit (Efron ties). ``feature_names``
+    """Cox model with the seeds' clinical-factor workflow: univariable screen (Wald p, or the
+    LR test of a whole categorical factor, < ``screen_p``; None = keep all), then backward
+    stepwise AIC (``stepwise='backward_aic'``) over the screened terms — a factor's dummies are
+    dropped together, as R's ``step`` — then the final multivariable fit (Efron ties). ``feature_names``
     labels the covariates in tables and nomograms."""
 
     def __init__(self, screen_p: float | None = 0.05, stepwise: str | None = "backward_aic",
@@ -117,14 +124,16 @@ class CoxPH(BaseEstimator):
         df = pd.DataFrame(X, columns=names)
         t, e = y["time"], y["event"]
         varying = [c for c in names if df[c].std() > 0]
-        self.univariable_ = univariable_screen(df[varying], t, e, self.screen_p or 1.0)
+        groups = factor_groups(varying)
+        self.univariable_ = univariable_screen(df[varying], t, e, self.screen_p or 1.0, groups)
         cols = (list(self.univariable_.index[self.univariable_["selected"]])
                 if self.screen_p is not None else varying)
-        if not cols:  # nothing passes: keep the single strongest covariate
-            cols = [str(self.univariable_["p"].idxmin())]
+        if not cols:  # nothing passes: keep the strongest single covariate or factor
+            best = self.univariable_["p_factor"].idxmin()
+            cols = [c for c in varying if groups.get(c, c) == groups.get(best, best)]
         self.path_ = None
         if self.stepwise == "backward_aic" and len(cols) > 1:
-            cols, self.path_ = backward_aic(df[cols], t, e)
+            cols, self.path_ = backward_aic(df[cols], t, e, groups=groups)
         elif self.stepwise not in (None, "backward_aic"):
             raise ValueError(f"stepwise must be 'backward_aic' or None, got {self.stepwise!r}")
         self.selected_ = cols
