@@ -84,17 +84,25 @@ class TrainResult:
     run_ids: dict[str, str]
     results: pd.DataFrame
     training_set: Path
+    report_dir: Path
 
 
 def train_study(spec: StudySpec, training_set: Path | str, settings: Settings,
                 models: list[str] | None = None, n_boot: int = 1000,
-                mccv_splits: int = 0) -> TrainResult:
+                mccv_splits: int = 0, plots: bool = True) -> TrainResult:
     """Fit all (or ``models``) of the study's models on the training rows, evaluate each on every
-    cohort, and log one MLflow run per model. ``mccv_splits`` > 0 adds Monte-Carlo CV
-    (mean ± SE as ``cv_*`` metrics)."""
+    cohort (and, when ``endpoint.landmarks`` is set, on each landmark data set), and log one MLflow
+    run per model. ``mccv_splits`` > 0 adds Monte-Carlo CV (mean ± SE as ``cv_*`` metrics);
+    ``plots=False`` skips the PNG figures. The study-level results table (all models × cohorts)
+    is also written to ``<store>/reports/<study>/results.{md,parquet,html}``."""
     import mlflow
 
-    from radstore.models.evaluate import evaluate, monte_carlo_cv, results_table
+    from radstore.models.evaluate import (
+        evaluate,
+        evaluate_landmarks,
+        monte_carlo_cv,
+        results_table,
+    )
     from radstore.models.study_model import fit_study
     from radstore.stats.survival import mean_se
 
@@ -103,7 +111,11 @@ def train_study(spec: StudySpec, training_set: Path | str, settings: Settings,
     fitted = fit_study(spec, frame, seed=settings.seed, only=models)
     evals = {name: evaluate(sm, spec, frame, n_boot=n_boot, seed=settings.seed)
              for name, sm in fitted.items()}
-    table = results_table([e for v in evals.values() for e in v], spec.endpoint.kind)
+    lm_evals = {name: (evaluate_landmarks(sm, spec, frame, n_boot=n_boot, seed=settings.seed)
+                       if spec.endpoint.landmarks else []) for name, sm in fitted.items()}
+    table = results_table([e for name in fitted for e in evals[name] + lm_evals[name]],
+                          spec.endpoint.kind)
+    report_dir = write_results(table, settings.layout.reports / spec.name)
     run_ids: dict[str, str] = {}
     ts_hash = str(manifest.get("hash") or manifest.get("content_hash") or Path(training_set).name)
     for name, sm in fitted.items():
@@ -118,7 +130,7 @@ def train_study(spec: StudySpec, training_set: Path | str, settings: Settings,
                                **{f"param.{k}": _short(v) for k, v in sm.model.info["params"].items()},
                                "feature_versions": _short(_feature_versions(manifest)),
                                "cutoff": sm.model.cutoff})
-            metrics = {f"{e.cohort}_{k}": float(v) for e in evals[name]
+            metrics = {f"{e.cohort}_{k}": float(v) for e in evals[name] + lm_evals[name]
                        for k, v in e.metrics.items() if v is not None and np.isfinite(v)}
             if mccv_splits:
                 cv = monte_carlo_cv(spec, frame, name, n_splits=mccv_splits, seed=settings.seed)
@@ -129,11 +141,24 @@ def train_study(spec: StudySpec, training_set: Path | str, settings: Settings,
             _log_dataset(frame, spec.name, Path(training_set))
             with tempfile.TemporaryDirectory() as tmp:
                 out = Path(tmp)
-                _write_artifacts(out, spec, sm, frame, manifest, table, evals[name], metrics)
+                _write_artifacts(out, spec, sm, frame, manifest, table, evals[name], metrics,
+                                 plots)
                 mlflow.log_artifacts(str(out))
             _log_model(sm, frame)
             run_ids[name] = run.info.run_id
-    return TrainResult(spec.name, exp_id, run_ids, table, Path(training_set))
+    return TrainResult(spec.name, exp_id, run_ids, table, Path(training_set), report_dir)
+
+
+def write_results(table: pd.DataFrame, out_dir: Path) -> Path:
+    """The study-level results table as ``results.parquet``, ``results.md`` and ``results.html``
+    in ``out_dir`` (created); returns ``out_dir``."""
+    from radstore.io.tables import write_table
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_table(table, out_dir / "results.parquet")
+    (out_dir / "results.md").write_text(table.to_markdown(index=False) + "\n")
+    (out_dir / "results.html").write_text(table.to_html(index=False))
+    return out_dir
 
 
 def _short(v: Any) -> str:
@@ -173,7 +198,8 @@ def _log_model(sm, frame: pd.DataFrame) -> None:
 
 
 def _write_artifacts(out: Path, spec: StudySpec, sm, frame: pd.DataFrame, manifest: dict,
-                     table: pd.DataFrame, evals, metrics: dict[str, float]) -> None:
+                     table: pd.DataFrame, evals, metrics: dict[str, float],
+                     plots: bool = True) -> None:
     from radstore.io.tables import write_table
 
     res = out / "results"
@@ -183,9 +209,11 @@ def _write_artifacts(out: Path, spec: StudySpec, sm, frame: pd.DataFrame, manife
     (res / "study_results.html").write_text(table.to_html(index=False))
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
     (out / "features.txt").write_text("\n".join(sm.raw_columns) + "\n")
-    plots = out / "plots"
-    plots.mkdir()
-    extra = _plots(plots, spec, sm, frame, evals)
+    if plots:
+        (out / "plots").mkdir()
+        extra = _plots(out / "plots", spec, sm, frame, evals)
+    else:
+        extra = _cox_tables(sm) if sm.model.kind == "cox" else ""
     (out / "model_card.md").write_text(_model_card(spec, sm, table, metrics, manifest, extra))
 
 
@@ -243,7 +271,6 @@ def _cox_extras(plots: Path, spec: StudySpec, sm, scored: pd.DataFrame) -> str:
     """Univariable/multivariable tables, Schoenfeld PH test and the nomogram of a Cox model."""
     import matplotlib.pyplot as plt
 
-    from radstore.stats.cox import schoenfeld_test
     from radstore.stats.plots import nomogram
 
     m = sm.model
@@ -256,6 +283,14 @@ def _cox_extras(plots: Path, spec: StudySpec, sm, scored: pd.DataFrame) -> str:
     fig = nomogram(cox.selected_, cox.result_.coef, x, h0, f"{m.name} nomogram")
     fig.savefig(plots / "nomogram.png", dpi=100)
     plt.close(fig)
+    return _cox_tables(sm)
+
+
+def _cox_tables(sm) -> str:
+    """Univariable / multivariable Cox tables and the Schoenfeld PH test as Markdown."""
+    from radstore.stats.cox import schoenfeld_test
+
+    cox = sm.model.estimator.named_steps["model"]
     ph = schoenfeld_test(cox.result_)
     return ("## Univariable Cox\n" + cox.univariable_.round(4).to_markdown() +
             "\n\n## Multivariable Cox\n" + cox.result_.summary().round(4).to_markdown() +

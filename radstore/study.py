@@ -36,6 +36,10 @@ class Endpoint(_Strict):
     landmark_weeks: float | None = Field(
         None, ge=0, description="longitudinal: use the latest scan at or before index + landmark"
     )
+    landmarks: tuple[float, ...] = Field(
+        (), description="landmark times (time units) at which train re-evaluates each model on "
+        "the patients still at risk, time measured from the landmark (van Houwelingen 2007)"
+    )
 
     @model_validator(mode="after")
     def _columns(self) -> Endpoint:
@@ -43,6 +47,10 @@ class Endpoint(_Strict):
             raise ValueError("survival endpoint needs 'time' and 'event' columns")
         if self.kind == "binary" and not self.label:
             raise ValueError("binary endpoint needs a 'label' column")
+        if self.landmarks and self.kind != "survival":
+            raise ValueError("landmarks need a survival endpoint")
+        if any(t <= 0 for t in self.landmarks):
+            raise ValueError(f"landmarks must be > 0, got {list(self.landmarks)}")
         return self
 
 

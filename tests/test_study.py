@@ -33,6 +33,10 @@ def _write(tmp_path: Path, text: str) -> Path:
 def test_good_spec(tmp_path: Path) -> None:
     s = load_study(_write(tmp_path, GOOD))
     assert s.split.external_cohorts == ("h3",) and s.models[1].inputs == ("rad_score", "clinical")
+    assert s.endpoint.landmarks == ()  # optional, backward compatible
+    lm = load_study(_write(tmp_path, GOOD.replace("event: os_event}",
+                                                  "event: os_event, landmarks: [6, 12]}")))
+    assert lm.endpoint.landmarks == (6.0, 12.0)
 
 
 @pytest.mark.parametrize(
@@ -44,6 +48,7 @@ def test_good_spec(tmp_path: Path) -> None:
         ("inputs: [rad_score, clinical]", "inputs: [nope]", "unknown inputs"),
         ("champion_model: combined", "champion_model: other", "champion_model"),
         ("name: demo_os", "name: demo_os\nbogus: 1", "bogus"),
+        ("event: os_event}", "event: os_event, landmarks: [0]}", "landmarks must be > 0"),
     ],
 )
 def test_bad_specs_fail_clearly(tmp_path: Path, old: str, new: str, needle: str) -> None:

@@ -20,6 +20,7 @@ def register(app: typer.Typer) -> None:
         model: Annotated[list[str] | None, typer.Option("--model", help="only these models")] = None,
         n_boot: Annotated[int, typer.Option(help="bootstrap resamples for CIs")] = 1000,
         mccv: Annotated[int, typer.Option(help="Monte-Carlo CV splits (0 = off)")] = 0,
+        plots: Annotated[bool, typer.Option("--plots/--no-plots", help="log PNG figures")] = True,
     ) -> None:
         """Train all models of STUDY, evaluate per cohort, log runs to MLflow."""
         from pipelines.train import latest_training_set, train_study
@@ -30,7 +31,7 @@ def register(app: typer.Typer) -> None:
             spec = load_study(find_study(study))
             ts = training_set or latest_training_set(settings, spec.name)
             res = train_study(spec, ts, settings, models=model or None, n_boot=n_boot,
-                              mccv_splits=mccv)
+                              mccv_splits=mccv, plots=plots)
         except (StudySpecError, FileNotFoundError, ValueError, KeyError) as exc:
             fail(str(exc))
             return
@@ -45,3 +46,4 @@ def register(app: typer.Typer) -> None:
         Console().print(t)
         for name, rid in res.run_ids.items():
             typer.echo(f"{name}: run {rid}")
+        typer.echo(f"results table: {res.report_dir}/results.{{md,parquet,html}}")

@@ -12,6 +12,8 @@ Common feature-reduction params (``lasso_cox``, ``svm``, ``lasso_logistic``): ``
 ``features`` to these ``<feature_set>__<phase>`` views), ``icc_pairs`` ({reader-1 view: reader-2
 view}; reader-2 views are never model inputs) with ``icc_threshold`` (0.8) and ``icc_kind``,
 ``variance_threshold`` (0.0), ``corr_threshold`` (0.9; 1.0 disables), ``pca_components`` (None).
+``lasso_cox`` also takes ``prescreen`` (keep the top-k features by univariable Cox score inside
+each fold before the path; None = off) and ``tol`` (coordinate-descent tolerance, 1e-7).
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ class LassoCoxParams(ReductionParams):
     cv_folds: int = Field(5, ge=2)
     rule: Literal["max", "1se"] = "max"
     cutoff: Literal["median", "maxstat"] = "median"
+    prescreen: int | None = Field(None, ge=1)
+    tol: float = Field(1e-7, gt=0, lt=1)
 
 
 class CoxParams(_Params):
@@ -122,7 +126,8 @@ def _lasso_cox(cols, p: LassoCoxParams, seed, names):
 
     from radstore.models.estimators import LassoCox
 
-    model = LassoCox(p.l1_ratio, p.n_alphas, p.alpha_min_ratio, p.cv_folds, p.rule, seed)
+    model = LassoCox(p.l1_ratio, p.n_alphas, p.alpha_min_ratio, p.cv_folds, p.rule, seed,
+                     p.prescreen, p.tol)
     return Pipeline([*_reduction_steps(cols, p, names), ("model", model)])
 
 

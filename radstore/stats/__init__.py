@@ -2,10 +2,12 @@
 
 Survival (:mod:`radstore.stats.survival`, :mod:`radstore.stats.cox`):
 ``concordance_ci(time, event, risk, n_boot=1000, seed=0, method='harrell'|'uno')``,
-``harrell_c``, ``uno_c``, ``risk_group_hr(time, event, risk, cutoff)``, ``logrank``,
+``harrell_c``, ``uno_c``, ``concordance_counts`` (batched exact kernel), ``bootstrap_counts``,
+``risk_group_hr(time, event, risk, cutoff)``, ``logrank``,
 ``median_cutoff``, ``maxstat_cutoff``, ``time_dependent_auc``, ``integrated_brier``,
 ``calibration_at``, ``survival_decision_curve``, ``landmark``, ``mean_se``;
-``fit_cox(x, time, event)`` (Efron, Newton–Raphson), ``univariable_screen``, ``backward_aic``,
+``fit_cox(x, time, event)`` (Efron, Newton–Raphson), ``univariable_screen``, ``backward_aic``
+(``groups`` = categorical factors as whole terms), ``cox_score_z``,
 ``schoenfeld_test(cox_result, time_transform='km')``, ``breslow_baseline``, ``survival_at``.
 
 Classification (:mod:`radstore.stats.classification`): ``auc_ci``, ``delong_test(y, score_a,
@@ -36,6 +38,7 @@ from radstore.stats.classification import (
 from radstore.stats.cox import (
     backward_aic,
     breslow_baseline,
+    cox_score_z,
     fit_cox,
     schoenfeld_test,
     survival_at,
@@ -43,8 +46,10 @@ from radstore.stats.cox import (
 )
 from radstore.stats.reliability import feature_icc, icc, reproducible_features
 from radstore.stats.survival import (
+    bootstrap_counts,
     calibration_at,
     concordance_ci,
+    concordance_counts,
     harrell_c,
     integrated_brier,
     landmark,
@@ -59,10 +64,37 @@ from radstore.stats.survival import (
 )
 
 __all__ = [
-    "auc_ci", "backward_aic", "breslow_baseline", "calibration_at", "calibration_table",
-    "concordance_ci", "confusion", "decision_curve", "delong_components", "delong_test",
-    "feature_icc", "fit_cox", "harrell_c", "hosmer_lemeshow", "icc", "integrated_brier",
-    "landmark", "logrank", "maxstat_cutoff", "mean_se", "median_cutoff", "reproducible_features",
-    "risk_group_hr", "schoenfeld_test", "survival_at", "survival_decision_curve",
-    "time_dependent_auc", "univariable_screen", "uno_c", "youden_cutoff",
+    "auc_ci",
+    "backward_aic",
+    "bootstrap_counts",
+    "breslow_baseline",
+    "calibration_at",
+    "calibration_table",
+    "concordance_ci",
+    "concordance_counts",
+    "confusion",
+    "cox_score_z",
+    "decision_curve",
+    "delong_components",
+    "delong_test",
+    "feature_icc",
+    "fit_cox",
+    "harrell_c",
+    "hosmer_lemeshow",
+    "icc",
+    "integrated_brier",
+    "landmark",
+    "logrank",
+    "maxstat_cutoff",
+    "mean_se",
+    "median_cutoff",
+    "reproducible_features",
+    "risk_group_hr",
+    "schoenfeld_test",
+    "survival_at",
+    "survival_decision_curve",
+    "time_dependent_auc",
+    "univariable_screen",
+    "uno_c",
+    "youden_cutoff",
 ]

@@ -10,13 +10,13 @@ from fastapi.testclient import TestClient
 
 from pipelines.promote import promote
 from pipelines.train import tracking_uri, train_study
-from radstore.config import Settings
 from radstore.io.tables import write_table
 from radstore.study import StudySpec
 from services.scoring.app import create_app, load_champion
+from tests.models.mlflow_store import mlflow_settings
 from tests.models.synthetic import binary_set
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.integration
 
 
 def test_champion_scores_a_row(tmp_path: Path) -> None:
@@ -31,8 +31,8 @@ def test_champion_scores_a_row(tmp_path: Path) -> None:
         "models": [{"name": "lr", "kind": "lasso_logistic", "inputs": ["features", "clinical"],
                     "params": {"C": [0.1, 1.0], "cv_folds": 3}}],
         "gates": [{"metric": "auc", "cohort": "external", "min": 0.6}], "champion_model": "lr"})
-    settings = Settings(store=tmp_path / "store")
-    train_study(spec, d, settings, n_boot=20)
+    settings = mlflow_settings(tmp_path / "store")
+    train_study(spec, d, settings, n_boot=20, plots=False)
     assert promote(spec, settings).promoted
     model = load_champion("svc", "lr", tracking_uri(settings))
     client = TestClient(create_app(model))
