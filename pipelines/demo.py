@@ -24,7 +24,7 @@ class DemoConfig:
     """What the demo generates and runs (the defaults take a few minutes on 2 CPU cores)."""
 
     hospitals: int = 3
-    patients_per_hospital: int = 14
+    patients_per_hospital: int = 20
     visits: int = 1
     seed: int = 0
     n_boot: int = 200
@@ -40,7 +40,7 @@ class DemoResult:
     outputs: dict[str, Any] = field(default_factory=dict)
 
 
-def _step(result: DemoResult, name: str, fn: Callable[[], Any], say: Callable[[str], None]) -> Any:
+def _step(result: DemoResult, name: str, fn: Callable[[], Any], say: Callable[[Any], None]) -> Any:
     say(f"[bold cyan]▶ {name}[/]")
     t0 = time.perf_counter()
     out = fn()
@@ -50,7 +50,7 @@ def _step(result: DemoResult, name: str, fn: Callable[[], Any], say: Callable[[s
 
 
 def run_demo(settings: Settings, config: DemoConfig | None = None,
-             say: Callable[[str], None] = print) -> DemoResult:
+             say: Callable[[Any], None] = print) -> DemoResult:
     """Run every stage into ``settings.store``; re-running reuses what is already there."""
     from pipelines.assemble import assemble
     from pipelines.extract import extract
@@ -58,6 +58,7 @@ def run_demo(settings: Settings, config: DemoConfig | None = None,
     from pipelines.promote import promote
     from pipelines.register import register
     from pipelines.train import train_study
+    from radstore.progress import frame_table
     from radstore.sql import sql
     from radstore.study import load_study
     from radstore.synth import SynthConfig, generate
@@ -112,6 +113,8 @@ def run_demo(settings: Settings, config: DemoConfig | None = None,
         tr = _step(res, f"train {name}",
                    lambda spec=spec, ts=ts: train_study(spec, ts.path, settings, n_boot=cfg.n_boot), say)
         res.outputs[f"train {name}"] = tr
+        say(frame_table(tr.results, f"{name}: results per model and cohort"))
+        say(f"  report: {tr.report_dir}/results.html")
         pr = _step(res, f"promote {name}", lambda spec=spec: promote(spec, settings), say)
         verdict = "champion" if pr.promoted else "challenger"
         say(f"  {pr.registered_model} v{pr.version} → {verdict}: {pr.reason}")

@@ -1,10 +1,10 @@
-"""Progress bars for long work (rich), silent when disabled or not on a terminal in CI."""
+"""Terminal output for long work: rich progress bars (silent when disabled) and tables."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -34,3 +34,15 @@ def track(items: Iterable[T], description: str, total: int | None = None,
         for item in items:
             yield item
             bar.advance(task)
+
+
+def frame_table(frame: Any, title: str) -> Any:
+    """A rich Table of a pandas DataFrame (every value as text)."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in frame.columns:
+        table.add_column(str(col))
+    for row in frame.itertuples(index=False):
+        table.add_row(*[str(v) for v in row])
+    return table

@@ -41,3 +41,4 @@ def fail(message: str, code: int = 2) -> None:
     """Print a one-line error (no traceback) and exit with ``code``."""
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
+

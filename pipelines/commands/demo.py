@@ -13,16 +13,23 @@ def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo(
         ctx: typer.Context,
-        patients: Annotated[int, typer.Option(help="patients per hospital")] = 14,
+        patients: Annotated[int, typer.Option(help="patients per hospital")] = 20,
         hospitals: Annotated[int, typer.Option(help="hospitals (the last is external)")] = 3,
         n_boot: Annotated[int, typer.Option(help="bootstrap resamples for CIs")] = 200,
         seed: Annotated[int, typer.Option(help="synthetic cohort seed")] = 0,
     ) -> None:
         """synth → ingest → extract → register → sql → assemble → train → promote, into --store."""
+        import logging
+        import warnings
+
         from rich.console import Console
         from rich.table import Table
 
         from pipelines.demo import DemoConfig, run_demo
+
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\.")
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        logging.getLogger("mlflow").setLevel(logging.ERROR)
 
         console = Console()
         settings = settings_of(ctx)

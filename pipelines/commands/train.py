@@ -36,14 +36,10 @@ def register(app: typer.Typer) -> None:
             fail(str(exc))
             return
         from rich.console import Console
-        from rich.table import Table
 
-        t = Table(title=f"{spec.name}: results (training set {ts})")
-        for c in res.results.columns:
-            t.add_column(str(c))
-        for row in res.results.itertuples(index=False):
-            t.add_row(*[str(v) for v in row])
-        Console().print(t)
+        from radstore.progress import frame_table
+
+        Console().print(frame_table(res.results, f"{spec.name}: results (training set {ts})"))
         for name, rid in res.run_ids.items():
             typer.echo(f"{name}: run {rid}")
         typer.echo(f"results table: {res.report_dir}/results.{{md,parquet,html}}")
