@@ -133,7 +133,7 @@ class CoxPH(BaseEstimator):
             cols = [c for c in varying if groups.get(c, c) == groups.get(best, best)]
         self.path_ = None
         if self.stepwise == "backward_aic" and len(cols) > 1:
-            cols, self.path_ = backward_aic(df[cols], t, e, groups=groups)
+            cols, self.path_ = backward_aic(df[cols], t, e, groups=groups, penalizer=self.penalizer)
         elif self.stepwise not in (None, "backward_aic"):
             raise ValueError(f"stepwise must be 'backward_aic' or None, got {self.stepwise!r}")
         self.selected_ = cols

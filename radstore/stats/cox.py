@@ -41,9 +41,10 @@ class CoxResult:
         z = stats.norm.ppf(0.5 + level / 2)
         se = self.se
         zz = self.coef / se
+        with np.errstate(over="ignore"):  # an unbounded CI is reported as inf, by design
+            hr, lo, hi = np.exp(self.coef), np.exp(self.coef - z * se), np.exp(self.coef + z * se)
         return pd.DataFrame({
-            "coef": self.coef, "se": se, "hr": np.exp(self.coef),
-            "hr_lo": np.exp(self.coef - z * se), "hr_hi": np.exp(self.coef + z * se),
+            "coef": self.coef, "se": se, "hr": hr, "hr_lo": lo, "hr_hi": hi,
             "z": zz, "p": 2 * stats.norm.sf(np.abs(zz)),
         }, index=list(self.names))
 
@@ -129,19 +130,25 @@ def fit_cox(x: np.ndarray | pd.DataFrame, time: np.ndarray, event: np.ndarray,
             step = np.linalg.solve(-h_pen, g_pen)
         except np.linalg.LinAlgError:
             step = np.linalg.lstsq(-h_pen, g_pen, rcond=None)[0]
-        scale = 1.0
-        while True:
+        scale, accepted = 1.0, False
+        while scale >= 1e-6 and np.all(np.isfinite(step)):
             nb = beta + scale * step
             nll, ng, nh = _efron_terms(nb, xs, ts, es)
             nll -= 0.5 * penalizer * nb @ nb
-            if (np.isfinite(nll) and nll >= ll - 1e-12) or scale < 1e-6:
+            if np.isfinite(nll) and nll >= ll - 1e-12:
+                accepted = True
                 break
             scale /= 2
+        if not accepted:  # no finite ascent step left: keep the last finite β
+            break
         converged = abs(nll - ll) < tol * (abs(ll) + 1)
         beta, ll, g, h = nb, nll, ng, nh
         if converged:
             break
     info = -(h - penalizer * np.eye(p))
+    if not np.all(np.isfinite(info)):
+        raise ValueError("Cox fit diverged (likely separation by a covariate); "
+                         "use a penalizer or fewer covariates")
     var = np.linalg.pinv(info)
     return CoxResult(tuple(names), beta, var, float(ll), float(ll0), n, int(event.sum()), it,
                      xs, ts, es)
@@ -179,21 +186,28 @@ def univariable_screen(df: pd.DataFrame, time: np.ndarray, event: np.ndarray,
 
 
 def backward_aic(df: pd.DataFrame, time: np.ndarray, event: np.ndarray,
-                 keep: tuple[str, ...] = (), groups: dict[str, str] | None = None
-                 ) -> tuple[list[str], pd.DataFrame]:
+                 keep: tuple[str, ...] = (), groups: dict[str, str] | None = None,
+                 penalizer: float = 0.0) -> tuple[list[str], pd.DataFrame]:
     """Backward stepwise elimination by AIC (as R's ``step(direction='backward')``): repeatedly
     drop the term whose removal lowers AIC most; stop when no removal lowers it. A term is a
     column or a whole categorical factor (all its dummy columns, mapped by ``groups``), so
     factors are kept or dropped together. Terms named in ``keep`` are never dropped. Returns the
-    kept columns and the elimination path."""
+    kept columns and the elimination path. A subset whose fit diverges (separation) has AIC
+    +inf, so it is never kept while an estimable subset exists."""
     terms = _group_map(list(df.columns), groups)
+
+    def aic(names: list[str]) -> float:
+        try:
+            return fit_cox(df[names], time, event, penalizer=penalizer).aic
+        except ValueError:
+            return np.inf
 
     def columns(names: list[str]) -> list[str]:
         return [c for t in names for c in terms[t]]
 
     current_terms = list(terms)
     cols = columns(current_terms)
-    current = fit_cox(df[cols], time, event).aic if cols else np.inf
+    current = aic(cols) if cols else np.inf
     path = [{"step": 0, "dropped": None, "aic": current, "covariates": ",".join(cols)}]
     while len(current_terms) > 1:
         trials = []
@@ -201,7 +215,7 @@ def backward_aic(df: pd.DataFrame, time: np.ndarray, event: np.ndarray,
             if t in keep:
                 continue
             rest = columns([k for k in current_terms if k != t])
-            trials.append((fit_cox(df[rest], time, event).aic, t))
+            trials.append((aic(rest), t))
         if not trials:
             break
         best_aic, drop = min(trials)
