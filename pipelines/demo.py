@@ -83,6 +83,7 @@ def run_demo(settings: Settings, config: DemoConfig | None = None,
     for cid, rep in reports.items():
         say(f"  {cid}: {rep.scans_ok} scans ok, {rep.written} written, "
             f"{len(rep.rejections)} rejected, QC report {rep.report_path}")
+    say(f"  all cohorts side by side: {layout.reports / 'qc.html'}")
     res.outputs["ingest"] = reports
 
     fs_paths = [cfg.feature_sets_dir / f"{n}.yaml" for n in cfg.feature_sets]

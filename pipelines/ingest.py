@@ -566,7 +566,8 @@ def discover_cohort(dicom_root: Path | str, manifest_out: Path | str,
 def ingest_all(settings: Settings, root: Path | str, **kwargs: Any) -> dict[str, IngestReport]:
     """Ingest every cohort folder under ``root`` (a folder holding ``manifest.csv``; the cohort id
     is ``cohort_id`` from its ``cohort.yaml``, else the folder name), e.g. the output of
-    ``radstore synth``. Folders starting with ``_`` or ``.`` are skipped."""
+    ``radstore synth``. Folders starting with ``_`` or ``.`` are skipped. Afterwards the
+    store-wide QC page ``reports/qc.html`` compares every cohort in the store."""
     import yaml
 
     out: dict[str, IngestReport] = {}
@@ -579,4 +580,10 @@ def ingest_all(settings: Settings, root: Path | str, **kwargs: Any) -> dict[str,
             doc = yaml.safe_load(meta.read_text()) or {}
             cid = str(doc.get("cohort_id", cid)) if isinstance(doc, dict) else cid
         out[cid] = ingest_cohort(settings, cid, d / "manifest.csv", **kwargs)
+    changed = any(r.written or r.tables_written for r in out.values())
+    missing = not (settings.layout.reports / "qc.html").exists()
+    if out and kwargs.get("qc_report", True) and (changed or missing):
+        from radstore.qc.report import write_store_qc_report
+
+        write_store_qc_report(settings)
     return out

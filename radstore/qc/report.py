@@ -1,4 +1,7 @@
-"""QC report ``reports/<cohort_id>/qc.html``: one self-contained page (PNGs as base64 data URIs).
+"""QC reports, self-contained HTML pages (PNGs as base64 data URIs).
+
+``reports/<cohort_id>/qc.html`` is one cohort's page; ``reports/qc.html`` compares every cohort in
+the store side by side (scanner batch effects between hospitals).
 
 Per scan: a thumbnail of the slice with the largest mask area (window [-160, 240] HU) with the mask
 outline in red. Per hospital: histograms of in-plane spacing, slice spacing, slice thickness and
@@ -90,14 +93,14 @@ def distribution_figure(groups: Mapping[str, Mapping[str, Sequence[float]]]) -> 
     import matplotlib.pyplot as plt
 
     panels = [("spacing_xy", "in-plane spacing (mm)"), ("spacing_z", "slice spacing (mm)"),
-              ("slice_thickness", "slice thickness (mm)"), ("hu", "HU inside masks")]
+              ("slice_thickness", "slice thickness (mm)"), ("hu", "HU inside masks (density)")]
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3))
     for ax, (key, title) in zip(axes, panels, strict=True):
         for hosp, vals in groups.items():
             v = np.asarray([x for x in vals.get(key, []) if x is not None and np.isfinite(x)], float)
             v = v if key == "hu" else np.round(v, 3)  # header float noise would split the bins
             if v.size:
-                ax.hist(v, bins=30 if key == "hu" else 15, alpha=0.6, label=hosp)
+                ax.hist(v, bins=30 if key == "hu" else 15, alpha=0.6, label=hosp, density=key == "hu")
         ax.set_title(title)
         ax.legend(fontsize=7)
     fig.tight_layout()
@@ -159,6 +162,64 @@ font-size:13px;vertical-align:middle}}th{{background:#eef}}h1{{color:#224}}</sty
 </body></html>
 """
     out = layout.reports / cohort_id / "qc.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, out)
+    return out
+
+
+def write_store_qc_report(settings: Settings) -> Path:
+    """Build and atomically write ``reports/qc.html``: for every cohort in the catalog, the
+    distributions of in-plane spacing, slice spacing, slice thickness and HU inside the masks in
+    one figure (overlaid per cohort), a summary table (scans, rejections, medians, HU mean ± SD)
+    and links to the per-cohort pages."""
+    layout = settings.layout
+    cohorts = sorted(p.name.split("=", 1)[1] for p in (layout.catalog / "scans").glob("cohort=*"))
+    rng = np.random.default_rng(settings.seed)
+    groups: dict[str, dict[str, list[float]]] = {}
+    rows = []
+    for cid in cohorts:
+        scans = read_table(layout.catalog_table("scans", cid)).to_pylist()
+        rej_p = layout.catalog_table("rejections", cid)
+        n_rej = read_table(rej_p).num_rows if rej_p.is_file() else 0
+        dist: dict[str, list[float]] = {"spacing_xy": [], "spacing_z": [], "slice_thickness": [],
+                                        "hu": []}
+        for r in scans:
+            dist["spacing_xy"].append(r["spacing_x"])
+            dist["spacing_z"].append(r["spacing_z"])
+            dist["slice_thickness"].append(r["slice_thickness"])
+            dist["hu"].extend(scan_summary(layout.volumes, r["zarr_path"], rng)[1].astype(float).tolist())
+        groups[cid] = dist
+        hu = np.asarray(dist["hu"], float)
+
+        def med(key: str, d: dict[str, list[float]] = dist) -> str:
+            v = [x for x in d[key] if x is not None]
+            return f"{np.median(v):.2f}" if v else ""
+
+        rows.append(
+            f'<tr class="cohort"><td><a href="{_esc(cid)}/qc.html">{_esc(cid)}</a></td>'
+            f"<td>{len(scans)}</td><td>{n_rej}</td><td>{med('spacing_xy')}</td>"
+            f"<td>{med('spacing_z')}</td><td>{med('slice_thickness')}</td>"
+            f"<td>{f'{hu.mean():.1f} ± {hu.std():.1f}' if hu.size else ''}</td></tr>")
+    figure = distribution_figure(groups) if groups else ""
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>QC: all cohorts</title>
+<style>body{{font-family:sans-serif;margin:1.5em;background:#fff;color:#222}}
+table{{border-collapse:collapse;margin-bottom:2em}}td,th{{border:1px solid #ccc;padding:3px 6px;
+font-size:13px}}th{{background:#eef}}h1{{color:#224}}</style></head>
+<body><h1>Ingest QC — all cohorts</h1>
+<p id="summary">{len(cohorts)} cohorts.</p>
+<h2>Distributions per hospital</h2>
+{f'<img id="distributions" alt="distributions" src="data:image/png;base64,{figure}">' if figure else
+ '<p>no scans</p>'}
+<h2>Cohorts</h2>
+<table id="cohorts"><tr><th>cohort</th><th>scans</th><th>rejections</th><th>median in-plane mm</th>
+<th>median slice spacing mm</th><th>median thickness mm</th><th>HU in masks (mean ± SD)</th></tr>
+{"".join(rows)}</table>
+</body></html>
+"""
+    out = layout.reports / "qc.html"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex}.tmp")
     tmp.write_text(page, encoding="utf-8")
