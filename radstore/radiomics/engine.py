@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from radstore.radiomics import firstorder, registry
+from radstore.radiomics._neighbours import shared_grids
 from radstore.radiomics.filters import derived_images
 from radstore.radiomics.imageops import ROIError, discretise, prepare
 from radstore.radiomics.settings import RadiomicsSettings, Setting
@@ -101,9 +102,10 @@ def _intensity_features(chunk: list[_Crop], settings: RadiomicsSettings, s: Sett
             x, m, q, n_levels, float(np.prod(spacing)), s.voxelArrayShift,
             excess_kurtosis=settings.compatibility == "ibsi"))
     params = _texture_params(s, spacing)
-    for fam in registry.TEXTURE_FAMILIES:
-        if fam in enabled:
-            put(fam, _texture_module(fam).compute(q, m, n_levels, params))
+    with shared_grids():
+        for fam in registry.TEXTURE_FAMILIES:
+            if fam in enabled:
+                put(fam, _texture_module(fam).compute(q, m, n_levels, params))
     return out
 
 
