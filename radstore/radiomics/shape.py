@@ -259,7 +259,7 @@ def _max_distance(points: np.ndarray, candidates: np.ndarray | None = None) -> f
         return 0.0
     if candidates is not None:
         points = points[candidates]
-    if len(points) > 64 and points.shape[1] >= 2:
+    if len(points) > 1500 and points.shape[1] >= 2:  # below that the Gram search is cheaper than Qhull
         with contextlib.suppress(QhullError, ValueError):
             points = points[ConvexHull(points).vertices]
     return _pairwise_max_exact(points)

@@ -54,3 +54,25 @@ def test_mesh_numpy_equals_torch(seed: int) -> None:
     a_t, v_t = shape._mesh_area_volume_torch(mp, sp, "cpu")
     assert a_np == pytest.approx(a_t, rel=1e-12)
     assert v_np == pytest.approx(v_t, rel=1e-12)
+
+
+@pytest.mark.parametrize("excess", [False, True])
+def test_firstorder_numpy_equals_torch(excess: bool) -> None:
+    import torch
+
+    from radstore.radiomics import firstorder
+    from radstore.radiomics.imageops import discretise
+    from radstore.radiomics.settings import Setting
+
+    rng = np.random.default_rng(5)
+    x = torch.from_numpy(rng.normal(30, 40, (3, 6, 9, 8)).round())
+    m = torch.from_numpy(rng.random((3, 6, 9, 8)) < 0.6)
+    m[2] = False
+    m[2, 1, 2, 3] = m[2, 1, 2, 4] = True  # two voxels: percentile ranks at the ends
+    x[1] = 7.0  # flat ROI: zero variance branch
+    q, nl = discretise(x, m, Setting())
+    vv = torch.tensor([1.0, 2.5, 0.5], dtype=torch.float64)
+    a = firstorder.compute(x, m, q, nl, vv, 3.0, excess, method="numpy")
+    b = firstorder.compute(x, m, q, nl, vv, 3.0, excess, method="torch")
+    for k in firstorder.FEATURES:
+        np.testing.assert_allclose(a[k].numpy(), b[k].numpy(), rtol=1e-12, atol=1e-12, err_msg=k)
