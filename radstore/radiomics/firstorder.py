@@ -78,8 +78,9 @@ def _compute_numpy(x: np.ndarray, mask: np.ndarray, q: np.ndarray, n_levels: int
         p10, p25, p50, p75, p90 = (_lerp_percentile(part, n, p) for p in (10, 25, 50, 75, 90))
         mn, mx = float(part[0]), float(part[n - 1])
         inner = v[(v >= p10) & (v <= p90)]
-        mean_in = inner.sum() / inner.size
-        rmad = np.abs(inner - mean_in).sum() / inner.size
+        with np.errstate(invalid="ignore"):  # no voxel in [P10, P90]: NaN, as the torch path
+            mean_in = inner.sum() / inner.size
+            rmad = np.abs(inner - mean_in).sum() / inner.size
         counts = np.bincount(qb[mb], minlength=n_levels + 1)[1:n_levels + 1].astype(np.float64)
         pr = counts / n
         rows.append({
