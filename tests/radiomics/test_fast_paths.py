@@ -76,3 +76,32 @@ def test_firstorder_numpy_equals_torch(excess: bool) -> None:
     b = firstorder.compute(x, m, q, nl, vv, 3.0, excess, method="torch")
     for k in firstorder.FEATURES:
         np.testing.assert_allclose(a[k].numpy(), b[k].numpy(), rtol=1e-12, atol=1e-12, err_msg=k)
+
+
+def test_thread_pool_batch_equals_sequential_and_restores_threads() -> None:
+    import torch
+
+    from radstore.radiomics import RadiomicsSettings, extract, extract_batch
+
+    settings = RadiomicsSettings.from_params({"imageType": {"Original": {}, "LoG": {"sigma": [1.0]}}})
+    rng = np.random.default_rng(11)
+    rois = []
+    for k in range(3):
+        img = rng.normal(40, 30, (10, 16, 15)).round()
+        m = np.zeros(img.shape, dtype=np.uint8)
+        m[2:8, 3:12 - k, 4:11] = 1
+        rois.append((img, m, (2.0, 0.8, 0.8 + 0.1 * (k == 2))))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        seq = extract_batch(rois, settings)
+        one = [extract(*r, settings) for r in rois]
+        torch.set_num_threads(2)
+        par = extract_batch(rois, settings)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert par == seq
+    for a, b in zip(par, one, strict=True):
+        assert a.keys() == b.keys()
+        np.testing.assert_allclose(list(a.values()), list(b.values()), rtol=1e-9, atol=1e-9)
