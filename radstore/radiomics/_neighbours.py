@@ -7,6 +7,8 @@ Offsets are ``(dz, dy, dx)`` in array order ``[Z, Y, X]`` (PyRadiomics' ``(z, y,
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import itertools
 import math
@@ -28,6 +30,14 @@ def angles(
     force2d_dimension: int = 0,
     bidirectional: bool = False,
 ) -> list[Offset]:
+    """See :func:`_angles` (memoised; returns a fresh list)."""
+    return list(_angles(tuple(distances), bool(force2d), int(force2d_dimension), bool(bidirectional)))
+
+
+@functools.lru_cache(maxsize=64)
+def _angles(
+    distances: tuple[int, ...], force2d: bool, force2d_dimension: int, bidirectional: bool
+) -> tuple[Offset, ...]:
     """PyRadiomics' ``generate_angles``: every offset whose infinity norm is one of ``distances``.
 
     Without ``bidirectional`` only one of each ``(o, -o)`` pair is kept (the one whose first non-zero
@@ -53,7 +63,7 @@ def angles(
             if first < 0:
                 continue
         out.append(off)
-    return out
+    return tuple(out)
 
 
 def pair_slices(shape: tuple[int, int, int], off: Offset) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
@@ -253,6 +263,38 @@ def flat_grid(q: torch.Tensor, mask: torch.Tensor, n_levels: int, pad: int, firs
     return FlatGrid(g=g, shape=shape, n_rois=b, v=v, gv=gv, roi=roi)
 
 
+_GRID_CACHE: contextvars.ContextVar[dict[tuple[int, ...], tuple[object, object, FlatGrid]] | None] = (
+    contextvars.ContextVar("radiomics_grid_cache", default=None)
+)
+
+
+@contextlib.contextmanager
+def shared_grids() -> Iterator[None]:
+    """Within this block :func:`by_grid_chunks` builds the :class:`FlatGrid` of a given ``(q, mask)``
+    tensor pair, chunk, level count and padding once and hands the same (read-only) grid to every
+    texture family that asks for it."""
+    token = _GRID_CACHE.set({})
+    try:
+        yield
+    finally:
+        _GRID_CACHE.reset(token)
+
+
+def _cached_grid(q: torch.Tensor, mask: torch.Tensor, sl: slice, n_levels: int, pad: int) -> FlatGrid:
+    cache = _GRID_CACHE.get()
+    if cache is None:
+        return flat_grid(q[sl], mask[sl], n_levels, pad, first_roi=sl.start)
+    key = (id(q), id(mask), q._version, mask._version, sl.start, sl.stop, n_levels, pad)
+    hit = cache.get(key)
+    if hit is not None and hit[0] is q and hit[1] is mask:
+        return hit[2]
+    grid = flat_grid(q[sl], mask[sl], n_levels, pad, first_roi=sl.start)
+    for arr in (grid.g, grid.v, grid.gv, grid.roi):
+        arr.flags.writeable = False
+    cache[key] = (q, mask, grid)  # holds q and mask: their ids stay valid while cached
+    return grid
+
+
 def by_grid_chunks(
     q: torch.Tensor,
     mask: torch.Tensor,
@@ -267,7 +309,7 @@ def by_grid_chunks(
     parts: list[dict[str, torch.Tensor]] = []
     per_roi = per_voxel * math.prod(q.shape[1:]) + per_roi_fixed
     for sl in roi_chunks(q.shape[0], per_roi):
-        parts.append(fn(flat_grid(q[sl], mask[sl], n_levels, pad, first_roi=sl.start)))
+        parts.append(fn(_cached_grid(q, mask, sl, n_levels, pad)))
     if len(parts) == 1:
         return parts[0]
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}

@@ -4,19 +4,26 @@ Per ROI (NumPy/SimpleITK, as PyRadiomics): label map -> normalise -> resample/pr
 re-segmentation -> shape -> derived images (original, LoG, wavelet) cropped to the ROI box.
 Per image type over the batch (torch, CPU or CUDA, same code): ROIs with the same voxel spacing are
 padded to a common crop (mask False outside), discretised once and passed to first-order and the
-five texture families (``radstore.radiomics.{glcm,glrlm,glszm,gldm,ngtdm}``).
+five texture families (``radstore.radiomics.{glcm,glrlm,glszm,gldm,ngtdm}``), which share one
+padded flat grid per chunk. On CPU the maths runs with one torch thread and the caller's torch
+thread count is used as a thread pool over ROIs (pre-processing, shape, filters) and over
+(image type, chunk) tasks instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
 from radstore.radiomics import firstorder, registry
+from radstore.radiomics._neighbours import shared_grids
 from radstore.radiomics.filters import derived_images
 from radstore.radiomics.imageops import ROIError, discretise, prepare
 from radstore.radiomics.settings import RadiomicsSettings, Setting
@@ -101,10 +108,65 @@ def _intensity_features(chunk: list[_Crop], settings: RadiomicsSettings, s: Sett
             x, m, q, n_levels, float(np.prod(spacing)), s.voxelArrayShift,
             excess_kurtosis=settings.compatibility == "ibsi"))
     params = _texture_params(s, spacing)
-    for fam in registry.TEXTURE_FAMILIES:
-        if fam in enabled:
-            put(fam, _texture_module(fam).compute(q, m, n_levels, params))
+    with shared_grids():
+        for fam in registry.TEXTURE_FAMILIES:
+            if fam in enabled:
+                put(fam, _texture_module(fam).compute(q, m, n_levels, params))
     return out
+
+
+@contextlib.contextmanager
+def _cpu_threads(device: str) -> Iterator[int]:
+    """On CPU, run the feature maths with one torch intra-op thread (its tensors are small: more
+    threads only contend) and yield the caller's thread count as the number of workers over ROIs /
+    image types instead; torch's setting is restored on exit. Other devices: one worker."""
+    if torch.device(device).type != "cpu":
+        yield 1
+        return
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield n
+    finally:
+        torch.set_num_threads(n)
+
+
+def _map(fn: Callable[[Any], Any], items: Sequence[Any] | range, workers: int) -> list[Any]:
+    """``[fn(x) for x in items]``, on a thread pool of ``workers`` when that can help (NumPy, SciPy,
+    SimpleITK and torch kernels release the GIL); order and results are the same either way."""
+    if workers <= 1 or len(items) <= 1:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+        return list(pool.map(fn, items))
+
+
+def _prepare_roi(i: int, roi: ROI, settings: RadiomicsSettings, enabled: dict[str, tuple[str, ...]],
+                 image_types: list[tuple[str, str, dict[str, Any]]], lab: int, device: str
+                 ) -> tuple[dict[str, float], list[_Crop]]:
+    """Pre-processing, shape features and the cropped derived images (one per image type) of ROI ``i``."""
+    image, mask, spacing = roi
+    s0 = settings.setting
+    ibsi = settings.compatibility == "ibsi"
+    try:
+        prep = prepare(np.asarray(image), np.asarray(mask), tuple(float(v) for v in spacing), s0, lab)
+        row: dict[str, float] = {}
+        sm = prep.shape_mask[prep.bbox]
+        if "shape" in enabled:
+            vals = shape_3d(sm, prep.spacing_zyx, device, unbiased_pca=ibsi)
+            row.update({f"original_shape_{n}": vals[n] for n in enabled["shape"]})
+        if "shape2D" in enabled:
+            vals = shape_2d(sm, prep.spacing_zyx, s0.force2Ddimension, unbiased_pca=ibsi)
+            row.update({f"original_shape2D_{n}": vals[n] for n in enabled["shape2D"]})
+        images = derived_images(prep.image, image_types, s0.force2D, s0.force2Ddimension)
+        cmask = np.ascontiguousarray(prep.mask[prep.bbox])
+        crops = []
+        for name, _kind, args in image_types:
+            crop = np.ascontiguousarray(images[name][prep.bbox])
+            s = settings.setting_for(args)
+            crops.append(_Crop(i, crop, cmask, prep.spacing_zyx, _anchor(settings, s, crop[cmask])))
+    except ROIError as exc:
+        raise ROIError(f"ROI {i}: {exc}") from exc
+    return row, crops
 
 
 def feature_names(settings: RadiomicsSettings) -> list[str]:
@@ -124,36 +186,18 @@ def extract_batch(rois: Sequence[ROI], settings: RadiomicsSettings, label: int |
     lab = settings.setting.label if label is None else int(label)
     enabled = settings.enabled_features()
     image_types = settings.image_types()
-    s0 = settings.setting
-    ibsi = settings.compatibility == "ibsi"
-    shape_rows: list[dict[str, float]] = []
-    crops: dict[str, list[_Crop]] = {name: [] for name, _, _ in image_types}
-    for i, (image, mask, spacing) in enumerate(rois):
-        try:
-            prep = prepare(np.asarray(image), np.asarray(mask), tuple(float(v) for v in spacing), s0, lab)
-            row: dict[str, float] = {}
-            sm = prep.shape_mask[prep.bbox]
-            if "shape" in enabled:
-                vals = shape_3d(sm, prep.spacing_zyx, device, unbiased_pca=ibsi)
-                row.update({f"original_shape_{n}": vals[n] for n in enabled["shape"]})
-            if "shape2D" in enabled:
-                vals = shape_2d(sm, prep.spacing_zyx, s0.force2Ddimension, unbiased_pca=ibsi)
-                row.update({f"original_shape2D_{n}": vals[n] for n in enabled["shape2D"]})
-            shape_rows.append(row)
-            images = derived_images(prep.image, image_types, s0.force2D, s0.force2Ddimension)
-            for name, _kind, args in image_types:
-                crop = np.ascontiguousarray(images[name][prep.bbox])
-                cmask = np.ascontiguousarray(prep.mask[prep.bbox])
-                s = settings.setting_for(args)
-                crops[name].append(_Crop(i, crop, cmask, prep.spacing_zyx, _anchor(settings, s, crop[cmask])))
-        except ROIError as exc:
-            raise ROIError(f"ROI {i}: {exc}") from exc
-    results = [dict(r) for r in shape_rows]
-    for name, _kind, args in image_types:
-        s = settings.setting_for(args)
-        for chunk in _chunks(crops[name]):
-            for c, feats in zip(chunk, _intensity_features(chunk, settings, s, enabled, device), strict=True):
-                results[c.roi].update({f"{name}_{k}": v for k, v in feats.items()})
+    with _cpu_threads(device) as workers:
+        per_roi = _map(lambda i: _prepare_roi(i, rois[i], settings, enabled, image_types, lab, device),
+                       range(len(rois)), workers)
+        results = [dict(row) for row, _ in per_roi]
+        tasks = []
+        for k, (name, _kind, args) in enumerate(image_types):
+            s = settings.setting_for(args)
+            tasks += [(name, s, chunk) for chunk in _chunks([crops[k] for _, crops in per_roi])]
+        feats = _map(lambda t: _intensity_features(t[2], settings, t[1], enabled, device), tasks, workers)
+        for (name, _s, chunk), rows in zip(tasks, feats, strict=True):
+            for c, row in zip(chunk, rows, strict=True):
+                results[c.roi].update({f"{name}_{k}": v for k, v in row.items()})
     names = feature_names(settings)
     out = []
     for i, r in enumerate(results):

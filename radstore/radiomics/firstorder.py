@@ -34,10 +34,81 @@ def _percentile(sorted_x: torch.Tensor, n: torch.Tensor, p: float) -> torch.Tens
     return torch.where(t >= 0.5, b - (b - a) * (1 - t), a + (b - a) * t)
 
 
+def _lerp_percentile(part: np.ndarray, n: int, p: float) -> float:
+    """numpy 'linear' percentile from ``part`` (partitioned at the needed ranks), as ``_percentile``."""
+    pos = (n - 1) * (p / 100.0)
+    lo = int(np.floor(pos))
+    hi = min(lo + 1, n - 1)
+    t = pos - lo
+    a, b = float(part[lo]), float(part[hi])
+    return b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t
+
+
+def _ranks(n: int) -> list[int]:
+    out = {0, n - 1}
+    for p in (10, 25, 50, 75, 90):
+        lo = int(np.floor((n - 1) * (p / 100.0)))
+        out.update((lo, min(lo + 1, n - 1)))
+    return sorted(out)
+
+
+def _compute_numpy(x: np.ndarray, mask: np.ndarray, q: np.ndarray, n_levels: int, voxel_volume: np.ndarray,
+                   voxel_array_shift: float, excess_kurtosis: bool) -> dict[str, np.ndarray]:
+    """CPU path of :func:`compute`: per ROI on its voxel values only; order statistics by
+    ``numpy.partition`` at the ranks the percentiles need instead of a full sort."""
+    rows: list[dict[str, float]] = []
+    for xb, mb, qb, vv in zip(x, mask, q, voxel_volume, strict=True):
+        v = xb[mb].astype(np.float64, copy=False)
+        n = v.size
+        if n == 0:
+            raise ValueError("first-order features need a non-empty ROI")
+        mean = v.sum() / n
+        dev = v - mean
+        d2 = dev * dev
+        m2 = d2.sum() / n
+        m3 = (d2 * dev).sum() / n
+        m4 = (d2 * d2).sum() / n
+        skew = 0.0 if m2 == 0 else m3 / m2 ** 1.5
+        kurt = 0.0 if m2 == 0 else m4 / m2 ** 2
+        if excess_kurtosis:
+            kurt -= 3.0
+        sh = v + voxel_array_shift
+        energy = float((sh * sh).sum())
+        part = np.partition(v, _ranks(n))
+        p10, p25, p50, p75, p90 = (_lerp_percentile(part, n, p) for p in (10, 25, 50, 75, 90))
+        mn, mx = float(part[0]), float(part[n - 1])
+        inner = v[(v >= p10) & (v <= p90)]
+        with np.errstate(invalid="ignore"):  # no voxel in [P10, P90]: NaN, as the torch path
+            mean_in = inner.sum() / inner.size
+            rmad = np.abs(inner - mean_in).sum() / inner.size
+        counts = np.bincount(qb[mb], minlength=n_levels + 1)[1:n_levels + 1].astype(np.float64)
+        pr = counts / n
+        rows.append({
+            "10Percentile": p10, "90Percentile": p90, "Energy": energy,
+            "Entropy": float(-(pr * np.log2(pr + _EPS)).sum()), "InterquartileRange": p75 - p25,
+            "Kurtosis": float(kurt), "Maximum": mx, "Mean": float(mean),
+            "MeanAbsoluteDeviation": float(np.abs(dev).sum() / n), "Median": p50, "Minimum": mn,
+            "Range": mx - mn, "RobustMeanAbsoluteDeviation": float(rmad),
+            "RootMeanSquared": float(np.sqrt(energy / n)), "Skewness": float(skew),
+            "TotalEnergy": energy * float(vv), "Uniformity": float((pr * pr).sum()), "Variance": float(m2),
+        })
+    return {k: np.array([r[k] for r in rows], dtype=np.float64) for k in FEATURES}
+
+
 def compute(x: torch.Tensor, mask: torch.Tensor, q: torch.Tensor, n_levels: int,
             voxel_volume: torch.Tensor | float, voxel_array_shift: float = 0.0,
-            excess_kurtosis: bool = False) -> dict[str, torch.Tensor]:
-    """All 18 first-order features, each a float64 tensor ``[B]``."""
+            excess_kurtosis: bool = False, method: str = "auto") -> dict[str, torch.Tensor]:
+    """All 18 first-order features, each a float64 tensor ``[B]``. ``method``: ``"numpy"`` (CPU
+    tensors, per-ROI NumPy), ``"torch"`` (any device, batched) or ``"auto"`` (numpy on CPU)."""
+    if method == "auto":
+        method = "numpy" if x.device.type == "cpu" else "torch"
+    if method == "numpy":
+        vv = np.broadcast_to(torch.as_tensor(voxel_volume, dtype=torch.float64).numpy(), (x.shape[0],))
+        res = _compute_numpy(x.numpy(), mask.numpy(), q.numpy(), n_levels, vv, voxel_array_shift,
+                             excess_kurtosis)
+        return {k: torch.from_numpy(v) for k, v in res.items()}
+    if method != "torch":
+        raise ValueError(f"method must be auto, numpy or torch; got {method!r}")
     b = x.shape[0]
     xf = x.reshape(b, -1).to(torch.float64)
     m = mask.reshape(b, -1)

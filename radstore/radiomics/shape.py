@@ -215,43 +215,108 @@ def _cube_tables(spacing: tuple[float, float, float]) -> tuple[np.ndarray, np.nd
     return area, s0, nvec
 
 
-def _max_distance(points: np.ndarray) -> float:
-    """Largest pairwise Euclidean distance (exact: restricted to convex-hull vertices)."""
+_N_DIRS = 32
+_DIRS = np.stack([np.cos(np.arange(_N_DIRS) * np.pi / _N_DIRS), np.sin(np.arange(_N_DIRS) * np.pi / _N_DIRS)])
+# a pair at angle phi is within pi / (2 K) of one of the K directions: D <= width_k / cos(pi / (2 K));
+# the relative slack covers rounding of the projections
+_UB_FACTOR = (1.0 + 1e-9) / np.cos(np.pi / (2 * _N_DIRS))
+
+
+def _line_extremes(verts: np.ndarray) -> list[np.ndarray]:
+    """Per axis, a bool mask of the vertices (index units, multiples of 0.5) that are the first or
+    last along their line parallel to that axis. A point strictly between two others on a line is a
+    convex combination of them, so never a convex-hull vertex: each mask keeps every hull vertex of
+    any set of lines (a plane, the whole mesh) it is combined over."""
+    c = np.rint(verts * 2).astype(np.int64)
+    dims = c.max(0) + 1
+    out = []
+    for axis in range(verts.shape[1]):
+        o1, o2 = [d for d in range(verts.shape[1]) if d != axis]
+        line = c[:, o1] * dims[o2] + c[:, o2]
+        order = np.argsort(line * dims[axis] + c[:, axis])
+        ls = line[order]
+        new_line = np.r_[True, ls[1:] != ls[:-1]]
+        last = np.r_[new_line[1:], True]
+        keep = np.zeros(len(c), dtype=bool)
+        keep[order[new_line | last]] = True
+        out.append(keep)
+    return out
+
+
+def _pairwise_max(g: np.ndarray) -> float:
+    """Largest pairwise Euclidean distance of a small point set (after its convex hull)."""
+    if len(g) > 32:
+        with contextlib.suppress(QhullError, ValueError):
+            g = g[ConvexHull(g).vertices]
+    d2 = ((g[:, None, :] - g[None, :, :]) ** 2).sum(-1)
+    return float(np.sqrt(d2.max()))
+
+
+def _max_distance(points: np.ndarray, candidates: np.ndarray | None = None) -> float:
+    """Largest pairwise Euclidean distance (exact: restricted to convex-hull vertices). ``candidates``:
+    a bool mask of the points that may be hull vertices (see :func:`_line_extremes`)."""
     if len(points) < 2:
         return 0.0
-    if len(points) > 64 and points.shape[1] >= 2:
+    if candidates is not None:
+        points = points[candidates]
+    if len(points) > 1500 and points.shape[1] >= 2:  # below that the Gram search is cheaper than Qhull
         with contextlib.suppress(QhullError, ValueError):
             points = points[ConvexHull(points).vertices]
-    pts = torch.as_tensor(points, dtype=torch.float64)
-    best = 0.0
-    for i in range(0, len(pts), 2048):
-        best = max(best, float(torch.cdist(pts[i:i + 2048], pts).max()))
-    return best
+    return _pairwise_max_exact(points)
 
 
-def _grouped_max_distance(points: np.ndarray, verts: np.ndarray, axis: int) -> float:
+def _pairwise_max_exact(p: np.ndarray, block: int = 2048) -> float:
+    """Largest pairwise distance of ``p`` [N, D]: squared distances by the Gram identity
+    ``|a|^2 + |b|^2 - 2 a.b`` (one matrix product) locate the pairs within a rounding margin of the
+    maximum; only those are recomputed exactly as ``sqrt(sum (a - b)^2)``."""
+    c = p - p.mean(0)
+    sq = (c * c).sum(1)
+    margin = 1e-9 * (4 * float(sq.max()) + 1.0)
+    best2 = -1.0
+    cand: list[tuple[np.ndarray, np.ndarray]] = []
+    for i in range(0, len(c), block):
+        d2 = sq[i:i + block, None] + sq[None, :] - 2.0 * (c[i:i + block] @ c.T)
+        top = float(d2.max())
+        if top > best2 + margin:
+            cand = []
+        if top >= best2 - margin:
+            a, b = np.nonzero(d2 >= max(top, best2) - margin)
+            cand.append((a + i, b))
+        best2 = max(best2, top)
+    ia = np.concatenate([a for a, _ in cand])
+    ib = np.concatenate([b for _, b in cand])
+    diff = p[ia] - p[ib]
+    return float(np.sqrt((diff * diff).sum(1).max()))
+
+
+def _grouped_max_distance(points: np.ndarray, verts: np.ndarray, axis: int,
+                          extremes: list[np.ndarray]) -> float:
     """Largest distance between two vertices with the same index coordinate along ``axis`` (same
-    slice/column/row). Only each in-plane row's two extreme vertices can realise it, so the others
-    are dropped before the pairwise search."""
+    slice/column/row). Only a plane's hull vertices can realise it, so points inside an in-plane
+    row or column are dropped (``extremes``: :func:`_line_extremes` of ``verts``); then every plane
+    gets bounds from its widths along K directions (``max_k w_k <= D <= max_k w_k / cos(pi / 2K)``)
+    and only planes whose upper bound reaches the best exact diameter so far are searched exactly,
+    largest bound first."""
     key = verts[:, axis]
     u, v = [d for d in range(3) if d != axis]
-    order = np.lexsort((verts[:, v], verts[:, u], key))
-    k, r = key[order], verts[order, u]
-    new_run = np.r_[True, (k[1:] != k[:-1]) | (r[1:] != r[:-1])]
-    last = np.r_[new_run[1:], True]
-    keep = order[new_run | last]
-    pts = points[keep][:, [u, v]]
-    kk = key[keep]
-    splits = np.flatnonzero(np.diff(kk)) + 1
+    keep = extremes[u] & extremes[v]
+    idx = np.flatnonzero(keep)
+    idx = idx[np.argsort(key[idx], kind="stable")]
+    if len(idx) < 2:
+        return 0.0
+    pts = points[idx][:, [u, v]]
+    kk = key[idx]
+    starts = np.r_[0, np.flatnonzero(np.diff(kk)) + 1]
+    ends = np.r_[starts[1:], len(kk)]
+    proj = pts @ _DIRS
+    width = np.maximum.reduceat(proj, starts, axis=0) - np.minimum.reduceat(proj, starts, axis=0)
+    ub = width.max(1) * _UB_FACTOR
     best = 0.0
-    for grp in np.split(np.arange(len(kk)), splits):
-        if len(grp) > 1:
-            g = pts[grp]
-            if len(g) > 32:
-                with contextlib.suppress(QhullError, ValueError):
-                    g = g[ConvexHull(g).vertices]
-            d2 = ((g[:, None, :] - g[None, :, :]) ** 2).sum(-1)
-            best = max(best, float(np.sqrt(d2.max())))
+    for g in np.argsort(-ub, kind="stable"):
+        if ub[g] < best:
+            break
+        if ends[g] - starts[g] > 1:
+            best = max(best, _pairwise_max(pts[starts[g]:ends[g]]))
     return best
 
 
@@ -268,11 +333,9 @@ def _pca_eigen(mask: np.ndarray, spacing: np.ndarray, unbiased: bool = False) ->
     return ev
 
 
-def mesh_3d(mask: np.ndarray, spacing_zyx: tuple[float, float, float], device: str = "cpu"
-            ) -> tuple[float, float, np.ndarray]:
-    """(surface area mm^2, mesh volume mm^3, mesh vertices [V, 3] in index units) of a bool ROI."""
-    sp = np.asarray(spacing_zyx, dtype=np.float64)
-    m = torch.as_tensor(np.pad(mask, 1), device=device)
+def _mesh_area_volume_torch(mp: np.ndarray, sp: np.ndarray, device: str) -> tuple[float, float]:
+    """:func:`_mesh_area_volume_numpy` in torch on ``device``."""
+    m = torch.as_tensor(mp, device=device)
     z, y, x = (s - 1 for s in m.shape)
     idx = torch.zeros((z, y, x), dtype=torch.int64, device=device)
     for k, (dz, dy, dx) in enumerate(CORNERS):
@@ -286,12 +349,45 @@ def mesh_3d(mask: np.ndarray, spacing_zyx: tuple[float, float, float], device: s
     origin = nz.to(torch.float64) * torch.as_tensor(sp, device=device)
     area = float(area_t[cfg].sum())
     volume = abs(float((sign * (s0_t[cfg] + (origin * n_t[cfg]).sum(1))).sum()) / 6.0)
+    return area, volume
+
+
+def _mesh_area_volume_numpy(mp: np.ndarray, sp: np.ndarray) -> tuple[float, float]:
+    """Surface area and mesh volume of the padded bool ROI ``mp``: per cube a uint8 configuration
+    (corner k inside = bit k; corner 7 inside: complement, negative orientation) and the per-
+    configuration sums of :func:`_cube_tables`."""
+    z, y, x = (n - 1 for n in mp.shape)
+    idx = np.zeros((z, y, x), dtype=np.uint8)
+    for k, (dz, dy, dx) in enumerate(CORNERS):
+        idx |= mp[dz:dz + z, dy:dy + y, dx:dx + x].view(np.uint8) << np.uint8(k)
+    flip = idx >= 128
+    np.bitwise_xor(idx, 255, out=idx, where=flip)
+    nz = np.nonzero(idx)
+    cfg = idx[nz]
+    sign = np.where(flip[nz], -1.0, 1.0)
+    area_t, s0_t, n_t = _cube_tables(tuple(sp.tolist()))
+    ncfg = n_t[cfg]
+    dot = nz[0] * sp[0] * ncfg[:, 0] + nz[1] * sp[1] * ncfg[:, 1] + nz[2] * sp[2] * ncfg[:, 2]
+    area = float(area_t[cfg].sum())
+    volume = abs(float((sign * (s0_t[cfg] + dot)).sum())) / 6.0
+    return area, volume
+
+
+def mesh_3d(mask: np.ndarray, spacing_zyx: tuple[float, float, float], device: str = "cpu"
+            ) -> tuple[float, float, np.ndarray]:
+    """(surface area mm^2, mesh volume mm^3, mesh vertices [V, 3] in index units) of a bool ROI."""
+    sp = np.asarray(spacing_zyx, dtype=np.float64)
+    mp = np.pad(np.asarray(mask, dtype=bool), 1)
+    if device == "cpu":
+        area, volume = _mesh_area_volume_numpy(mp, sp)
+    else:
+        area, volume = _mesh_area_volume_torch(mp, sp, device)
     # vertices: midpoints between 6-neighbour voxel centres of different label
-    mp = np.pad(mask, 1)
     verts = []
     for axis in range(3):
-        diff = np.diff(mp.astype(np.int8), axis=axis) != 0
-        v = np.argwhere(diff).astype(np.float64)
+        lo = tuple(slice(None, -1) if a == axis else slice(None) for a in range(3))
+        hi = tuple(slice(1, None) if a == axis else slice(None) for a in range(3))
+        v = np.argwhere(mp[lo] != mp[hi]).astype(np.float64)
         v[:, axis] += 0.5
         verts.append(v)
     return area, volume, np.concatenate(verts)
@@ -304,15 +400,16 @@ def shape_3d(mask: np.ndarray, spacing_zyx: tuple[float, float, float], device: 
     sp = np.asarray(spacing_zyx, dtype=np.float64)
     area, volume, verts = mesh_3d(mask, spacing_zyx, device)
     phys = verts * sp
+    ext = _line_extremes(verts)
     ev = _pca_eigen(mask, sp, unbiased_pca)
     n = int(mask.sum())
     return {
         "Elongation": float(np.sqrt(ev[1] / ev[2])), "Flatness": float(np.sqrt(ev[0] / ev[2])),
         "LeastAxisLength": float(np.sqrt(ev[0]) * 4), "MajorAxisLength": float(np.sqrt(ev[2]) * 4),
-        "Maximum2DDiameterColumn": _grouped_max_distance(phys, verts, 1),
-        "Maximum2DDiameterRow": _grouped_max_distance(phys, verts, 2),
-        "Maximum2DDiameterSlice": _grouped_max_distance(phys, verts, 0),
-        "Maximum3DDiameter": _max_distance(phys), "MeshVolume": volume,
+        "Maximum2DDiameterColumn": _grouped_max_distance(phys, verts, 1, ext),
+        "Maximum2DDiameterRow": _grouped_max_distance(phys, verts, 2, ext),
+        "Maximum2DDiameterSlice": _grouped_max_distance(phys, verts, 0, ext),
+        "Maximum3DDiameter": _max_distance(phys, ext[0] & ext[1] & ext[2]), "MeshVolume": volume,
         "MinorAxisLength": float(np.sqrt(ev[1]) * 4),
         "Sphericity": float((36 * np.pi * volume ** 2) ** (1 / 3) / area), "SurfaceArea": area,
         "SurfaceVolumeRatio": area / volume, "VoxelVolume": n * float(np.prod(sp)),

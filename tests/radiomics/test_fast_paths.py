@@ -1,0 +1,107 @@
+"""The shortcuts of the fast CPU paths equal the brute-force definitions they replace."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from radstore.radiomics import shape
+
+
+def _blob(seed: int, shape_: tuple[int, int, int] = (9, 14, 12)) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    m = rng.random(shape_) < 0.45
+    m[shape_[0] // 2, shape_[1] // 2, :] = True  # never empty, spans x
+    return m
+
+
+def _brute_grouped(points: np.ndarray, verts: np.ndarray, axis: int) -> float:
+    best = 0.0
+    for k in np.unique(verts[:, axis]):
+        g = points[verts[:, axis] == k]
+        d = np.sqrt(((g[:, None, :] - g[None, :, :]) ** 2).sum(-1)).max()
+        best = max(best, float(d))
+    return best
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_diameters_equal_brute_force(seed: int) -> None:
+    mask = _blob(seed)
+    sp = (1.7, 0.6, 0.9)
+    _, _, verts = shape.mesh_3d(mask, sp)
+    phys = verts * np.asarray(sp)
+    ext = shape._line_extremes(verts)
+    brute3 = float(np.sqrt(((phys[:, None, :] - phys[None, :, :]) ** 2).sum(-1)).max())
+    assert shape._max_distance(phys, ext[0] & ext[1] & ext[2]) == pytest.approx(brute3, rel=1e-14)
+    for axis in range(3):
+        got = shape._grouped_max_distance(phys, verts, axis, ext)
+        assert got == pytest.approx(_brute_grouped(phys, verts, axis), rel=1e-14)
+
+
+def test_pairwise_max_exact_blocks() -> None:
+    rng = np.random.default_rng(3)
+    p = rng.normal(0, 50, (700, 3)) + 1000.0
+    brute = float(np.sqrt(((p[:, None, :] - p[None, :, :]) ** 2).sum(-1)).max())
+    assert shape._pairwise_max_exact(p, block=64) == brute
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_mesh_numpy_equals_torch(seed: int) -> None:
+    mask = _blob(seed + 10)
+    sp = np.array([2.0, 0.7, 0.8])
+    mp = np.pad(mask, 1)
+    a_np, v_np = shape._mesh_area_volume_numpy(mp, sp)
+    a_t, v_t = shape._mesh_area_volume_torch(mp, sp, "cpu")
+    assert a_np == pytest.approx(a_t, rel=1e-12)
+    assert v_np == pytest.approx(v_t, rel=1e-12)
+
+
+@pytest.mark.parametrize("excess", [False, True])
+def test_firstorder_numpy_equals_torch(excess: bool) -> None:
+    import torch
+
+    from radstore.radiomics import firstorder
+    from radstore.radiomics.imageops import discretise
+    from radstore.radiomics.settings import Setting
+
+    rng = np.random.default_rng(5)
+    x = torch.from_numpy(rng.normal(30, 40, (3, 6, 9, 8)).round())
+    m = torch.from_numpy(rng.random((3, 6, 9, 8)) < 0.6)
+    m[2] = False
+    m[2, 1, 2, 3] = m[2, 1, 2, 4] = True  # two voxels: percentile ranks at the ends
+    x[1] = 7.0  # flat ROI: zero variance branch
+    q, nl = discretise(x, m, Setting())
+    vv = torch.tensor([1.0, 2.5, 0.5], dtype=torch.float64)
+    a = firstorder.compute(x, m, q, nl, vv, 3.0, excess, method="numpy")
+    b = firstorder.compute(x, m, q, nl, vv, 3.0, excess, method="torch")
+    for k in firstorder.FEATURES:
+        np.testing.assert_allclose(a[k].numpy(), b[k].numpy(), rtol=1e-12, atol=1e-12, err_msg=k)
+
+
+def test_thread_pool_batch_equals_sequential_and_restores_threads() -> None:
+    import torch
+
+    from radstore.radiomics import RadiomicsSettings, extract, extract_batch
+
+    settings = RadiomicsSettings.from_params({"imageType": {"Original": {}, "LoG": {"sigma": [1.0]}}})
+    rng = np.random.default_rng(11)
+    rois = []
+    for k in range(3):
+        img = rng.normal(40, 30, (10, 16, 15)).round()
+        m = np.zeros(img.shape, dtype=np.uint8)
+        m[2:8, 3:12 - k, 4:11] = 1
+        rois.append((img, m, (2.0, 0.8, 0.8 + 0.1 * (k == 2))))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        seq = extract_batch(rois, settings)
+        one = [extract(*r, settings) for r in rois]
+        torch.set_num_threads(2)
+        par = extract_batch(rois, settings)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert par == seq
+    for a, b in zip(par, one, strict=True):
+        assert a.keys() == b.keys()
+        np.testing.assert_allclose(list(a.values()), list(b.values()), rtol=1e-9, atol=1e-9)
