@@ -143,3 +143,27 @@ def test_direct_online_reader_equals_feast(registered: dict[str, Any], settings:
         else:
             assert v == feast_out[k][0], k
     assert all(v is None for v in reader("P_not_a_patient").values())
+
+
+def test_packed_online_vectors_equal_feast(registered: dict[str, Any], settings: Settings) -> None:
+    from radstore.store.online import PACKED_FILE, PackedOnlineVectors
+
+    fs, report = registered["fs"], registered["report"]
+    patient_views = sorted(set(report.views) - {"scans"})
+    assert sorted(report.packed) == patient_views and all(n > 0 for n in report.packed.values())
+    reader = PackedOnlineVectors(report.repo / PACKED_FILE)
+    assert reader.views == patient_views
+    refs = [f"{v.name}:{f.name}" for v in map(fs.get_feature_view, patient_views) for f in v.features]
+    pids = pq.read_table(report.repo / "data" / "clinical.parquet").column("patient_id").to_pylist()
+    pids += ["P_not_a_patient"]
+    theirs = fs.get_online_features(features=refs, entity_rows=[{"patient_id": p} for p in pids],
+                                    full_feature_names=True).to_dict()
+    assert set(reader.names) == set(theirs) - {"patient_id"}
+    for i, pid in enumerate(pids):
+        ours = reader(pid)
+        for k, v in ours.items():
+            if k.endswith("__embedding") and theirs[k][i] is not None:
+                np.testing.assert_array_equal(v, np.asarray(theirs[k][i], dtype=np.float32))
+            else:
+                assert v == theirs[k][i] and type(v) is type(theirs[k][i]), (pid, k)
+    assert all(v is None for v in reader("P_not_a_patient").values())
