@@ -167,3 +167,22 @@ def test_packed_online_vectors_equal_feast(registered: dict[str, Any], settings:
             else:
                 assert v == theirs[k][i] and type(v) is type(theirs[k][i]), (pid, k)
     assert all(v is None for v in reader("P_not_a_patient").values())
+
+
+def test_scoring_readers_packed_equals_feast(registered: dict[str, Any]) -> None:
+    from radstore.store.online import PACKED_FILE
+    from services.scoring.app import feast_online_reader, packed_online_reader
+
+    repo = registered["report"].repo
+    columns = ["radiomics_original__venous__original_glcm_Contrast", "deep_resnet50__arterial__embedding",
+               "clinical__age", "clinical__grade"]
+    pids = pq.read_table(repo / "data" / "clinical.parquet").column("patient_id").to_pylist()[:5]
+    pids.append("P_not_a_patient")
+    packed = packed_online_reader(repo / PACKED_FILE)(pids, columns)
+    feast = feast_online_reader(str(repo))(pids, columns)
+    assert list(packed.columns) == list(feast.columns) == ["patient_id", *columns]
+    scalars = [c for c in packed.columns if c != columns[1]]
+    pd.testing.assert_frame_equal(packed[scalars].iloc[:-1], feast[scalars].iloc[:-1])
+    for a, b in zip(packed[columns[1]].iloc[:-1], feast[columns[1]].iloc[:-1], strict=True):
+        np.testing.assert_array_equal(a, np.asarray(b, dtype=np.float32))
+    assert packed.iloc[-1][columns].isna().all() and feast.iloc[-1][columns].isna().all()
