@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from feast import FeatureStore
 
 PACKED_FILE = "online_vectors.db"
+MMAP_BYTES = 1 << 30
 FORMAT = 1
 _FIXED = {"float64": "d", "float32": "f", "int64": "q", "int32": "i", "bool": "?", "timestamp": "q"}
 _NUMPY = {"float64": "<f8", "float32": "<f4", "int64": "<i8", "int32": "<i4", "bool": "u1",
@@ -214,6 +215,7 @@ def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     if readonly:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA query_only = 1")
+        conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")  # page reads without a read() per page
     else:
         conn = sqlite3.connect(path, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
