@@ -186,3 +186,24 @@ def test_scoring_readers_packed_equals_feast(registered: dict[str, Any]) -> None
     for a, b in zip(packed[columns[1]].iloc[:-1], feast[columns[1]].iloc[:-1], strict=True):
         np.testing.assert_array_equal(a, np.asarray(b, dtype=np.float32))
     assert packed.iloc[-1][columns].isna().all() and feast.iloc[-1][columns].isna().all()
+
+
+def test_feast_online_services_only(tmp_path: Path) -> None:
+    from pipelines.register import RegisterError, register
+    from radstore.config import load_settings
+    from radstore.store.online import PACKED_FILE, packed_views
+    from radstore.store.synthetic import write_synthetic_store
+
+    store = write_synthetic_store(tmp_path / "store", cohorts={"h1": 3, "h2": 2, "h3": 2})
+    settings = load_settings(store=store.root, progress=False)
+    studies = tmp_path / "studies"
+    studies.mkdir()
+    write_spec(studies)
+    with pytest.raises(RegisterError, match="feast_online"):
+        register(settings, studies_dir=studies, feast_online="some")  # type: ignore[arg-type]
+    report = register(settings, studies_dir=studies, feast_online="services")
+    # t_os reads radiomics (both phases), deep venous and clinical: not deep arterial, not scans
+    assert report.feast_materialized == ["clinical", "deep_resnet50__venous", "radiomics_original__arterial",
+                                         "radiomics_original__venous"]
+    assert packed_views(report.repo / PACKED_FILE) == sorted(set(report.views) - {"scans"})
+    assert set(report.timings_s) >= {"feast_materialize_s", "packed_materialize_s"}
