@@ -16,7 +16,6 @@ import json
 import os
 import platform
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -69,9 +68,10 @@ def _rss_mb() -> float:
 def worker(kind: str, store: Path, spec: Path, out: Path, repeats: int, lookups: int) -> None:
     """Run one method ``repeats`` times in this process; write timings and memory to ``out``."""
     from radstore.config import load_settings
+    from radstore.store.catalog import feature_tables
 
     settings = load_settings(store=store, progress=False)
-    res: dict[str, Any] = {"kind": kind}
+    res: dict[str, Any] = {"kind": kind, "load_avg_at_start": list(os.getloadavg())}
     if kind in ("ours", "ours_write"):
         import pyarrow  # noqa: F401
         import sklearn.model_selection  # noqa: F401  (imported lazily by the split; not timed)
@@ -131,38 +131,75 @@ def worker(kind: str, store: Path, spec: Path, out: Path, repeats: int, lookups:
 
         pq.write_table(table, out.with_suffix(".parquet"))
     elif kind == "online":
+        import numpy as np
         from feast import FeatureStore
 
-        from radstore.store.catalog import feature_tables
-        from radstore.store.online import OnlineVectors
+        from radstore.store.online import PACKED_FILE, OnlineVectors, PackedOnlineVectors
 
         fs = FeatureStore(repo_path=str(settings.layout.feast_repo))
         views = [t.name for t in feature_tables(settings.layout)] + ["clinical"]
         refs = [f"{v}:{f.name}" for v in views for f in fs.get_feature_view(v).features]
-        reader = OnlineVectors(fs, views)
+        direct = OnlineVectors(fs, views)
+        packed = PackedOnlineVectors(settings.layout.feast_repo / PACKED_FILE, views)
+        res["rss_after_open_mb"] = _rss_mb()
         import pyarrow.parquet as pq
 
         pids = pq.read_table(settings.layout.feast_repo / "data" / "clinical.parquet",
                              columns=["patient_id"]).column(0).to_pylist()
-        lat: dict[str, list[float]] = {"feast_get_online_features": [], "direct_online_read": []}
-        for i in range(lookups + 20):
-            pid = pids[(i * 7919) % len(pids)]
-            t0 = time.perf_counter()
-            r = fs.get_online_features(features=refs, entity_rows=[{"patient_id": pid}],
-                                       full_feature_names=True).to_dict()
-            t1 = time.perf_counter()
-            d = reader(pid)
-            t2 = time.perf_counter()
-            if i >= 20:
-                lat["feast_get_online_features"].append(t1 - t0)
-                lat["direct_online_read"].append(t2 - t1)
-        res["n_values"] = sum(len(v[0]) if isinstance(v[0], list) else 1 for k, v in r.items()
-                              if k != "patient_id")
-        res["direct_equal"] = all(
-            (d[k] is None and r[k][0] is None) or list(map(float, d[k])) == list(map(float, r[k][0]))
-            if k.endswith("__embedding") else d[k] == r[k][0] for k in d)
-        res["latency_ms"] = {k: {"p50": 1e3 * statistics.median(v),
-                                 "p99": 1e3 * statistics.quantiles(v, n=100)[98]} for k, v in lat.items()}
+        rng = np.random.default_rng(0)
+        n_unknown = max(lookups // 5, 100)
+        order = [pids[i] for i in rng.integers(0, len(pids), lookups)]
+        order += [f"P_unknown_{i:06d}" for i in range(n_unknown)]
+        order = [order[i] for i in rng.permutation(len(order))]
+        methods = {"feast_get_online_features": lambda p: fs.get_online_features(
+                       features=refs, entity_rows=[{"patient_id": p}], full_feature_names=True).to_dict(),
+                   "direct_online_read": direct, "packed": packed}
+        lat: dict[str, dict[str, list[float]]] = {m: {"known": [], "unknown": []} for m in methods}
+        cpu: dict[str, list[float]] = {m: [] for m in methods}
+        for pid in order[:20]:  # warm-up (connections, registry cache), not timed
+            for fn in methods.values():
+                fn(pid)
+        import gc
+
+        gc.collect()
+        gc.freeze()  # as a server does after start-up: long-lived objects leave the GC's scans
+        # each method runs its own block of lookups (a service does one kind of read; interleaving
+        # would charge the scheduler penalty of a 30 ms Feast call to the next method), and the
+        # blocks rotate over 5 rounds so that all methods see the same drift in machine load
+        loads = [os.getloadavg()[0]]
+        rounds = 5
+        for r in range(rounds):
+            chunk = order[r * len(order) // rounds:(r + 1) * len(order) // rounds]
+            for m, fn in methods.items():
+                for pid in chunk:
+                    t0, c0 = time.perf_counter(), time.thread_time()
+                    fn(pid)
+                    dt = time.perf_counter() - t0
+                    cpu[m].append(time.thread_time() - c0)
+                    lat[m]["unknown" if pid.startswith("P_unknown_") else "known"].append(dt)
+            loads.append(os.getloadavg()[0])
+        mismatches = 0  # equality, untimed: packed vs get_online_features for every id looked up
+        for pid in order:
+            f, d = methods["feast_get_online_features"](pid), packed(pid)
+            mismatches += set(d) != set(f) - {"patient_id"} or not all(
+                (d[k] is None and f[k][0] is None) or (
+                    np.array_equal(d[k], np.asarray(f[k][0], dtype=np.float32)) if k.endswith("__embedding")
+                    else d[k] == f[k][0]) for k in d)
+        one = methods["feast_get_online_features"](pids[0])
+        res["n_values"] = sum(len(v[0]) if isinstance(v[0], list) else 1
+                              for k, v in one.items() if k != "patient_id")
+        res["lookups"] = {"known": lookups, "unknown": n_unknown}
+        res["packed_mismatches_vs_feast"] = mismatches
+        res["load_avg_1min_during"] = loads
+
+        def q(v: list[float], p: int) -> float:
+            return 1e3 * float(np.percentile(v, p))
+
+        res["latency_ms"] = {m: {w: {"p50": q(v, 50), "p99": q(v, 99), "max": 1e3 * max(v),
+                                     "over_5ms": sum(x > 5e-3 for x in v)}
+                                 for w, v in by.items()} for m, by in lat.items()}
+        # CPU time of the lookup thread (all ids): wall minus this is waiting (run queue, I/O)
+        res["cpu_ms"] = {m: {"p50": q(v, 50), "p99": q(v, 99), "max": 1e3 * max(v)} for m, v in cpu.items()}
         times = []
     res["times_s"] = times
     res["peak_rss_mb"] = _peak_rss_mb()
@@ -176,6 +213,11 @@ def run_worker(kind: str, store: Path, spec: Path, tmp: Path, repeats: int, look
     subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": str(ROOT), "RADSTORE_PROGRESS": "0"},
                    stdout=subprocess.DEVNULL)
     return json.loads(out.read_text())
+
+
+def reg_version(store: Path) -> str:
+    """The registered version of ``deep_resnet50`` (the only version directory under it)."""
+    return next(p.name for p in (store / "features" / "deep_resnet50").iterdir() if p.is_dir())
 
 
 def compare(ours: Path, feast: Path) -> dict[str, Any]:
@@ -202,7 +244,9 @@ def main() -> None:
     ap.add_argument("--patients", type=int, default=10_000)
     ap.add_argument("--deep-dim", type=int, default=2048)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--lookups", type=int, default=200)
+    ap.add_argument("--lookups", type=int, default=1000, help="online lookups of known patients "
+                    "(+ max(lookups/5, 100) unknown ids), per method")
+    ap.add_argument("--feast-online", default="all", help="register's feast_online (all|services|none)")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--reuse", action="store_true", help="reuse the store (and Feast repo) in --workdir")
     ap.add_argument("--worker", default=None)
@@ -239,14 +283,35 @@ def main() -> None:
 
     from pipelines.register import register
 
+    loads = {"before_register": list(os.getloadavg())}
     t0 = time.perf_counter()
+    reg = None
     if not reuse:
-        register(load_settings(store=store, progress=False), studies_dir=tmp / "studies")
+        reg = register(load_settings(store=store, progress=False), studies_dir=tmp / "studies",
+                       feast_online=args.feast_online)
     t_reg = time.perf_counter() - t0 if not reuse else float("nan")
+    loads["after_register"] = list(os.getloadavg())
+    repo = store / "feast"
+    register_info = {
+        "total_s (incl. import feast)": t_reg, "feast_online": args.feast_online if reg else "reused",
+        "steps_s": reg.timings_s if reg else None,
+        "packed_rows_written": sum(reg.packed.values()) if reg else None,
+        "feast_online_db_mb": sum(f.stat().st_size for f in repo.glob("online.db*")) / 2**20,
+        "packed_db_mb": sum(f.stat().st_size for f in repo.glob("online_vectors.db*")) / 2**20,
+    }
+    if reg is not None:  # again without Feast's online materialization: the packed step writes nothing
+        t0 = time.perf_counter()
+        again = register(load_settings(store=store, progress=False), studies_dir=tmp / "studies",
+                         feast_online="none")
+        register_info["rerun_feast_online_none"] = {
+            "total_s": time.perf_counter() - t0, "steps_s": again.timings_s,
+            "packed_rows_written": sum(again.packed.values())}
 
+    loads["before_assembly"] = list(os.getloadavg())
     ours = run_worker("ours", store, spec, tmp, args.repeats, 0)
     ours_w = run_worker("ours_write", store, spec, tmp, args.repeats, 0)
     fst = run_worker("feast", store, spec, tmp, args.repeats, 0)
+    loads["before_online"] = list(os.getloadavg())
     online = run_worker("online", store, spec, tmp, 1, args.lookups)
     check = compare(tmp / "ours.parquet", tmp / "feast.parquet")
 
@@ -260,36 +325,58 @@ def main() -> None:
                      "python": platform.python_version()},
         "versions": {"duckdb": duckdb.__version__, "feast": feast.__version__, "pyarrow": pa.__version__},
         "threads": {"duckdb": "default (= cores)", "arrow_cpu": pa.cpu_count()},
-        "load_average_1_5_15_at_end": list(os.getloadavg()),
-        "generate_s": t_gen, "register_s (apply + materialize, incl. import feast)": t_reg,
+        "load_average_1_5_15": {**loads, "at_end": list(os.getloadavg())},
+        "generate_s": t_gen, "register": register_info,
         "assembly": {k: {"best_s": best(r), "times_s": r["times_s"], "peak_rss_mb": r["peak_rss_mb"],
                          "rss_after_import_mb": r["rss_after_import_mb"],
+                         "load_avg_at_start": r["load_avg_at_start"],
                          "tracemalloc_peak_mb": r["tracemalloc_peak_mb"]}
                      for k, r in (("duckdb_join", ours), ("duckdb_assemble_write_hash", ours_w),
                                   ("feast_get_historical_features", fst))},
         "speedup_join_vs_feast": best(fst) / best(ours),
         "identical_values": check,
-        "online": {"values_per_vector": online["n_values"], "lookups": args.lookups,
-                   "direct_equals_feast": online["direct_equal"], "latency_ms": online["latency_ms"]},
+        "online": {"values_per_vector": online["n_values"], "lookups": online["lookups"],
+                   "packed_mismatches_vs_feast": online["packed_mismatches_vs_feast"],
+                   "latency_ms": online["latency_ms"], "thread_cpu_ms": online["cpu_ms"],
+                   "peak_rss_mb": online["peak_rss_mb"],
+                   "rss_after_open_mb": online["rss_after_open_mb"],
+                   "load_avg_1min_during": online["load_avg_1min_during"]},
     }
     out = ROOT / "benchmarks" / "results" / "store.json"
     out.parent.mkdir(parents=True, exist_ok=True)
+    if reuse and out.is_file():  # keep the register measurement of the run that built this store
+        prev = json.loads(out.read_text())
+        if (prev.get("patients"), prev.get("deep_dim")) == (n, args.deep_dim) and "register" in prev:
+            result["register"] = {**prev["register"], "measured_in_earlier_run": True,
+                                  "load_average_then": prev.get("load_average_1_5_15")}
     out.write_text(json.dumps(result, indent=2) + "\n")
 
     print(f"radstore store benchmark: {n} patients × {len(PHASES)} phases × ({len(names)} radiomic + "
           f"{args.deep_dim}-d deep)")
     print(f"hardware: {result['hardware']}  versions: {result['versions']}  threads: {result['threads']}")
-    print(f"generate {t_gen:.1f} s, register (apply+materialize) {t_reg:.1f} s")
+    print(f"load average (1, 5, 15 min): {result['load_average_1_5_15']}")
+    print(f"generate {t_gen:.1f} s, register {t_reg:.1f} s: {register_info}")
     print(f"{'method':42s} {'best s':>8s} {'runs s':>22s} {'peak RSS MB':>12s} {'tracemalloc MB':>15s}")
     for k, r in result["assembly"].items():
         runs = " ".join(f"{t:.2f}" for t in r["times_s"])
         print(f"{k:42s} {r['best_s']:8.2f} {runs:>22s} {r['peak_rss_mb']:12.0f} "
               f"{r['tracemalloc_peak_mb']:15.1f}")
     print(f"speedup (join vs Feast): {result['speedup_join_vs_feast']:.2f}x; identical values: {check}")
-    for k, v in online["latency_ms"].items():
-        print(f"online {k:26s} p50 {v['p50']:.2f} ms  p99 {v['p99']:.2f} ms  ({online['n_values']} values)")
+    print(f"online lookups {online['lookups']} per method, {online['n_values']} values per vector, "
+          f"packed mismatches vs Feast: {online['packed_mismatches_vs_feast']}, "
+          f"peak RSS {online['peak_rss_mb']:.0f} MB, load (1 min) during {online['load_avg_1min_during']}")
+    for k, by in online["latency_ms"].items():
+        for w, v in by.items():
+            print(f"online {k:26s} {w:8s} p50 {v['p50']:7.2f} ms  p99 {v['p99']:7.2f} ms  "
+                  f"max {v['max']:7.2f} ms  >5 ms: {v['over_5ms']}")
+        c = online["cpu_ms"][k]
+        print(f"online {k:26s} cpu      p50 {c['p50']:7.2f} ms  p99 {c['p99']:7.2f} ms  "
+              f"max {c['max']:7.2f} ms")
     print(f"-> {out}")
 
 
 if __name__ == "__main__":
+    # running the script puts benchmarks/ first on sys.path, where benchmarks/radiomics.py would
+    # shadow pyradiomics' ``radiomics`` package
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
     main()

@@ -7,16 +7,21 @@
    ``list<float32>``), ``clinical.parquet`` and ``scans.parquet`` from the catalog;
 3. ``FeatureStore.apply`` of the generated objects (:mod:`radstore.store.feast_defs`), deleting
    views and services that are no longer generated;
-4. ``FeatureStore.materialize`` over the full event-time range into the online store;
-5. the assembly's scan-level snapshots (``training_sets/.cache``) are written ahead of use.
+4. ``FeatureStore.materialize`` over the full event-time range into Feast's online store (all
+   views, only the views some feature service reads, or none: ``feast_online``);
+5. the packed online table ``feast/online_vectors.db`` (:mod:`radstore.store.online`): the latest
+   row per patient of every patient-keyed view, the scoring service's fast path;
+6. the assembly's scan-level snapshots (``training_sets/.cache``) are written ahead of use.
 """
 
 from __future__ import annotations
 
 import shutil
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -46,6 +51,13 @@ class RegisterReport:
     skipped_studies: dict[str, str] = field(default_factory=dict)
     removed: list[str] = field(default_factory=list)
     materialized: tuple[datetime, datetime] | None = None
+    feast_materialized: list[str] = field(default_factory=list)
+    packed: dict[str, int] = field(default_factory=dict)
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+FeastOnline = Literal["all", "services", "none"]
+FEAST_ONLINE = ("all", "services", "none")
 
 
 def write_view_source(table: FeatureTable, path: Path) -> pa.Table:
@@ -90,15 +102,28 @@ def _prepare_repo(repo: Path, template: Path | None) -> None:
         shutil.copyfile(ignore, repo / ".feastignore")
 
 
+def _services_views(services: list) -> set[str]:
+    return {p.name for s in services for p in s.feature_view_projections}
+
+
 def register(settings: Settings, *, studies_dir: Path | str = "studies", template: Path | None = None,
-             materialize: bool = True) -> RegisterReport:
-    """Generate, apply and (by default) materialize the Feast repo of the store."""
+             materialize: bool = True, feast_online: FeastOnline = "all") -> RegisterReport:
+    """Generate, apply and (by default) materialize the Feast repo of the store.
+
+    ``materialize`` loads the online stores: Feast's (``feast_online``: ``all`` views, only the
+    views a feature service reads, or ``none``) and always the packed table
+    ``feast/online_vectors.db`` (every patient-keyed view)."""
     from feast import FeatureStore
 
     from pipelines.assemble import snapshot_dir
     from radstore.store.feast_defs import PATIENT, SCAN, feature_services, feature_view, table_view
+    from radstore.store.online import PACKED_FILE, prune_packed_views, write_packed_view
     from radstore.study import StudySpecError, load_study
 
+    if feast_online not in FEAST_ONLINE:
+        raise RegisterError(f"feast_online must be one of {FEAST_ONLINE}, not {feast_online!r}")
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
     layout = settings.layout
     tables = feature_tables(layout)
     if not tables:
@@ -106,12 +131,14 @@ def register(settings: Settings, *, studies_dir: Path | str = "studies", templat
     repo = layout.feast_repo
     _prepare_repo(repo, template)
     data = repo / "data"
-    views, rows, stamps = {}, {}, []
+    views, rows, stamps, sources = {}, {}, [], {}
     for t in track(tables, "feast sources", total=len(tables), enabled=settings.progress):
         scan_level_snapshot(t, snapshot_dir(settings))
         src = write_view_source(t, data / f"{t.name}.parquet")
         views[t.name] = feature_view(t, data / f"{t.name}.parquet")
         rows[t.name] = src.num_rows
+        sources[t.name] = (src, list(t.features), {"feature_set": t.feature_set, "version": t.version,
+                                                   "phase": t.phase, "kind": t.kind})
         ts = src.column("event_timestamp")
         stamps += [pc.min(ts).as_py(), pc.max(ts).as_py()]
     extra = []
@@ -122,6 +149,7 @@ def register(settings: Settings, *, studies_dir: Path | str = "studies", templat
                                    skip=("patient_id", "event_timestamp", "created_timestamp"))
         extra.append(clinical_view)
         rows["clinical"] = clin.num_rows
+        sources["clinical"] = (clin, [f.name for f in clinical_view.features], {})
     scans = _catalog_source(settings, "scans", data / "scans.parquet", SCAN_COLUMNS)
     if scans is not None:
         extra.append(table_view("scans", scans.schema, data / "scans.parquet", SCAN,
@@ -140,15 +168,31 @@ def register(settings: Settings, *, studies_dir: Path | str = "studies", templat
     wanted_services = {s.name for s in services}
     stale = [v for v in fs.list_feature_views() if v.name not in wanted_views]
     stale += [s for s in fs.list_feature_services() if s.name not in wanted_services]
+    timings["sources_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     fs.apply([PATIENT, SCAN, *views.values(), *extra, *services], objects_to_delete=stale, partial=False)
+    timings["apply_s"] = time.perf_counter() - t0
 
     window = None
+    feast_views: list[str] = []
+    packed: dict[str, int] = {}
     if materialize and stamps:
         window = (min(stamps) - timedelta(seconds=1), max(stamps) + timedelta(seconds=1))
         for t in (clin, scans):
             if t is not None:
                 window = (min(window[0], pc.min(t.column("event_timestamp")).as_py() - timedelta(seconds=1)),
                           max(window[1], pc.max(t.column("event_timestamp")).as_py() + timedelta(seconds=1)))
-        fs.materialize(start_date=window[0], end_date=window[1])
+        feast_views = sorted(wanted_views) if feast_online == "all" else \
+            sorted(_services_views(services)) if feast_online == "services" else []
+        t0 = time.perf_counter()
+        if feast_views:
+            fs.materialize(start_date=window[0], end_date=window[1], feature_views=feast_views)
+        timings["feast_materialize_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        prune_packed_views(repo / PACKED_FILE, sources)
+        for name, (src, columns, tags) in sources.items():
+            packed[name] = write_packed_view(repo / PACKED_FILE, name, src, columns, tags)
+        timings["packed_materialize_s"] = time.perf_counter() - t0
     return RegisterReport(repo=repo, views=rows, services=sorted(wanted_services), skipped_studies=skipped,
-                          removed=sorted(o.name for o in stale), materialized=window)
+                          removed=sorted(o.name for o in stale), materialized=window,
+                          feast_materialized=feast_views, packed=packed, timings_s=timings)

@@ -1,13 +1,17 @@
 """FastAPI scoring app.
 
 ``POST /score`` scores raw feature rows (the training-set columns); ``POST /score/patients``
-reads the model's features for the given patients from the Feast online store (thin adapter) and
-scores them. The model is ``models:/<study>-<model>@champion`` loaded once from the registry.
+reads the model's features for the given patients from the online store and scores them: by
+default the packed online table ``<store>/feast/online_vectors.db``
+(:func:`packed_online_reader`, one primary-key read per patient), or Feast's
+``get_online_features`` (:func:`feast_online_reader`). The model is
+``models:/<study>-<model>@champion`` loaded once from the registry.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -57,10 +61,34 @@ def feast_online_reader(repo_path: str) -> OnlineReader:
     return read
 
 
+def packed_online_reader(path: Path | str) -> OnlineReader:
+    """Adapter over :class:`radstore.store.online.PackedOnlineVectors` at ``path``: the views are
+    the ``<view>`` parts of the requested ``<view>__<feature>`` columns (one reader per view
+    set, kept); unknown patients get ``None``; a column the table lacks raises KeyError."""
+    from radstore.store.online import PackedOnlineVectors
+
+    readers: dict[tuple[str, ...], PackedOnlineVectors] = {}
+
+    def read(patient_ids: list[str], columns: list[str]) -> pd.DataFrame:
+        views = tuple(sorted({c.rsplit("__", 1)[0] for c in columns}))
+        reader = readers.get(views)
+        if reader is None:
+            reader = readers[views] = PackedOnlineVectors(path, views)
+            missing = sorted(set(columns) - set(reader.names))
+            if missing:
+                del readers[views]
+                raise KeyError(f"columns {missing[:10]} are not in the packed online table {path}")
+        got = [reader(p) for p in patient_ids]
+        return pd.DataFrame({"patient_id": patient_ids, **{c: [g[c] for g in got] for c in columns}})
+
+    return read
+
+
 def create_app(model: Any, columns: list[str] | None = None,
                online: OnlineReader | None = None) -> FastAPI:
     """App around a loaded pyfunc ``model``; ``columns`` are its raw inputs (from the signature
-    when omitted); ``online`` reads feature rows for patient ids (Feast)."""
+    when omitted); ``online`` reads feature rows for patient ids (:func:`packed_online_reader`
+    or :func:`feast_online_reader`); features it cannot serve answer 503."""
     if columns is None:
         columns = model.metadata.get_input_schema().input_names()
     app = FastAPI(title="radstore scoring")
@@ -84,7 +112,10 @@ def create_app(model: Any, columns: list[str] | None = None,
     def score_patients(req: PatientsRequest) -> dict[str, Any]:
         if online is None:
             raise HTTPException(503, "no online feature store configured")
-        frame = online(req.patient_ids, columns)
+        try:
+            frame = online(req.patient_ids, columns)
+        except KeyError as exc:
+            raise HTTPException(503, f"online features unavailable: {exc}") from exc
         preds = _score(frame)
         return {"predictions": [{"patient_id": p, **r}
                                 for p, r in zip(req.patient_ids, preds, strict=True)]}

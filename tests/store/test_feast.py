@@ -143,3 +143,67 @@ def test_direct_online_reader_equals_feast(registered: dict[str, Any], settings:
         else:
             assert v == feast_out[k][0], k
     assert all(v is None for v in reader("P_not_a_patient").values())
+
+
+def test_packed_online_vectors_equal_feast(registered: dict[str, Any], settings: Settings) -> None:
+    from radstore.store.online import PACKED_FILE, PackedOnlineVectors
+
+    fs, report = registered["fs"], registered["report"]
+    patient_views = sorted(set(report.views) - {"scans"})
+    assert sorted(report.packed) == patient_views and all(n > 0 for n in report.packed.values())
+    reader = PackedOnlineVectors(report.repo / PACKED_FILE)
+    assert reader.views == patient_views
+    refs = [f"{v.name}:{f.name}" for v in map(fs.get_feature_view, patient_views) for f in v.features]
+    pids = pq.read_table(report.repo / "data" / "clinical.parquet").column("patient_id").to_pylist()
+    pids += ["P_not_a_patient"]
+    theirs = fs.get_online_features(features=refs, entity_rows=[{"patient_id": p} for p in pids],
+                                    full_feature_names=True).to_dict()
+    assert set(reader.names) == set(theirs) - {"patient_id"}
+    for i, pid in enumerate(pids):
+        ours = reader(pid)
+        for k, v in ours.items():
+            if k.endswith("__embedding") and theirs[k][i] is not None:
+                np.testing.assert_array_equal(v, np.asarray(theirs[k][i], dtype=np.float32))
+            else:
+                assert v == theirs[k][i] and type(v) is type(theirs[k][i]), (pid, k)
+    assert all(v is None for v in reader("P_not_a_patient").values())
+
+
+def test_scoring_readers_packed_equals_feast(registered: dict[str, Any]) -> None:
+    from radstore.store.online import PACKED_FILE
+    from services.scoring.app import feast_online_reader, packed_online_reader
+
+    repo = registered["report"].repo
+    columns = ["radiomics_original__venous__original_glcm_Contrast", "deep_resnet50__arterial__embedding",
+               "clinical__age", "clinical__grade"]
+    pids = pq.read_table(repo / "data" / "clinical.parquet").column("patient_id").to_pylist()[:5]
+    pids.append("P_not_a_patient")
+    packed = packed_online_reader(repo / PACKED_FILE)(pids, columns)
+    feast = feast_online_reader(str(repo))(pids, columns)
+    assert list(packed.columns) == list(feast.columns) == ["patient_id", *columns]
+    scalars = [c for c in packed.columns if c != columns[1]]
+    pd.testing.assert_frame_equal(packed[scalars].iloc[:-1], feast[scalars].iloc[:-1])
+    for a, b in zip(packed[columns[1]].iloc[:-1], feast[columns[1]].iloc[:-1], strict=True):
+        np.testing.assert_array_equal(a, np.asarray(b, dtype=np.float32))
+    assert packed.iloc[-1][columns].isna().all() and feast.iloc[-1][columns].isna().all()
+
+
+def test_feast_online_services_only(tmp_path: Path) -> None:
+    from pipelines.register import RegisterError, register
+    from radstore.config import load_settings
+    from radstore.store.online import PACKED_FILE, packed_views
+    from radstore.store.synthetic import write_synthetic_store
+
+    store = write_synthetic_store(tmp_path / "store", cohorts={"h1": 3, "h2": 2, "h3": 2})
+    settings = load_settings(store=store.root, progress=False)
+    studies = tmp_path / "studies"
+    studies.mkdir()
+    write_spec(studies)
+    with pytest.raises(RegisterError, match="feast_online"):
+        register(settings, studies_dir=studies, feast_online="some")  # type: ignore[arg-type]
+    report = register(settings, studies_dir=studies, feast_online="services")
+    # t_os reads radiomics (both phases), deep venous and clinical: not deep arterial, not scans
+    assert report.feast_materialized == ["clinical", "deep_resnet50__venous", "radiomics_original__arterial",
+                                         "radiomics_original__venous"]
+    assert packed_views(report.repo / PACKED_FILE) == sorted(set(report.views) - {"scans"})
+    assert set(report.timings_s) >= {"feast_materialize_s", "packed_materialize_s"}
