@@ -87,7 +87,15 @@ def run_demo(settings: Settings, config: DemoConfig | None = None,
     res.outputs["ingest"] = reports
 
     fs_paths = [cfg.feature_sets_dir / f"{n}.yaml" for n in cfg.feature_sets]
-    summaries = _step(res, "extract", lambda: extract(settings, fs_paths), say)
+    def _extract() -> Any:
+        import ray
+
+        try:
+            return extract(settings, fs_paths)
+        finally:
+            ray.shutdown()  # the demo's later stages need no cluster; free its workers' memory
+
+    summaries = _step(res, "extract", _extract, say)
     for s in summaries:
         say(f"  {s.feature_set} v{s.version}: {s.done} scans done, {s.skipped} skipped, "
             f"{s.failed} failed")
