@@ -174,12 +174,12 @@ def plan_study(settings: Settings, study: StudySpec | Path | str,
                           f"{', '.join(clin_cols)})")
         stratify = spec.split.stratify or (spec.endpoint.event if spec.endpoint.kind == "survival"
                                            else spec.endpoint.label)
-        if stratify not in out_cols and stratify not in clin_cols:
+        if stratify is None or (stratify not in out_cols and stratify not in clin_cols):
             raise err("split.stratify", f"column {stratify!r} is neither an outcomes nor a clinical column")
         known = {r[0] for r in con.sql("SELECT DISTINCT cohort_id FROM clinical").fetchall()}
-        for where, cohorts in (("split.train_cohorts", spec.split.train_cohorts),
-                               ("split.external_cohorts", spec.split.external_cohorts)):
-            unknown = sorted(set(cohorts) - known)
+        for where, listed in (("split.train_cohorts", spec.split.train_cohorts),
+                              ("split.external_cohorts", spec.split.external_cohorts)):
+            unknown = sorted(set(listed) - known)
             if unknown:
                 raise err(where, f"unknown cohorts {unknown} (cohorts in the catalog: {sorted(known)})")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -116,15 +117,15 @@ def run_demo(settings: Settings, config: DemoConfig | None = None,
 
     for name in cfg.studies:
         spec = load_study(cfg.studies_dir / f"{name}.yaml")
-        ts = _step(res, f"assemble {name}", lambda spec=spec: assemble(settings, spec), say)
+        ts = _step(res, f"assemble {name}", partial(assemble, settings, spec), say)
         counts = ts.manifest["row_counts"]
         say(f"  training set {ts.path} rows {counts}")
         tr = _step(res, f"train {name}",
-                   lambda spec=spec, ts=ts: train_study(spec, ts.path, settings, n_boot=cfg.n_boot), say)
+                   partial(train_study, spec, ts.path, settings, n_boot=cfg.n_boot), say)
         res.outputs[f"train {name}"] = tr
         say(frame_table(tr.results, f"{name}: results per model and cohort"))
         say(f"  report: {tr.report_dir}/results.html")
-        pr = _step(res, f"promote {name}", lambda spec=spec: promote(spec, settings), say)
+        pr = _step(res, f"promote {name}", partial(promote, spec, settings), say)
         verdict = "champion" if pr.promoted else "challenger"
         say(f"  {pr.registered_model} v{pr.version} → {verdict}: {pr.reason}")
         res.outputs[f"promote {name}"] = pr

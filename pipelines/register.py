@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -32,6 +32,9 @@ from radstore.io.tables import write_table
 from radstore.progress import track
 from radstore.store.catalog import FeatureTable, catalog_files, feature_tables
 from radstore.store.pit import scan_level_snapshot
+
+if TYPE_CHECKING:
+    from feast.feast_object import FeastObject
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "feature_repo"
 SCAN_COLUMNS = ("cohort_id", "scan_id", "patient_id", "phase", "event_timestamp", "created_timestamp",
@@ -166,7 +169,7 @@ def register(settings: Settings, *, studies_dir: Path | str = "studies", templat
     fs = FeatureStore(repo_path=str(repo))
     wanted_views = set(views) | {v.name for v in extra}
     wanted_services = {s.name for s in services}
-    stale = [v for v in fs.list_feature_views() if v.name not in wanted_views]
+    stale: list[FeastObject] = [v for v in fs.list_feature_views() if v.name not in wanted_views]
     stale += [s for s in fs.list_feature_services() if s.name not in wanted_services]
     timings["sources_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -178,10 +181,10 @@ def register(settings: Settings, *, studies_dir: Path | str = "studies", templat
     packed: dict[str, int] = {}
     if materialize and stamps:
         window = (min(stamps) - timedelta(seconds=1), max(stamps) + timedelta(seconds=1))
-        for t in (clin, scans):
-            if t is not None:
-                window = (min(window[0], pc.min(t.column("event_timestamp")).as_py() - timedelta(seconds=1)),
-                          max(window[1], pc.max(t.column("event_timestamp")).as_py() + timedelta(seconds=1)))
+        for tb in (clin, scans):
+            if tb is not None:
+                window = (min(window[0], pc.min(tb.column("event_timestamp")).as_py() - timedelta(seconds=1)),
+                          max(window[1], pc.max(tb.column("event_timestamp")).as_py() + timedelta(seconds=1)))
         feast_views = sorted(wanted_views) if feast_online == "all" else \
             sorted(_services_views(services)) if feast_online == "services" else []
         t0 = time.perf_counter()

@@ -175,8 +175,9 @@ def _feature_versions(manifest: dict[str, Any]) -> Any:
 
 def _log_dataset(frame: pd.DataFrame, study: str, source: Path) -> None:
     import mlflow
+    from mlflow.data.pandas_dataset import from_pandas
 
-    ds = mlflow.data.from_pandas(frame, source=str(source.resolve()), name=f"{study}-training-set")
+    ds = from_pandas(frame, source=str(source.resolve()), name=f"{study}-training-set")
     mlflow.log_input(ds, context="training")
 
 

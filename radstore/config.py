@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 PHASES: tuple[str, ...] = ("non_contrast", "arterial", "venous", "portal", "delayed")
 Phase = Literal["non_contrast", "arterial", "venous", "portal", "delayed"]
@@ -166,7 +166,12 @@ class _SettingsFromInit(Settings):
     """Settings where init kwargs (the YAML file) rank below environment variables."""
 
     @classmethod
-    def settings_customise_sources(  # type: ignore[override]
-        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
-    ):
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
         return env_settings, init_settings, dotenv_settings, file_secret_settings

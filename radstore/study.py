@@ -53,6 +53,12 @@ class Endpoint(_Strict):
             raise ValueError(f"landmarks must be > 0, got {list(self.landmarks)}")
         return self
 
+    def survival_columns(self) -> tuple[str, str]:
+        """The ``(time, event)`` column names of a survival endpoint (``ValueError`` otherwise)."""
+        if self.kind != "survival" or self.time is None or self.event is None:
+            raise ValueError("not a survival endpoint with 'time' and 'event' columns")
+        return self.time, self.event
+
 
 class FeatureInput(_Strict):
     """One feature set at one or more phases; ``version`` None = the only/latest version."""

@@ -40,7 +40,7 @@ class Volume:
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return tuple(self.array.shape)  # type: ignore[return-value]
+        return tuple(self.array.shape)
 
     def with_array(self, array: np.ndarray) -> Volume:
         """Same grid, new voxels (e.g. a mask on the image grid)."""
@@ -73,8 +73,8 @@ class Volume:
             raise ValueError(f"expected a 3-D image, got {img.GetDimension()}-D")
         return cls(
             array=sitk.GetArrayFromImage(img),
-            spacing=tuple(img.GetSpacing()),  # type: ignore[arg-type]
-            origin=tuple(img.GetOrigin()),  # type: ignore[arg-type]
+            spacing=tuple(img.GetSpacing()),
+            origin=tuple(img.GetOrigin()),
             direction=tuple(img.GetDirection()),
             meta=dict(meta or {}),
         )

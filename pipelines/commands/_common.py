@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 class CliState:
     store: Path | None
     config: Path | None
-    _settings: Any = field(default=None, repr=False)
+    _settings: Settings | None = field(default=None, repr=False)
 
     def settings(self) -> Settings:
         """Validated once, on first use (so ``--help`` never imports pydantic models)."""
@@ -37,7 +37,7 @@ def settings_of(ctx: typer.Context) -> Settings:
     return state.settings()
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     """Print a one-line error (no traceback) and exit with ``code``."""
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)

@@ -184,8 +184,8 @@ class ScanHandle:
         a = self.attrs
         return Volume(
             array=self.image[...] if array is None else array,
-            spacing=tuple(a["spacing"]),  # type: ignore[arg-type]
-            origin=tuple(a["origin"]),  # type: ignore[arg-type]
+            spacing=tuple(a["spacing"]),
+            origin=tuple(a["origin"]),
             direction=tuple(a["direction"]),
         )
 

@@ -89,10 +89,11 @@ def evaluate_landmarks(sm: StudyModel, spec: StudySpec, frame: pd.DataFrame,
     if ep.kind != "survival":
         raise ValueError("landmark analysis needs a survival endpoint")
     lms = ep.landmarks if landmarks is None else landmarks
+    time_col, event_col = ep.survival_columns()
     scored = sm.with_scores(frame)
     out = []
     for lm in lms:
-        at_risk = sv.landmark(scored, float(lm), ep.time, ep.event)
+        at_risk = sv.landmark(scored, float(lm), time_col, event_col)
         for cohort in COHORTS:
             part = at_risk[at_risk["split"] == cohort]
             if len(part) < 5:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import mlflow.pyfunc
 import pandas as pd
+from mlflow.pyfunc.model import PythonModel
 
 from radstore.models.study_model import StudyModel
 
 
-class StudyPyfunc(mlflow.pyfunc.PythonModel):
+class StudyPyfunc(PythonModel):
     """``predict(rows) -> DataFrame(score, high_risk[, survival_<h>])``; preprocessing (encoding,
     filters, scaling, PCA, upstream scores) happens inside."""
 

@@ -157,7 +157,7 @@ def _svm(cols, p: SvmParams, seed, names):
     from sklearn.svm import SVC
 
     clf = SVC(kernel=p.kernel, probability=True, class_weight=p.class_weight, random_state=seed)
-    grid = {"clf__C": list(p.C)}
+    grid: dict[str, list[str | float]] = {"clf__C": list(p.C)}
     if p.kernel == "rbf":
         grid["clf__gamma"] = list(p.gamma)
     return _grid(cols, p, seed, names, clf, grid)

@@ -77,7 +77,7 @@ def _efron_terms(beta: np.ndarray, x: np.ndarray, time: np.ndarray, event: np.nd
         d1 = (w[d_idx, None] * x[d_idx]).sum(axis=0)
         ll += eta[d_idx].sum() - d * eta_max
         grad += x[d_idx].sum(axis=0)
-        if hessian:
+        if cwxx is not None:
             s2 = cwxx[last]
             d2 = (w[d_idx, None, None] * (x[d_idx, :, None] * x[d_idx, None, :])).sum(axis=0)
         for k in range(d):
@@ -121,7 +121,7 @@ def fit_cox(x: np.ndarray | pd.DataFrame, time: np.ndarray, event: np.ndarray,
     beta = np.zeros(p)
     ll, g, h = _efron_terms(beta, xs, ts, es)
     ll0 = ll
-    ll -= 0.5 * penalizer * beta @ beta
+    ll -= 0.5 * penalizer * float(beta @ beta)
     it = 0
     for it in range(1, max_iter + 1):  # noqa: B007
         g_pen = g - penalizer * beta
@@ -134,7 +134,7 @@ def fit_cox(x: np.ndarray | pd.DataFrame, time: np.ndarray, event: np.ndarray,
         while scale >= 1e-6 and np.all(np.isfinite(step)):
             nb = beta + scale * step
             nll, ng, nh = _efron_terms(nb, xs, ts, es)
-            nll -= 0.5 * penalizer * nb @ nb
+            nll -= 0.5 * penalizer * float(nb @ nb)
             if np.isfinite(nll) and nll >= ll - 1e-12:
                 accepted = True
                 break

@@ -310,7 +310,8 @@ def integrated_brier(train_time: np.ndarray, train_event: np.ndarray, time: np.n
     from sksurv.metrics import integrated_brier_score
 
     t = np.asarray(time, float)
-    grid = np.linspace(*np.quantile(t, [0.1, 0.9]), n_grid)
+    lo, hi = np.quantile(t, [0.1, 0.9])
+    grid = np.linspace(lo, hi, n_grid)
     grid = valid_times(train_time, time, event, grid)
     if len(grid) < 2:
         return float("nan")

@@ -138,7 +138,7 @@ def feature_table(layout: StoreLayout, feature_set: str, phase: str,
 
 def feature_tables(layout: StoreLayout, versions: dict[str, str] | None = None) -> list[FeatureTable]:
     """Every feature set × phase in the store, at ``versions[set]`` or the latest version."""
-    out = []
+    out: list[FeatureTable] = []
     for fs in list_feature_sets(layout):
         v = (versions or {}).get(fs) or latest_version(layout, fs)
         phases = sorted(p.name.removeprefix("phase=") for p in (layout.features / fs / v).glob("phase=*")

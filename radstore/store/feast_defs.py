@@ -61,7 +61,8 @@ def _source(name: str, path: Path, created: bool = True) -> FileSource:
 
 def feature_view(table: FeatureTable, path: Path) -> FeatureView:
     """The view ``<feature_set>__<phase>`` over its derived lesion-0 Parquet file ``path``."""
-    schema = [Field(name=f, dtype=feast_type(t)) for f, t in zip(table.features, table.types, strict=True)]
+    schema = [Field(name=f, dtype=ft) for f, t in zip(table.features, table.types, strict=True)
+              if (ft := feast_type(t)) is not None]
     return FeatureView(
         name=table.name, entities=[PATIENT], ttl=timedelta(0), schema=schema,
         source=_source(table.name, path), online=True,

@@ -106,7 +106,7 @@ def _place_lesions(rng: np.random.Generator, anat: ph.Anatomy, grid: ph.Grid, tr
                                c[1] + a[1] * s * rad * math.sin(ang), z])
             if all(np.linalg.norm(center - np.array(o.center)) > 1.1 * (ext + o.extent_mm) + 1.0
                    for o in shapes):
-                shapes.append(replace(shape, center=tuple(float(v) for v in center)))
+                shapes.append(replace(shape, center=ph.vec3(center)))
                 break
     return shapes
 

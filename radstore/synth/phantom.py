@@ -215,17 +215,23 @@ class LesionShape:
         return self.radius * max(self.axes) * (1.0 + sum(abs(a) for a in self.bump_amps))
 
 
+def vec3(v: np.ndarray | tuple[float, ...]) -> tuple[float, float, float]:
+    """A length-3 vector as a plain ``(float, float, float)`` tuple."""
+    a, b, c = (float(x) for x in v)
+    return (a, b, c)
+
+
 def draw_lesion_shape(rng: np.random.Generator, center: np.ndarray, radius: float,
                       irregularity: float) -> LesionShape:
     q, _ = np.linalg.qr(rng.standard_normal((3, 3)))
     dirs = rng.standard_normal((3, 3))
     dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
     return LesionShape(
-        center=tuple(float(c) for c in center),
+        center=vec3(center),
         radius=float(radius),
         axes=(1.0, float(rng.uniform(0.75, 1.0)), float(rng.uniform(0.7, 1.0))),
         rotation=tuple(float(v) for v in q.ravel()),
-        bump_dirs=tuple(tuple(float(c) for c in d) for d in dirs),
+        bump_dirs=tuple(vec3(d) for d in dirs),
         bump_orders=tuple(int(n) for n in rng.integers(2, 5, size=3)),
         bump_amps=tuple(float(a) for a in irregularity * rng.uniform(0.3, 1.0, size=3)),
         bump_phases=tuple(float(p) for p in rng.uniform(0, 2 * np.pi, size=3)),
