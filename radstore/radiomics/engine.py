@@ -13,6 +13,7 @@ thread count is used as a thread pool over ROIs (pre-processing, shape, filters)
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from threadpoolctl import ThreadpoolController
 
 from radstore.radiomics import firstorder, registry
 from radstore.radiomics._neighbours import shared_grids
@@ -115,18 +117,26 @@ def _intensity_features(chunk: list[_Crop], settings: RadiomicsSettings, s: Sett
     return out
 
 
+@functools.lru_cache(maxsize=1)
+def _blas_controller() -> ThreadpoolController:
+    """The BLAS/OpenMP pools loaded in this process (found once: the scan costs ~1 ms)."""
+    return ThreadpoolController()
+
+
 @contextlib.contextmanager
 def _cpu_threads(device: str) -> Iterator[int]:
-    """On CPU, run the feature maths with one torch intra-op thread (its tensors are small: more
-    threads only contend) and yield the caller's thread count as the number of workers over ROIs /
-    image types instead; torch's setting is restored on exit. Other devices: one worker."""
+    """On CPU, run the feature maths with one torch intra-op thread and one BLAS thread (the arrays
+    are small: more threads only contend, on a loaded machine a 3 x N matrix product then costs ms)
+    and yield the caller's thread count as the number of workers over ROIs / image types instead;
+    both settings are restored on exit. Other devices: one worker."""
     if torch.device(device).type != "cpu":
         yield 1
         return
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        yield n
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            yield n
     finally:
         torch.set_num_threads(n)
 
