@@ -167,7 +167,7 @@ def _prepare_roi(i: int, roi: ROI, settings: RadiomicsSettings, enabled: dict[st
         if "shape2D" in enabled:
             vals = shape_2d(sm, prep.spacing_zyx, s0.force2Ddimension, unbiased_pca=ibsi)
             row.update({f"original_shape2D_{n}": vals[n] for n in enabled["shape2D"]})
-        images = derived_images(prep.image, image_types, s0.force2D, s0.force2Ddimension)
+        images = derived_images(prep.array, prep.sitk_image, image_types, s0.force2D, s0.force2Ddimension)
         cmask = np.ascontiguousarray(prep.mask[prep.bbox])
         crops = []
         for name, _kind, args in image_types:

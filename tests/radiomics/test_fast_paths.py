@@ -105,3 +105,34 @@ def test_thread_pool_batch_equals_sequential_and_restores_threads() -> None:
     for a, b in zip(par, one, strict=True):
         assert a.keys() == b.keys()
         np.testing.assert_allclose(list(a.values()), list(b.values()), rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("reseg", [False, True])
+def test_prepare_without_simpleitk_equals_round_trip(reseg: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without normalisation/resampling/pre-crop the image skips SimpleITK; with the fast path
+    switched off it takes the round trip: same arrays and derived images."""
+    from radstore.radiomics import imageops
+    from radstore.radiomics.filters import derived_images
+    from radstore.radiomics.imageops import prepare
+    from radstore.radiomics.settings import RadiomicsSettings
+
+    rng = np.random.default_rng(3)
+    image = rng.normal(40, 30, (10, 16, 14)).round().astype(np.int16)
+    mask = _blob(4, image.shape).astype(np.uint8) * 2
+    params = {"imageType": {"Original": {}, "LoG": {"sigma": [1.0]}, "Wavelet": {}},
+              "setting": {"label": 2, **({"resegmentRange": [0, 80]} if reseg else {})}}
+    settings = RadiomicsSettings.from_params(params)
+    s = settings.setting
+    fast = prepare(image, mask, (2.0, 0.7, 0.8), s, 2)
+    monkeypatch.setattr(imageops, "_SITK_NATIVE", frozenset())
+    slow = prepare(image, mask, (2.0, 0.7, 0.8), s, 2)
+    assert fast.itk is None and slow.itk is not None
+    for a, b in ((fast.array, slow.array), (fast.mask, slow.mask), (fast.shape_mask, slow.shape_mask)):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+    assert fast.bbox == slow.bbox and fast.spacing_zyx == slow.spacing_zyx
+    types = settings.image_types()
+    da = derived_images(fast.array, fast.sitk_image, types, False, 0)
+    db = derived_images(slow.array, slow.sitk_image, types, False, 0)
+    assert list(da) == list(db) and len(da) == 10
+    for k in da:
+        assert np.array_equal(da[k], db[k]), k
