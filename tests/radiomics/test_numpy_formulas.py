@@ -69,3 +69,46 @@ def test_glcm_numpy_equals_torch(case: int) -> None:
     assert list(a) == list(b) == list(FEATURES)
     for k in a:
         _close(a[k], b[k].numpy())
+
+
+@pytest.mark.parametrize("case", range(4))
+def test_ngtdm_numpy_equals_torch(case: int) -> None:
+    from radstore.radiomics.ngtdm import _features_numpy, _features_torch
+
+    rng = np.random.default_rng(11 + case)
+    n_i = rng.poisson(3.0, (3, 6)).astype(np.float64)
+    s_i = rng.random((3, 6)) * n_i
+    if case == 1:  # one grey level per ROI (Contrast divisor 0), and s = 0 (Coarseness 1e6)
+        n_i[:, 1:] = 0.0
+        s_i[:] = 0.0
+    if case == 2:  # absent levels and one ROI with equal neighbourhood sums (Busyness divisor 0)
+        n_i[:, ::2] = 0.0
+        s_i[:, ::2] = 0.0
+        s_i[0] = 0.0
+    if case == 3:
+        n_i, s_i = n_i[:, :1] + 1.0, s_i[:, :1]  # Ng = 1
+    a = _features_numpy(n_i, s_i)
+    b = _features_torch(torch.from_numpy(n_i), torch.from_numpy(s_i))
+    assert list(a) == list(b)
+    for k in a:
+        _close(a[k], b[k].numpy())
+
+
+@pytest.mark.parametrize("weights", [None, [0.5, 1.0, 2.0, 0.25]])
+def test_glrlm_direction_mean_numpy_equals_torch(weights: list[float] | None) -> None:
+    from radstore.radiomics.glrlm import _from_matrices_numpy, _from_matrices_torch
+
+    rng = np.random.default_rng(5)
+    p = rng.poisson(1.0, (3, 4, 5, 7)).astype(np.float64)
+    p[..., 2] = 0.0  # a run length that never occurs
+    p[1, 2] = 0.0
+    valid = p.sum(axis=(2, 3)) > 0
+    valid[0, 1] = False  # a direction without any pair of voxels on a line
+    p = p * valid[:, :, None, None]
+    p[2] = 0.0
+    valid[2] = False  # a ROI without any valid direction (NaN)
+    a = _from_matrices_numpy(p, valid, weights)
+    b = _from_matrices_torch(torch.from_numpy(p), torch.from_numpy(valid), weights)
+    assert list(a) == list(b)
+    for k in a:
+        _close(a[k], b[k].numpy())
