@@ -136,3 +136,28 @@ def test_prepare_without_simpleitk_equals_round_trip(reseg: bool, monkeypatch: p
     assert list(da) == list(db) and len(da) == 10
     for k in da:
         assert np.array_equal(da[k], db[k]), k
+
+
+@pytest.mark.parametrize("n_rois", [1, 3])
+@pytest.mark.parametrize("budget", [0, 1 << 20])
+def test_glrlm_grouped_directions_equal_torch(
+    n_rois: int, budget: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run-length counts with all directions encoded in one pass, or one direction per pass
+    (``budget`` 0), equal the torch kernel's, for one ROI and for a batch."""
+    import torch
+
+    from radstore.radiomics import glrlm
+    from radstore.radiomics.texture_params import TextureParams
+
+    groups = glrlm._direction_groups
+    monkeypatch.setattr(glrlm, "_direction_groups", lambda lengths: groups(lengths, budget))
+    rng = np.random.default_rng(8)
+    q = rng.integers(1, 5, size=(n_rois, 7, 9, 8))
+    q = np.where(rng.random(q.shape) < 0.6, np.roll(q, 1, axis=2), q)
+    m = np.stack([_blob(20 + r, (7, 9, 8)) for r in range(n_rois)])
+    qt, mt = torch.from_numpy(q), torch.from_numpy(m)
+    a, va = glrlm.matrices(qt, mt, 4, TextureParams(), method="numpy")
+    b, vb = glrlm.matrices(qt, mt, 4, TextureParams(), method="torch")
+    assert torch.equal(va, vb)
+    assert a.shape == b.shape and torch.equal(a, b)
