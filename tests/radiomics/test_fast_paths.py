@@ -33,6 +33,7 @@ def test_diameters_equal_brute_force(seed: int) -> None:
     ext = shape._line_extremes(verts)
     brute3 = float(np.sqrt(((phys[:, None, :] - phys[None, :, :]) ** 2).sum(-1)).max())
     assert shape._max_distance(phys, ext[0] & ext[1] & ext[2]) == pytest.approx(brute3, rel=1e-14)
+    assert shape._max_diameter_3d(phys, verts, ext) == pytest.approx(brute3, rel=1e-14)
     for axis in range(3):
         got = shape._grouped_max_distance(phys, verts, axis, ext)
         assert got == pytest.approx(_brute_grouped(phys, verts, axis), rel=1e-14)
@@ -161,3 +162,17 @@ def test_glrlm_grouped_directions_equal_torch(
     b, vb = glrlm.matrices(qt, mt, 4, TextureParams(), method="torch")
     assert torch.equal(va, vb)
     assert a.shape == b.shape and torch.equal(a, b)
+
+
+def test_diagonal_extremes_keep_hull_vertices() -> None:
+    """Points strictly inside a diagonal segment are dropped, every convex-hull vertex is kept."""
+    from scipy.spatial import ConvexHull
+
+    rng = np.random.default_rng(4)
+    verts = rng.integers(0, 12, (400, 3)) / 2.0
+    verts = np.unique(verts, axis=0)
+    idx = shape._diagonal_extremes(verts, np.arange(len(verts)), shape._FACE_DIAGONALS)
+    assert len(idx) < len(verts)
+    assert set(ConvexHull(verts).vertices.tolist()) <= set(idx.tolist())
+    line = np.array([[0, 0, 0], [0, 0.5, 0.5], [0, 1, 1], [3, 0, 0]])
+    assert shape._diagonal_extremes(line, np.arange(4), shape._FACE_DIAGONALS).tolist() == [0, 2, 3]
