@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import math
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -100,10 +101,11 @@ def _intensity_features(chunk: list[_Crop], settings: RadiomicsSettings, s: Sett
     out: list[dict[str, float]] = [{} for _ in chunk]
 
     def put(family: str, values: dict[str, torch.Tensor]) -> None:
-        cols = {n: values[n].detach().to("cpu", torch.float64).numpy() for n in enabled[family]}
+        names = enabled[family]
+        cols = torch.stack([values[n].detach() for n in names]).to("cpu", torch.float64).numpy().tolist()
+        keys = [f"{family}_{n}" for n in names]
         for i in range(len(chunk)):
-            for n in enabled[family]:
-                out[i][f"{family}_{n}"] = float(cols[n][i])
+            out[i].update(zip(keys, (c[i] for c in cols), strict=True))
 
     if "firstorder" in enabled:
         put("firstorder", firstorder.compute(
@@ -211,7 +213,7 @@ def extract_batch(rois: Sequence[ROI], settings: RadiomicsSettings, label: int |
     names = feature_names(settings)
     out = []
     for i, r in enumerate(results):
-        bad = [n for n in names if not np.isfinite(r[n])]
+        bad = [n for n in names if not math.isfinite(r[n])]
         if bad:
             raise ROIError(f"ROI {i}: non-finite feature values for {bad[:5]}{'...' if len(bad) > 5 else ''}")
         out.append({n: r[n] for n in names})
