@@ -355,9 +355,21 @@ def _features_torch(
 def _from_matrices(
     p: torch.Tensor, ng_roi: torch.Tensor, n_present: torch.Tensor, params: TextureParams
 ) -> dict[str, torch.Tensor]:
+    """Symmetrise, merge the directions (``weighting_norm``) and normalise the counts ``p``
+    [B, A, Ng, Ng], then :func:`_features` (NumPy throughout for CPU tensors)."""
+    w = _weights(angles(params.distances, params.force2d, params.force2d_dimension), params)
+    if p.device.type == "cpu":
+        a = p.numpy()
+        if params.symmetrical_glcm:
+            a = a + np.swapaxes(a, 2, 3)
+        if w is not None:
+            a = (a * np.asarray(w, dtype=np.float64).reshape(1, -1, 1, 1)).sum(1, keepdims=True)
+        tot = a.sum(axis=(2, 3), keepdims=True)
+        a = a / np.where(tot > 0, tot, 1.0)
+        out = _features_numpy(a, ng_roi.numpy(), n_present.numpy())
+        return {k: torch.from_numpy(v) for k, v in out.items()}
     if params.symmetrical_glcm:
         p = p + p.transpose(2, 3)
-    w = _weights(angles(params.distances, params.force2d, params.force2d_dimension), params)
     if w is not None:
         p = (p * torch.tensor(w, dtype=torch.float64, device=p.device).view(1, -1, 1, 1)).sum(1, keepdim=True)
     tot = p.sum(dim=(2, 3), keepdim=True)
