@@ -297,6 +297,8 @@ def _max_distance(points: np.ndarray, candidates: np.ndarray | None = None) -> f
         return 0.0
     if candidates is not None:
         points = points[candidates]
+    if len(points) <= 200:
+        return _pairwise_max(points)
     if len(points) > 1500 and points.shape[1] >= 2:  # below that the Gram search is cheaper than Qhull
         with contextlib.suppress(QhullError, ValueError):
             points = points[ConvexHull(points).vertices]
@@ -360,9 +362,12 @@ def _grouped_max_distance(points: np.ndarray, verts: np.ndarray, axis: int,
 
 def _max_diameter_3d(points: np.ndarray, verts: np.ndarray, extremes: list[np.ndarray]) -> float:
     """Largest distance between mesh vertices (``points`` in mm, ``verts`` in index units), searched
-    among those first or last on their axis lines (``extremes``) and face-diagonal lines only."""
-    idx = _diagonal_extremes(verts, np.flatnonzero(extremes[0] & extremes[1] & extremes[2]), _FACE_DIAGONALS)
-    return _max_distance(points[idx])
+    among those first or last on their axis lines (``extremes``) and, above 200 of them, on their
+    face-diagonal lines too."""
+    idx = np.flatnonzero(extremes[0] & extremes[1] & extremes[2])
+    if len(idx) <= 200:  # the direct search is cheaper than any further filtering
+        return _max_distance(points[idx])
+    return _max_distance(points[_diagonal_extremes(verts, idx, _FACE_DIAGONALS)])
 
 
 def _pca_eigen(mask: np.ndarray, spacing: np.ndarray, unbiased: bool = False) -> np.ndarray:

@@ -24,9 +24,13 @@ def _brute_grouped(points: np.ndarray, verts: np.ndarray, axis: int) -> float:
     return best
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(7))
 def test_diameters_equal_brute_force(seed: int) -> None:
-    mask = _blob(seed)
+    if seed < 6:
+        mask = _blob(seed)
+    else:  # a solid ellipsoid: > 200 candidates, so the diagonal filter runs
+        zz, yy, xx = np.indices((14, 26, 24))
+        mask = ((zz - 6.5) / 6) ** 2 + ((yy - 12.5) / 11.3) ** 2 + ((xx - 11.5) / 10.1) ** 2 < 1
     sp = (1.7, 0.6, 0.9)
     _, _, verts = shape.mesh_3d(mask, sp)
     phys = verts * np.asarray(sp)
