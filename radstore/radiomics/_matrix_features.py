@@ -12,6 +12,7 @@ LHGE = sum P i^2 j^2, all / Nz.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from radstore.radiomics._neighbours import EPS
@@ -19,7 +20,60 @@ from radstore.radiomics._neighbours import EPS
 
 def size_matrix_features(p: torch.Tensor, jvector: torch.Tensor) -> dict[str, torch.Tensor]:
     """The 16 generic features of ``p`` [G, Ng, J] (float64; grey levels ``1..Ng``, ``j`` values
-    ``jvector`` [J]); groups with ``Nz = 0`` use ``Nz = 1`` and ``Np = 1`` (PyRadiomics)."""
+    ``jvector`` [J]); groups with ``Nz = 0`` use ``Nz = 1`` and ``Np = 1`` (PyRadiomics).
+
+    CPU tensors go through :func:`size_matrix_features_numpy` (the matrices are small: NumPy's
+    per-operation cost is a fraction of torch's), others through :func:`size_matrix_features_torch`."""
+    if p.device.type == "cpu":
+        out = size_matrix_features_numpy(p.numpy(), jvector.numpy())
+        return {k: torch.from_numpy(v) for k, v in out.items()}
+    return size_matrix_features_torch(p, jvector)
+
+
+def size_matrix_features_numpy(p: np.ndarray, jvector: np.ndarray) -> dict[str, np.ndarray]:
+    """:func:`size_matrix_features_torch` in NumPy (same formulas, float64 [G] per feature)."""
+    ng = p.shape[1]
+    iv = np.arange(1, ng + 1, dtype=np.float64)
+    jv = jvector.astype(np.float64)
+    i2v = iv * iv
+    j2v = jv * jv
+    nz = p.sum(axis=(1, 2))
+    nz = np.where(nz == 0, 1.0, nz)
+    pg = p.sum(2)
+    pj = p.sum(1)
+    np_ = (pj * jv).sum(1)
+    np_ = np.where(np_ == 0, 1.0, np_)
+    out: dict[str, np.ndarray] = {}
+    out["SE"] = (pj / j2v).sum(1) / nz
+    out["LE"] = (pj * jv * jv).sum(1) / nz
+    gln = (pg * pg).sum(1)
+    out["GLN"] = gln / nz
+    out["GLNN"] = gln / nz**2
+    jn = (pj * pj).sum(1)
+    out["JN"] = jn / nz
+    out["JNN"] = jn / nz**2
+    out["Perc"] = nz / np_
+    pgn = pg / nz[:, None]
+    ui = (pgn * iv).sum(1, keepdims=True)
+    out["GLV"] = (pgn * (iv - ui) ** 2).sum(1)
+    pjn = pj / nz[:, None]
+    uj = (pjn * jv).sum(1, keepdims=True)
+    out["JV"] = (pjn * (jv - uj) ** 2).sum(1)
+    pn = p / nz[:, None, None]
+    out["Ent"] = -(pn * np.log2(pn + EPS)).sum(axis=(1, 2))
+    out["LGE"] = (pg / i2v).sum(1) / nz
+    out["HGE"] = (pg * iv * iv).sum(1) / nz
+    i2 = i2v[None, :, None]
+    j2 = j2v[None, None, :]
+    out["SLGE"] = (p / (i2 * j2)).sum(axis=(1, 2)) / nz
+    out["SHGE"] = (p * i2 / j2).sum(axis=(1, 2)) / nz
+    out["LLGE"] = (p * j2 / i2).sum(axis=(1, 2)) / nz
+    out["LHGE"] = (p * i2 * j2).sum(axis=(1, 2)) / nz
+    return out
+
+
+def size_matrix_features_torch(p: torch.Tensor, jvector: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The torch formulas of :func:`size_matrix_features` (any device)."""
     ng = p.shape[1]
     iv = torch.arange(1, ng + 1, device=p.device, dtype=torch.float64)
     jv = jvector.to(torch.float64)

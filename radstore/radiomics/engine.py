@@ -13,7 +13,9 @@ thread count is used as a thread pool over ROIs (pre-processing, shape, filters)
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
+import math
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from threadpoolctl import ThreadpoolController
 
 from radstore.radiomics import firstorder, registry
 from radstore.radiomics._neighbours import shared_grids
@@ -98,10 +101,11 @@ def _intensity_features(chunk: list[_Crop], settings: RadiomicsSettings, s: Sett
     out: list[dict[str, float]] = [{} for _ in chunk]
 
     def put(family: str, values: dict[str, torch.Tensor]) -> None:
-        cols = {n: values[n].detach().to("cpu", torch.float64).numpy() for n in enabled[family]}
+        names = enabled[family]
+        cols = torch.stack([values[n].detach() for n in names]).to("cpu", torch.float64).numpy().tolist()
+        keys = [f"{family}_{n}" for n in names]
         for i in range(len(chunk)):
-            for n in enabled[family]:
-                out[i][f"{family}_{n}"] = float(cols[n][i])
+            out[i].update(zip(keys, (c[i] for c in cols), strict=True))
 
     if "firstorder" in enabled:
         put("firstorder", firstorder.compute(
@@ -115,18 +119,26 @@ def _intensity_features(chunk: list[_Crop], settings: RadiomicsSettings, s: Sett
     return out
 
 
+@functools.lru_cache(maxsize=1)
+def _blas_controller() -> ThreadpoolController:
+    """The BLAS/OpenMP pools loaded in this process (found once: the scan costs ~1 ms)."""
+    return ThreadpoolController()
+
+
 @contextlib.contextmanager
 def _cpu_threads(device: str) -> Iterator[int]:
-    """On CPU, run the feature maths with one torch intra-op thread (its tensors are small: more
-    threads only contend) and yield the caller's thread count as the number of workers over ROIs /
-    image types instead; torch's setting is restored on exit. Other devices: one worker."""
+    """On CPU, run the feature maths with one torch intra-op thread and one BLAS thread (the arrays
+    are small: more threads only contend, on a loaded machine a 3 x N matrix product then costs ms)
+    and yield the caller's thread count as the number of workers over ROIs / image types instead;
+    both settings are restored on exit. Other devices: one worker."""
     if torch.device(device).type != "cpu":
         yield 1
         return
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        yield n
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            yield n
     finally:
         torch.set_num_threads(n)
 
@@ -157,7 +169,7 @@ def _prepare_roi(i: int, roi: ROI, settings: RadiomicsSettings, enabled: dict[st
         if "shape2D" in enabled:
             vals = shape_2d(sm, prep.spacing_zyx, s0.force2Ddimension, unbiased_pca=ibsi)
             row.update({f"original_shape2D_{n}": vals[n] for n in enabled["shape2D"]})
-        images = derived_images(prep.image, image_types, s0.force2D, s0.force2Ddimension)
+        images = derived_images(prep.array, prep.sitk_image, image_types, s0.force2D, s0.force2Ddimension)
         cmask = np.ascontiguousarray(prep.mask[prep.bbox])
         crops = []
         for name, _kind, args in image_types:
@@ -201,7 +213,7 @@ def extract_batch(rois: Sequence[ROI], settings: RadiomicsSettings, label: int |
     names = feature_names(settings)
     out = []
     for i, r in enumerate(results):
-        bad = [n for n in names if not np.isfinite(r[n])]
+        bad = [n for n in names if not math.isfinite(r[n])]
         if bad:
             raise ROIError(f"ROI {i}: non-finite feature values for {bad[:5]}{'...' if len(bad) > 5 else ''}")
         out.append({n: r[n] for n in names})

@@ -14,6 +14,7 @@ they run once per image and the filtered arrays feed every family.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -38,14 +39,14 @@ def log_image(image: sitk.Image, sigma: float) -> np.ndarray:
     return sitk.GetArrayFromImage(f.Execute(image)).astype(np.float64, copy=False)
 
 
-def wavelet_bands(image: sitk.Image, wavelet: str = "coif1", start_level: int = 0, level: int = 1,
+def wavelet_bands(image: np.ndarray, wavelet: str = "coif1", start_level: int = 0, level: int = 1,
                   force2d: bool = False, force2d_dimension: int = 0) -> dict[tuple[int, str], np.ndarray]:
     """All sub-bands ``{(level, "LLH"...): array}`` of the stationary wavelet transform (PyRadiomics
     ``_swt3``); the approximation of the last level is included as ``"LLL"`` (or ``"LL"`` in 2D)."""
     axes = [2, 1, 0]
     if force2d:
         axes.remove(force2d_dimension)
-    data = sitk.GetArrayFromImage(image)
+    data = np.asarray(image)
     shape = data.shape
     data = np.pad(data, [(0, 1 if d % 2 else 0) for d in shape], mode="wrap")
     cut = tuple(slice(None, -1 if d % 2 else None) for d in shape)
@@ -64,17 +65,19 @@ def wavelet_bands(image: sitk.Image, wavelet: str = "coif1", start_level: int = 
     return out
 
 
-def derived_images(image: sitk.Image, image_types: list[tuple[str, str, dict[str, Any]]],
+def derived_images(image: np.ndarray, sitk_image: Callable[[], sitk.Image],
+                   image_types: list[tuple[str, str, dict[str, Any]]],
                    force2d: bool, force2d_dimension: int) -> dict[str, np.ndarray]:
     """Every derived image named as PyRadiomics names it (``original``, ``log-sigma-...``,
-    ``wavelet-LLH``...), whole-image float64 arrays."""
+    ``wavelet-LLH``...), whole-image float64 arrays, from the image values ``image`` [z, y, x];
+    ``sitk_image()`` gives the same image in SimpleITK (asked for only when LoG needs it)."""
     out: dict[str, np.ndarray] = {}
     bands: dict[tuple[int, str], np.ndarray] | None = None
     for name, kind, args in image_types:
         if kind == "Original":
-            out[name] = sitk.GetArrayFromImage(image).astype(np.float64, copy=False)
+            out[name] = image.astype(np.float64, copy=False)
         elif kind == "LoG":
-            out[name] = log_image(image, args["sigma"])
+            out[name] = log_image(sitk_image(), args["sigma"])
         elif kind == "Wavelet":
             if bands is None:
                 bands = wavelet_bands(image, args["wavelet"], args["start_level"], args["level"], force2d,

@@ -12,8 +12,8 @@ Idmn/Idn the largest grey level in the ROI; grey levels absent from the ROI only
 Implementation: on CPU the ROIs are cropped, padded with ``max(distances)`` voxels of level 0 and
 flattened (:class:`._neighbours.FlatGrid`); per direction one gather ``g[v + step]`` over the ROI
 voxels and one ``bincount`` of ``(roi, g(v), g(v + step))`` give the matrix (level 0 = outside,
-dropped). Other devices: shifted slices of the dense grid. The features are torch on the small
-matrices (MCC by ``eigvalsh``, see :func:`_features`).
+dropped). Other devices: shifted slices of the dense grid. The features are computed on the small
+matrices, in NumPy on CPU and torch elsewhere (MCC by ``eigvalsh``, see :func:`_features_torch`).
 
 Degenerate ROIs: a ROI without any voxel pair at the configured distances (e.g. one voxel) has no
 GLCM; PyRadiomics then returns NaN for every feature and so do we (documented, with a warning).
@@ -24,6 +24,7 @@ give its NaN).
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
@@ -144,6 +145,119 @@ def _matrices_torch(
 
 
 def _features(p: torch.Tensor, ng_roi: torch.Tensor, n_present: torch.Tensor) -> dict[str, torch.Tensor]:
+    """GLCM features of normalised matrices ``p`` [B, A, N, N]: :func:`_features_numpy` for CPU
+    tensors (small matrices: NumPy's per-operation cost is a fraction of torch's), else
+    :func:`_features_torch`."""
+    if p.device.type == "cpu":
+        out = _features_numpy(p.numpy(), ng_roi.numpy(), n_present.numpy())
+        return {k: torch.from_numpy(v) for k, v in out.items()}
+    return _features_torch(p, ng_roi, n_present)
+
+
+@functools.lru_cache(maxsize=64)
+def _sum_diff_order(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For the flattened ``[N, N]`` matrix: the cell order sorted (stably) by ``i + j`` and by
+    ``|i - j|``, and the start of each value's run in that order (every value occurs)."""
+    ii = np.arange(n)
+    sum_idx = (ii[:, None] + ii[None, :]).ravel()
+    diff_idx = np.abs(ii[:, None] - ii[None, :]).ravel()
+    so = np.argsort(sum_idx, kind="stable")
+    do = np.argsort(diff_idx, kind="stable")
+    ss = np.searchsorted(sum_idx[so], np.arange(2 * n - 1))
+    ds = np.searchsorted(diff_idx[do], np.arange(n))
+    return so, ss, do, ds
+
+
+def _features_numpy(p: np.ndarray, ng_roi: np.ndarray, n_present: np.ndarray) -> dict[str, np.ndarray]:
+    """:func:`_features_torch` in NumPy (same formulas; ``p_x+y`` / ``p_x-y`` by ordered sums)."""
+    bsz, na, n, _ = p.shape
+    f64 = np.float64
+    valid = p.sum(axis=(2, 3)) > 0
+    lv = np.arange(1, n + 1, dtype=f64)
+    i = lv[:, None]
+    j = lv[None, :]
+    px = p.sum(3)
+    py = p.sum(2)
+    ux = (px * lv).sum(-1)
+    uy = (py * lv).sum(-1)
+    uxe, uye = ux[..., None, None], uy[..., None, None]
+    flat = p.reshape(bsz, na, n * n)
+    so, ss, do, ds = _sum_diff_order(n)
+    pxa = np.add.reduceat(flat[..., so], ss, axis=-1)
+    pxs = np.add.reduceat(flat[..., do], ds, axis=-1)
+    k_sum = np.arange(2, 2 * n + 1, dtype=f64)
+    k_diff = np.arange(0, n, dtype=f64)
+
+    def s2(t: np.ndarray) -> np.ndarray:
+        return t.sum(axis=(-2, -1))
+
+    def ent(t: np.ndarray) -> np.ndarray:
+        return -(t * np.log2(t + EPS)).sum(-1)
+
+    out: dict[str, np.ndarray] = {}
+    hxy = ent(flat)
+    ipj = (i + j) - uxe - uye
+    ipj2 = ipj * ipj
+    pi = p * ipj
+    out["Autocorrelation"] = s2(p * (i * j))
+    out["ClusterShade"] = s2(pi * ipj2)
+    out["ClusterTendency"] = s2(pi * ipj)
+    out["ClusterProminence"] = s2(pi * ipj * ipj2)
+    out["Contrast"] = (pxs * k_diff * k_diff).sum(-1)
+    sumsq_x = (px * (lv - ux[..., None]) ** 2).sum(-1)
+    sigx = np.sqrt(sumsq_x)
+    sigy = np.sqrt((py * (lv - uy[..., None]) ** 2).sum(-1))
+    corm = s2(p * (i - uxe) * (j - uye))
+    corr = corm / (sigx * sigy + EPS)
+    out["Correlation"] = np.where(sigx * sigy == 0, 1.0, corr)
+    diffavg = (k_diff * pxs).sum(-1)
+    out["DifferenceAverage"] = diffavg
+    out["DifferenceEntropy"] = ent(pxs)
+    out["DifferenceVariance"] = (pxs * (k_diff - diffavg[..., None]) ** 2).sum(-1)
+    out["JointEnergy"] = (flat * flat).sum(-1)
+    out["JointEntropy"] = hxy
+    hx = ent(px)
+    hy = ent(py)
+    pxpy = px[..., :, None] * py[..., None, :]
+    log_pxpy = np.log2(pxpy + EPS)
+    hxy1 = -s2(p * log_pxpy)
+    hxy2 = -s2(pxpy * log_pxpy)
+    div = np.fmax(hx, hy)
+    out["Imc1"] = np.where(div != 0, (hxy - hxy1) / np.where(div != 0, div, 1.0), 0.0)
+    dh = hxy2 - hxy
+    out["Imc2"] = np.where(dh > 0, np.sqrt(1 - np.exp(-2 * np.maximum(dh, 0.0))), 0.0)
+    ngr = ng_roi.astype(f64).reshape(bsz, 1, 1)
+    out["Idm"] = (pxs / (1 + k_diff**2)).sum(-1)
+    out["Idmn"] = (pxs / (1 + k_diff**2 / ngr**2)).sum(-1)
+    out["Id"] = (pxs / (1 + k_diff)).sum(-1)
+    out["Idn"] = (pxs / (1 + k_diff / ngr)).sum(-1)
+    out["InverseVariance"] = (pxs[..., 1:] / k_diff[1:] ** 2).sum(-1)
+    out["MaximumProbability"] = flat.max(axis=-1)
+    out["SumAverage"] = (k_sum * pxa).sum(-1)
+    out["SumEntropy"] = ent(pxa)
+    out["SumSquares"] = sumsq_x
+    if n > 1:
+        q_mat = (p / (pxpy + EPS)) @ np.swapaxes(p, -2, -1)
+        sc = np.where(px > 0, np.sqrt(px), 1.0)
+        c = sc[..., :, None] * q_mat / sc[..., None, :]
+        second = np.linalg.eigvalsh((c + np.swapaxes(c, -2, -1)) * 0.5)[..., -2]
+    else:
+        second = np.zeros((bsz, na), dtype=f64)
+    out["MCC"] = np.sqrt(np.maximum(second, 0.0))
+    names = list(out)
+    stacked = np.where(valid, np.stack([out[k] for k in names]), np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.nansum(stacked, axis=-1) / (~np.isnan(stacked)).sum(-1)
+    res = dict(zip(names, means, strict=True))
+    res["MCC"] = np.where(n_present < 2, 1.0, res["MCC"])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        res["JointAverage"] = np.where(valid, ux, 0.0).sum(1) / valid.sum(1)
+    return {k: res[k] for k in FEATURES}
+
+
+def _features_torch(
+    p: torch.Tensor, ng_roi: torch.Tensor, n_present: torch.Tensor
+) -> dict[str, torch.Tensor]:
     """Per-direction GLCM features ``[B, A]`` from normalised matrices ``p`` [B, A, N, N] (PyRadiomics
     formulas), then averaged over valid directions.
 
@@ -241,9 +355,21 @@ def _features(p: torch.Tensor, ng_roi: torch.Tensor, n_present: torch.Tensor) ->
 def _from_matrices(
     p: torch.Tensor, ng_roi: torch.Tensor, n_present: torch.Tensor, params: TextureParams
 ) -> dict[str, torch.Tensor]:
+    """Symmetrise, merge the directions (``weighting_norm``) and normalise the counts ``p``
+    [B, A, Ng, Ng], then :func:`_features` (NumPy throughout for CPU tensors)."""
+    w = _weights(angles(params.distances, params.force2d, params.force2d_dimension), params)
+    if p.device.type == "cpu":
+        a = p.numpy()
+        if params.symmetrical_glcm:
+            a = a + np.swapaxes(a, 2, 3)
+        if w is not None:
+            a = (a * np.asarray(w, dtype=np.float64).reshape(1, -1, 1, 1)).sum(1, keepdims=True)
+        tot = a.sum(axis=(2, 3), keepdims=True)
+        a = a / np.where(tot > 0, tot, 1.0)
+        out = _features_numpy(a, ng_roi.numpy(), n_present.numpy())
+        return {k: torch.from_numpy(v) for k, v in out.items()}
     if params.symmetrical_glcm:
         p = p + p.transpose(2, 3)
-    w = _weights(angles(params.distances, params.force2d, params.force2d_dimension), params)
     if w is not None:
         p = (p * torch.tensor(w, dtype=torch.float64, device=p.device).view(1, -1, 1, 1)).sum(1, keepdim=True)
     tot = p.sum(dim=(2, 3), keepdim=True)

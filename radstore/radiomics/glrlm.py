@@ -25,7 +25,7 @@ import warnings
 import numpy as np
 import torch
 
-from radstore.radiomics._matrix_features import size_matrix_features
+from radstore.radiomics._matrix_features import size_matrix_features_numpy, size_matrix_features_torch
 from radstore.radiomics._neighbours import (
     FlatGrid,
     angles,
@@ -143,8 +143,9 @@ def _matrices_numpy(
     grid: FlatGrid, n_levels: int, params: TextureParams, nr: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per direction: run-length encoding of the line-major grid (:func:`_line_major`), whose runs of
-    a non-zero level are exactly the GLRLM runs (runs of 0 land in row 0, dropped); a direction is
-    valid for a ROI when it has a run of length >= 2 or two touching runs or, failing both, two
+    a non-zero level are exactly the GLRLM runs (runs of 0 land in row 0, dropped), several
+    directions at once on their concatenated line-major arrays (:func:`_direction_groups`); a
+    direction is valid for a ROI when it has a run of length >= 2 or two touching runs or, failing both, two
     voxels on one line with only non-ROI voxels between."""
     offs = angles((1,), params.force2d, params.force2d_dimension)
     b, na, n1 = grid.n_rois, len(offs), n_levels + 1
@@ -154,24 +155,30 @@ def _matrices_numpy(
     size = b * n1 * nr
     counts = np.zeros((na, size), dtype=np.int64)
     valid = np.zeros((b, na), dtype=bool)
-    for ai, step in enumerate(steps):
-        t, m = _line_major(gz, n, step)
-        bnd = np.flatnonzero(t[1:] != t[:-1]) + 1  # run starts; t[0] = 0 and t[-1] = 0
+    for group in _direction_groups([n + 2 * s for s in steps]):
+        ts, ms = zip(*(_line_major(gz, n, steps[ai]) for ai in group), strict=True)
+        seg = np.cumsum([0, *(len(t) for t in ts)])
+        t = np.concatenate(ts) if len(ts) > 1 else ts[0]
+        bnd = np.flatnonzero(t[1:] != t[:-1]) + 1  # run starts; every segment starts and ends with 0
         lens = np.diff(bnd)
         vals = t[bnd[:-1]]
         np.minimum(lens, nr, out=lens)  # (runs of 0 may be longer)
         lens -= 1
+        start = bnd[:-1]
+        gi = np.searchsorted(seg, start, side="right") - 1  # index in ``group`` of each run
+        dirs = np.asarray(group)[gi]
         roi_run = vals > 0
-        touch = roi_run[1:] & roi_run[:-1]  # a ROI run followed directly by another one
+        touch = roi_run[1:] & roi_run[:-1]  # a ROI run followed directly by another one (same segment)
         if b == 1:
-            lens += vals.astype(np.int64) * nr
-            valid[0, ai] = bool(touch.any())
+            lens += dirs * size + vals.astype(np.int64) * nr
+            valid[0, dirs[1:][touch]] = True
         else:
-            start = bnd[:-1]  # all in the grid: its last ``step`` voxels are padding
-            roi = ((start % m) * step + start // m) // grid.block
-            lens += (roi * n1 + vals) * nr
-            valid[roi[:-1][touch], ai] = True
-        counts[ai] = np.bincount(lens, minlength=size)
+            local = start - seg[gi]  # all in the grid: its last ``step`` voxels are padding
+            m_run = np.asarray(ms)[gi]
+            roi = ((local % m_run) * np.asarray(steps)[dirs] + local // m_run) // grid.block
+            lens += dirs * size + (roi * n1 + vals) * nr
+            valid[roi[:-1][touch], dirs[1:][touch]] = True
+        counts += np.bincount(lens, minlength=na * size).reshape(na, size)
     long_run = counts.reshape(na, b, n1, nr)[:, :, 1:, 1:].any(axis=(2, 3)).T
     valid |= long_run
     for r, ai in np.argwhere(~valid).tolist():
@@ -179,6 +186,21 @@ def _matrices_numpy(
     p = torch.from_numpy(counts).view(na, b, n1, nr)[:, :, 1:].transpose(0, 1).to(torch.float64)
     vt = torch.from_numpy(valid)
     return p * vt.view(b, na, 1, 1), vt
+
+
+def _direction_groups(lengths: list[int], budget: int = 1 << 20) -> list[list[int]]:
+    """Consecutive direction indices grouped so that each group's line-major arrays (``lengths``)
+    total at most ``budget`` elements (a longer one is alone): small grids are encoded in one pass."""
+    groups: list[list[int]] = []
+    total = 0
+    for ai, n in enumerate(lengths):
+        if groups and total + n <= budget:
+            groups[-1].append(ai)
+            total += n
+        else:
+            groups.append([ai])
+            total = n
+    return groups
 
 
 def _shares_line(grid: FlatGrid, r: int, step: int) -> bool:
@@ -232,8 +254,38 @@ def _matrices_torch(
 
 
 def _from_matrices(p: torch.Tensor, valid: torch.Tensor, params: TextureParams) -> dict[str, torch.Tensor]:
-    b, na, ng, nr = p.shape
+    """Features of run-length counts ``p`` [B, A, Ng, Nr] averaged over the ``valid`` [B, A]
+    directions (merged first with a ``weighting_norm``): NumPy for CPU tensors, else torch."""
     w = _weights(angles((1,), params.force2d, params.force2d_dimension), params)
+    if p.device.type == "cpu":
+        out = _from_matrices_numpy(p.numpy(), valid.numpy(), w)
+        return {k: torch.from_numpy(v) for k, v in out.items()}
+    return _from_matrices_torch(p, valid, w)
+
+
+def _from_matrices_numpy(p: np.ndarray, valid: np.ndarray, w: list[float] | None) -> dict[str, np.ndarray]:
+    """:func:`_from_matrices_torch` in NumPy."""
+    b, na, ng, _ = p.shape
+    if w is not None:
+        p = (p * np.asarray(w, dtype=np.float64).reshape(1, -1, 1, 1)).sum(1, keepdims=True)
+        valid = p.sum(axis=(2, 3)) > 0
+        na = 1
+    # only run lengths that occur (zero columns add nothing to any feature)
+    jv = np.flatnonzero(p.sum(axis=(0, 1, 2)) > 0) + 1
+    p = p[..., jv - 1]
+    feats = size_matrix_features_numpy(p.reshape(b * na, ng, len(jv)), jv)
+    names = list(feats)
+    stacked = np.where(valid, np.stack([feats[k].reshape(b, na) for k in names]), np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.nansum(stacked, axis=-1) / (~np.isnan(stacked)).sum(-1)
+    return {_NAMES[k]: v for k, v in zip(names, means, strict=True)}
+
+
+def _from_matrices_torch(
+    p: torch.Tensor, valid: torch.Tensor, w: list[float] | None
+) -> dict[str, torch.Tensor]:
+    """GLRLM features on any device (see :func:`_from_matrices`)."""
+    b, na, ng, nr = p.shape
     if w is not None:
         p = (p * torch.tensor(w, dtype=torch.float64, device=p.device).view(1, -1, 1, 1)).sum(1, keepdim=True)
         valid = p.sum(dim=(2, 3)) > 0
@@ -241,7 +293,7 @@ def _from_matrices(p: torch.Tensor, valid: torch.Tensor, params: TextureParams) 
     # only run lengths that occur (zero columns add nothing to any feature)
     jv = torch.arange(1, nr + 1, device=p.device)[p.sum(dim=(0, 1, 2)) > 0]
     p = p[..., jv - 1]
-    feats = size_matrix_features(p.reshape(b * na, ng, len(jv)), jv)
+    feats = size_matrix_features_torch(p.reshape(b * na, ng, len(jv)), jv)
     names = list(feats)
     stacked = torch.stack([feats[k].view(b, na) for k in names])
     means = torch.where(valid, stacked, torch.full_like(stacked, float("nan"))).nanmean(dim=-1)

@@ -4,7 +4,8 @@ Order (PyRadiomics ``RadiomicsFeatureExtractor.execute``): label map -> normalis
 with the chosen interpolator, mask with nearest neighbour, then crop to the ROI box + padDistance)
 or preCrop -> mask checks -> re-segmentation -> shape on the ROI box -> filters on the whole
 (resampled) image -> crop every filtered image to the ROI box -> discretise once per image type.
-SimpleITK is used for normalisation and resampling so that values are PyRadiomics' bit for bit.
+SimpleITK is used for normalisation, resampling and pre-cropping so that values are PyRadiomics' bit for
+bit; without any of them the arrays are used as they are (a SimpleITK round trip is the identity).
 """
 
 from __future__ import annotations
@@ -26,11 +27,23 @@ class ROIError(ValueError):
 class Prepared:
     """An image and its ROI after normalisation/resampling/checks (arrays ``[z, y, x]``)."""
 
-    image: sitk.Image            # whole (or resampled/pre-cropped) image, input pixel type kept
+    array: np.ndarray            # whole (or resampled/pre-cropped) image values, input pixel type kept
     mask: np.ndarray             # bool ROI on the same grid (after re-segmentation if any)
     shape_mask: np.ndarray       # bool ROI used for shape (before re-segmentation unless resegmentShape)
     bbox: tuple[slice, slice, slice]  # ROI bounding box on that grid
     spacing_zyx: tuple[float, float, float]
+    itk: sitk.Image | None = None  # the same image in SimpleITK when a SimpleITK step produced it
+
+    def sitk_image(self) -> sitk.Image:
+        """The image as SimpleITK (for filters), built from ``array`` when no SimpleITK step ran."""
+        if self.itk is None:
+            self.itk = _to_sitk(self.array, self.spacing_zyx)
+        return self.itk
+
+
+# pixel types SimpleITK keeps as they are (GetImageFromArray -> GetArrayFromImage is the identity)
+_SITK_NATIVE = frozenset(np.dtype(t) for t in (np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32,
+                                               np.int64, np.uint64, np.float32, np.float64))
 
 
 def _to_sitk(array: np.ndarray, spacing_zyx: tuple[float, float, float]) -> sitk.Image:
@@ -151,28 +164,34 @@ def prepare(image: np.ndarray, mask: np.ndarray, spacing_zyx: tuple[float, float
     roi = mask.copy() if mask.dtype == bool else mask == label
     if not roi.any():
         raise ROIError(f"label {label} not present in mask")
-    img = _to_sitk(image, spacing_zyx)
-    msk = _to_sitk(roi.astype(np.uint32), spacing_zyx)
-    if s.normalize:
-        img = _normalize(img, s)
-    if s.resampledPixelSpacing is not None:
-        img, msk = _resample(img, msk, s, 1)
-    elif s.preCrop:
-        bb = _check(roi, s, label)
-        lo = np.array([b.start for b in bb[::-1]])
-        hi = np.array([b.stop - 1 for b in bb[::-1]])
-        img, msk = _crop(img, msk, lo, hi, s.padDistance)
-    roi = sitk.GetArrayFromImage(msk) == 1
-    spacing = tuple(float(x) for x in img.GetSpacing()[::-1])
+    itk: sitk.Image | None = None
+    if not s.normalize and s.resampledPixelSpacing is None and not s.preCrop and image.dtype in _SITK_NATIVE:
+        # no SimpleITK step: a round trip through it would return these same arrays
+        arr = np.ascontiguousarray(image)
+        spacing = tuple(float(x) for x in spacing_zyx)
+    else:
+        img = _to_sitk(image, spacing_zyx)
+        msk = _to_sitk(roi.astype(np.uint32), spacing_zyx)
+        if s.normalize:
+            img = _normalize(img, s)
+        if s.resampledPixelSpacing is not None:
+            img, msk = _resample(img, msk, s, 1)
+        elif s.preCrop:
+            bb = _check(roi, s, label)
+            lo = np.array([b.start for b in bb[::-1]])
+            hi = np.array([b.stop - 1 for b in bb[::-1]])
+            img, msk = _crop(img, msk, lo, hi, s.padDistance)
+        roi = sitk.GetArrayFromImage(msk) == 1
+        spacing = tuple(float(x) for x in img.GetSpacing()[::-1])
+        arr, itk = sitk.GetArrayFromImage(img), img
     bb = _check(roi, s, label)
     shape_mask = roi
     if s.resegmentRange is not None:
-        arr = sitk.GetArrayFromImage(img)
         roi = _resegment(arr, roi, s, label)
         bb = _check(roi, s, label)
         if s.resegmentShape:
             shape_mask = roi
-    return Prepared(img, roi, shape_mask, bb, spacing)  # type: ignore[arg-type]
+    return Prepared(arr, roi, shape_mask, bb, spacing, itk)  # type: ignore[arg-type]
 
 
 def bin_edges(values_min: float, values_max: float, s: Setting, anchor: float | None = None) -> np.ndarray:

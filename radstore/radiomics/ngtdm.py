@@ -92,6 +92,45 @@ def _matrices_torch(
 
 
 def _features(n_i: torch.Tensor, s_i: torch.Tensor) -> dict[str, torch.Tensor]:
+    """NGTDM features from ``n_i``, ``s_i`` [B, Ng]: :func:`_features_numpy` for CPU tensors (small
+    arrays: NumPy's per-operation cost is a fraction of torch's), else :func:`_features_torch`."""
+    if n_i.device.type == "cpu":
+        return {k: torch.from_numpy(v) for k, v in _features_numpy(n_i.numpy(), s_i.numpy()).items()}
+    return _features_torch(n_i, s_i)
+
+
+def _features_numpy(n_i: np.ndarray, s_i: np.ndarray) -> dict[str, np.ndarray]:
+    """:func:`_features_torch` in NumPy (same formulas)."""
+    ng = n_i.shape[1]
+    iv = np.arange(1, ng + 1, dtype=np.float64)
+    nvp = n_i.sum(1)
+    p = n_i / nvp[:, None]
+    nz = p > 0
+    both = nz[:, :, None] & nz[:, None, :]
+    ngp = nz.sum(1).astype(np.float64)
+    ps = p * s_i
+    sum_ps = ps.sum(1)
+    sum_s = s_i.sum(1)
+    d2 = (iv[:, None] - iv[None, :]) ** 2
+    out: dict[str, np.ndarray] = {}
+    out["Coarseness"] = np.where(sum_ps != 0, 1 / np.where(sum_ps != 0, sum_ps, 1.0), 1e6)
+    div = ngp * (ngp - 1)
+    con = (p[:, :, None] * p[:, None, :] * d2).sum(axis=(1, 2)) * sum_s / nvp
+    out["Contrast"] = np.where(div != 0, con / np.where(div != 0, div, 1.0), 0.0)
+    ip = iv * p
+    absdiff = np.where(both, np.abs(ip[:, :, None] - ip[:, None, :]), 0.0).sum(axis=(1, 2))
+    out["Busyness"] = np.where(absdiff != 0, sum_ps / np.where(absdiff != 0, absdiff, 1.0), 0.0)
+    num = np.where(both, ps[:, :, None] + ps[:, None, :], 0.0)
+    den = p[:, :, None] + p[:, None, :]
+    den = np.where(den == 0, 1.0, den)
+    out["Complexity"] = (np.abs(iv[:, None] - iv[None, :]) * num / den).sum(axis=(1, 2)) / nvp
+    st = np.where(both, (p[:, :, None] + p[:, None, :]) * d2, 0.0).sum(axis=(1, 2))
+    out["Strength"] = np.where(sum_s != 0, st / np.where(sum_s != 0, sum_s, 1.0), 0.0)
+    return {k: out[k] for k in FEATURES}
+
+
+def _features_torch(n_i: torch.Tensor, s_i: torch.Tensor) -> dict[str, torch.Tensor]:
+    """NGTDM features (Amadasun & King 1989; PyRadiomics 3.1 formulas), any device."""
     ng = n_i.shape[1]
     iv = torch.arange(1, ng + 1, device=n_i.device, dtype=torch.float64)
     nvp = n_i.sum(1)

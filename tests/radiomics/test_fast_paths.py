@@ -24,15 +24,20 @@ def _brute_grouped(points: np.ndarray, verts: np.ndarray, axis: int) -> float:
     return best
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(7))
 def test_diameters_equal_brute_force(seed: int) -> None:
-    mask = _blob(seed)
+    if seed < 6:
+        mask = _blob(seed)
+    else:  # a solid ellipsoid: > 200 candidates, so the diagonal filter runs
+        zz, yy, xx = np.indices((14, 26, 24))
+        mask = ((zz - 6.5) / 6) ** 2 + ((yy - 12.5) / 11.3) ** 2 + ((xx - 11.5) / 10.1) ** 2 < 1
     sp = (1.7, 0.6, 0.9)
     _, _, verts = shape.mesh_3d(mask, sp)
     phys = verts * np.asarray(sp)
     ext = shape._line_extremes(verts)
     brute3 = float(np.sqrt(((phys[:, None, :] - phys[None, :, :]) ** 2).sum(-1)).max())
     assert shape._max_distance(phys, ext[0] & ext[1] & ext[2]) == pytest.approx(brute3, rel=1e-14)
+    assert shape._max_diameter_3d(phys, verts, ext) == pytest.approx(brute3, rel=1e-14)
     for axis in range(3):
         got = shape._grouped_max_distance(phys, verts, axis, ext)
         assert got == pytest.approx(_brute_grouped(phys, verts, axis), rel=1e-14)
@@ -105,3 +110,73 @@ def test_thread_pool_batch_equals_sequential_and_restores_threads() -> None:
     for a, b in zip(par, one, strict=True):
         assert a.keys() == b.keys()
         np.testing.assert_allclose(list(a.values()), list(b.values()), rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("reseg", [False, True])
+def test_prepare_without_simpleitk_equals_round_trip(reseg: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without normalisation/resampling/pre-crop the image skips SimpleITK; with the fast path
+    switched off it takes the round trip: same arrays and derived images."""
+    from radstore.radiomics import imageops
+    from radstore.radiomics.filters import derived_images
+    from radstore.radiomics.imageops import prepare
+    from radstore.radiomics.settings import RadiomicsSettings
+
+    rng = np.random.default_rng(3)
+    image = rng.normal(40, 30, (10, 16, 14)).round().astype(np.int16)
+    mask = _blob(4, image.shape).astype(np.uint8) * 2
+    params = {"imageType": {"Original": {}, "LoG": {"sigma": [1.0]}, "Wavelet": {}},
+              "setting": {"label": 2, **({"resegmentRange": [0, 80]} if reseg else {})}}
+    settings = RadiomicsSettings.from_params(params)
+    s = settings.setting
+    fast = prepare(image, mask, (2.0, 0.7, 0.8), s, 2)
+    monkeypatch.setattr(imageops, "_SITK_NATIVE", frozenset())
+    slow = prepare(image, mask, (2.0, 0.7, 0.8), s, 2)
+    assert fast.itk is None and slow.itk is not None
+    for a, b in ((fast.array, slow.array), (fast.mask, slow.mask), (fast.shape_mask, slow.shape_mask)):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+    assert fast.bbox == slow.bbox and fast.spacing_zyx == slow.spacing_zyx
+    types = settings.image_types()
+    da = derived_images(fast.array, fast.sitk_image, types, False, 0)
+    db = derived_images(slow.array, slow.sitk_image, types, False, 0)
+    assert list(da) == list(db) and len(da) == 10
+    for k in da:
+        assert np.array_equal(da[k], db[k]), k
+
+
+@pytest.mark.parametrize("n_rois", [1, 3])
+@pytest.mark.parametrize("budget", [0, 1 << 20])
+def test_glrlm_grouped_directions_equal_torch(
+    n_rois: int, budget: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run-length counts with all directions encoded in one pass, or one direction per pass
+    (``budget`` 0), equal the torch kernel's, for one ROI and for a batch."""
+    import torch
+
+    from radstore.radiomics import glrlm
+    from radstore.radiomics.texture_params import TextureParams
+
+    groups = glrlm._direction_groups
+    monkeypatch.setattr(glrlm, "_direction_groups", lambda lengths: groups(lengths, budget))
+    rng = np.random.default_rng(8)
+    q = rng.integers(1, 5, size=(n_rois, 7, 9, 8))
+    q = np.where(rng.random(q.shape) < 0.6, np.roll(q, 1, axis=2), q)
+    m = np.stack([_blob(20 + r, (7, 9, 8)) for r in range(n_rois)])
+    qt, mt = torch.from_numpy(q), torch.from_numpy(m)
+    a, va = glrlm.matrices(qt, mt, 4, TextureParams(), method="numpy")
+    b, vb = glrlm.matrices(qt, mt, 4, TextureParams(), method="torch")
+    assert torch.equal(va, vb)
+    assert a.shape == b.shape and torch.equal(a, b)
+
+
+def test_diagonal_extremes_keep_hull_vertices() -> None:
+    """Points strictly inside a diagonal segment are dropped, every convex-hull vertex is kept."""
+    from scipy.spatial import ConvexHull
+
+    rng = np.random.default_rng(4)
+    verts = rng.integers(0, 12, (400, 3)) / 2.0
+    verts = np.unique(verts, axis=0)
+    idx = shape._diagonal_extremes(verts, np.arange(len(verts)), shape._FACE_DIAGONALS)
+    assert len(idx) < len(verts)
+    assert set(ConvexHull(verts).vertices.tolist()) <= set(idx.tolist())
+    line = np.array([[0, 0, 0], [0, 0.5, 0.5], [0, 1, 1], [3, 0, 0]])
+    assert shape._diagonal_extremes(line, np.arange(4), shape._FACE_DIAGONALS).tolist() == [0, 2, 3]
