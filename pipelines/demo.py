@@ -25,7 +25,7 @@ class DemoConfig:
     """What the demo generates and runs (the defaults take a few minutes on 2 CPU cores)."""
 
     hospitals: int = 3
-    patients_per_hospital: int = 20
+    patients_per_hospital: int = 40
     visits: int = 1
     seed: int = 0
     n_boot: int = 200

@@ -13,7 +13,7 @@ def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo(
         ctx: typer.Context,
-        patients: Annotated[int, typer.Option(help="patients per hospital")] = 20,
+        patients: Annotated[int, typer.Option(help="patients per hospital")] = 40,
         hospitals: Annotated[int, typer.Option(help="hospitals (the last is external)")] = 3,
         n_boot: Annotated[int, typer.Option(help="bootstrap resamples for CIs")] = 200,
         seed: Annotated[int, typer.Option(help="synthetic cohort seed")] = 0,
