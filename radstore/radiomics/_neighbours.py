@@ -14,11 +14,14 @@ import itertools
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from types import EllipsisType
 
 import numpy as np
 import torch
 
 Offset = tuple[int, int, int]
+#: An index ``(..., slice_z, slice_y, slice_x)`` of a ``[..., Z, Y, X]`` tensor.
+GridIndex = tuple[EllipsisType | slice, ...]
 
 #: ``numpy.spacing(1)``: the epsilon PyRadiomics adds inside its logarithms and divisions.
 EPS = 2.220446049250313e-16
@@ -66,10 +69,19 @@ def _angles(
     return tuple(out)
 
 
-def pair_slices(shape: tuple[int, int, int], off: Offset) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
+def grid_shape(t: torch.Tensor) -> tuple[int, int, int]:
+    """The ``(Z, Y, X)`` grid shape of a batched ``[B, Z, Y, X]`` tensor."""
+    if t.ndim != 4:
+        raise ValueError(f"expected a [B, Z, Y, X] tensor, got shape {tuple(t.shape)}")
+    _, z, y, x = t.shape
+    return z, y, x
+
+
+def pair_slices(shape: tuple[int, int, int], off: Offset) -> tuple[GridIndex, GridIndex]:
     """Slices ``(src, dst)`` of a ``[..., Z, Y, X]`` tensor so that ``t[src]`` at ``p`` pairs with
     ``t[dst]`` at ``p + off`` (both in bounds). Empty slices when the offset exceeds the shape."""
-    src, dst = [Ellipsis], [Ellipsis]
+    src: list[EllipsisType | slice] = [Ellipsis]
+    dst: list[EllipsisType | slice] = [Ellipsis]
     for n, d in zip(shape, off, strict=True):
         src.append(slice(max(0, -d), max(0, n - max(0, d))))
         dst.append(slice(max(0, d), max(0, n - max(0, -d))))

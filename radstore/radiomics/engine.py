@@ -19,6 +19,7 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -46,8 +47,16 @@ class _Crop:
     anchor: float | None  # IBSI fixed-bin-size lower edge (None: PyRadiomics edges)
 
 
-def _texture_module(family: str):  # type: ignore[no-untyped-def]
+def _texture_module(family: str) -> ModuleType:
     return importlib.import_module(f"radstore.radiomics.{family}")
+
+
+def _spacing3(spacing: Sequence[float]) -> tuple[float, float, float]:
+    """``spacing_zyx`` as three floats (an ROI's spacing may arrive as a list or an array)."""
+    if len(spacing) != 3:
+        raise ROIError(f"spacing_zyx must have 3 values, got {tuple(spacing)!r}")
+    z, y, x = spacing
+    return float(z), float(y), float(x)
 
 
 def _texture_params(s: Setting, spacing: tuple[float, float, float]) -> TextureParams:
@@ -160,7 +169,7 @@ def _prepare_roi(i: int, roi: ROI, settings: RadiomicsSettings, enabled: dict[st
     s0 = settings.setting
     ibsi = settings.compatibility == "ibsi"
     try:
-        prep = prepare(np.asarray(image), np.asarray(mask), tuple(float(v) for v in spacing), s0, lab)
+        prep = prepare(np.asarray(image), np.asarray(mask), _spacing3(spacing), s0, lab)
         row: dict[str, float] = {}
         sm = prep.shape_mask[prep.bbox]
         if "shape" in enabled:

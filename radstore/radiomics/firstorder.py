@@ -149,11 +149,11 @@ def compute(x: torch.Tensor, mask: torch.Tensor, q: torch.Tensor, n_levels: int,
     p = counts[:, 1:] / nf[:, None]
     entropy = -(p * torch.log2(p + _EPS)).sum(1)
     uniformity = (p ** 2).sum(1)
-    vv = torch.as_tensor(voxel_volume, dtype=torch.float64, device=xf.device)
+    vol = torch.as_tensor(voxel_volume, dtype=torch.float64, device=xf.device)
     return {
         "10Percentile": p10, "90Percentile": p90, "Energy": energy, "Entropy": entropy,
         "InterquartileRange": p75 - p25, "Kurtosis": kurt, "Maximum": mx, "Mean": mean,
         "MeanAbsoluteDeviation": dev.abs().sum(1) / nf, "Median": p50, "Minimum": mn, "Range": mx - mn,
         "RobustMeanAbsoluteDeviation": rmad, "RootMeanSquared": torch.sqrt(energy / nf),
-        "Skewness": skew, "TotalEnergy": energy * vv, "Uniformity": uniformity, "Variance": m2,
+        "Skewness": skew, "TotalEnergy": energy * vol, "Uniformity": uniformity, "Variance": m2,
     }

@@ -39,6 +39,7 @@ from radstore.radiomics._neighbours import (
     check_inputs,
     cpu_method,
     flat_grid,
+    grid_shape,
     pair_slices,
     present_levels,
 )
@@ -134,7 +135,7 @@ def _matrices_torch(
     total = b * na * ng * ng
     counts = torch.zeros(total + 1, dtype=torch.int64, device=q.device)
     for ai, off in enumerate(offs):
-        src, dst = pair_slices(tuple(q.shape[1:]), off)
+        src, dst = pair_slices(grid_shape(q), off)
         valid = mask[src] & mask[dst]
         if not bool(valid.any()):
             continue

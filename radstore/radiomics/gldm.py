@@ -13,6 +13,7 @@ Degenerate ROIs (one voxel, flat intensity) are well defined and give PyRadiomic
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from radstore.radiomics._matrix_features import size_matrix_features
@@ -24,6 +25,7 @@ from radstore.radiomics._neighbours import (
     check_inputs,
     cpu_method,
     flat_grid,
+    grid_shape,
     pair_slices,
 )
 from radstore.radiomics.texture_params import TextureParams
@@ -90,7 +92,7 @@ def _matrices_numpy(grid: FlatGrid, n_levels: int, params: TextureParams) -> tor
         g = g.astype(np.uint8)
     elif n_levels < 2**15:
         g = g.astype(np.int16)
-    dep = np.zeros(g.size, dtype=np.uint8 if nj <= 2**8 else np.int32)
+    dep: npt.NDArray[np.integer] = np.zeros(g.size, dtype=np.uint8 if nj <= 2**8 else np.int32)
     pos = g > 0
     for off in offs:
         s = grid.step(off)
@@ -116,7 +118,7 @@ def _matrices_torch(
     b, nj = q.shape[0], 2 * len(offs) + 1
     dep = torch.zeros_like(q)
     for off in offs:
-        src, dst = pair_slices(tuple(q.shape[1:]), off)
+        src, dst = pair_slices(grid_shape(q), off)
         ok = mask[src] & mask[dst] & ((q[src] - q[dst]).abs() <= params.gldm_a)
         dep[src] += ok
         dep[dst] += ok

@@ -34,6 +34,7 @@ from radstore.radiomics._neighbours import (
     check_inputs,
     cpu_method,
     flat_grid,
+    grid_shape,
     line_order,
 )
 from radstore.radiomics.texture_params import TextureParams
@@ -221,7 +222,7 @@ def _matrices_torch(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     offs = angles((1,), params.force2d, params.force2d_dimension)
     b, na = q.shape[0], len(offs)
-    shape = tuple(q.shape[1:])
+    shape = grid_shape(q)
     qf, mf = q.flatten(1), mask.flatten(1)
     nr = max(shape)  # longest possible run
     size = na * b * n_levels * nr

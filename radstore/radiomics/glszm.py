@@ -29,6 +29,7 @@ from radstore.radiomics._neighbours import (
     check_inputs,
     cpu_method,
     flat_grid,
+    grid_shape,
     pair_slices,
 )
 from radstore.radiomics.texture_params import TextureParams
@@ -114,7 +115,7 @@ def labels_torch(q: torch.Tensor, mask: torch.Tensor, params: TextureParams) -> 
     flat = torch.arange(n, device=q.device).view(q.shape)
     src_l, dst_l = [], []
     for off in offs:
-        src, dst = pair_slices(tuple(q.shape[1:]), off)
+        src, dst = pair_slices(grid_shape(q), off)
         ok = mask[src] & mask[dst] & (q[src] == q[dst])
         src_l.append(flat[src][ok])
         dst_l.append(flat[dst][ok])

@@ -29,6 +29,7 @@ from radstore.radiomics._neighbours import (
     check_inputs,
     cpu_method,
     flat_grid,
+    grid_shape,
     neighbourhood_sum,
     pair_slices,
 )
@@ -75,7 +76,7 @@ def _matrices_torch(
     cnt = torch.zeros_like(q)
     tot = torch.zeros_like(q)
     for off in offs:
-        src, dst = pair_slices(tuple(q.shape[1:]), off)
+        src, dst = pair_slices(grid_shape(q), off)
         ok = mask[src] & mask[dst]
         cnt[src] += ok
         cnt[dst] += ok

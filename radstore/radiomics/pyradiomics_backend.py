@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import SimpleITK as sitk
@@ -19,8 +20,11 @@ from radstore.radiomics.engine import ROI, feature_names
 from radstore.radiomics.imageops import ROIError
 from radstore.radiomics.settings import RadiomicsSettings
 
+if TYPE_CHECKING:
+    from radiomics.featureextractor import RadiomicsFeatureExtractor
 
-def _extractor(settings: RadiomicsSettings):  # type: ignore[no-untyped-def]
+
+def _extractor(settings: RadiomicsSettings) -> RadiomicsFeatureExtractor:
     from radiomics import featureextractor
 
     logging.getLogger("radiomics").setLevel(logging.ERROR)

@@ -128,6 +128,11 @@ _IMAGE_TYPES = ("Original", "LoG", "Wavelet")
 _SETTING_KEYS = set(Setting.model_fields)
 
 
+def _default_image_types() -> dict[str, dict[str, Any]]:
+    """PyRadiomics' default ``imageType``: the original image only, with no filter options."""
+    return {"Original": {}}
+
+
 class RadiomicsSettings(BaseModel):
     """A whole PyRadiomics parameter set. ``model_dump(mode="json")`` is canonical (its hash is the
     feature-set version)."""
@@ -135,7 +140,7 @@ class RadiomicsSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     setting: Setting = Field(default_factory=Setting)
-    imageType: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"Original": {}})
+    imageType: dict[str, dict[str, Any]] = Field(default_factory=_default_image_types)
     featureClass: dict[str, list[str] | None] | None = None
     compatibility: Literal["pyradiomics", "ibsi"] = "pyradiomics"
 
