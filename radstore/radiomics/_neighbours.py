@@ -167,8 +167,8 @@ def by_chunks(
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
-def check_inputs(q: torch.Tensor, mask: torch.Tensor, n_levels: int) -> None:
-    """Validate the kernel contract (shapes, dtypes, grey levels 1..n_levels inside the ROI)."""
+def _check_shapes(q: torch.Tensor, mask: torch.Tensor, n_levels: int) -> None:
+    """Shapes and dtypes of the kernel contract: q int64 and mask bool, both [B, Z, Y, X]."""
     if q.dim() != 4 or mask.shape != q.shape:
         raise ValueError(
             f"q and mask must both be [B, Z, Y, X]; got {tuple(q.shape)} and {tuple(mask.shape)}"
@@ -179,6 +179,11 @@ def check_inputs(q: torch.Tensor, mask: torch.Tensor, n_levels: int) -> None:
         raise ValueError(f"q must be int64, got {q.dtype}")
     if n_levels < 1:
         raise ValueError(f"n_levels must be >= 1, got {n_levels}")
+
+
+def check_inputs(q: torch.Tensor, mask: torch.Tensor, n_levels: int) -> None:
+    """Validate the kernel contract (shapes, dtypes, grey levels 1..n_levels inside the ROI)."""
+    _check_shapes(q, mask, n_levels)
     if q.shape[0] == 0:
         raise ValueError("empty batch (B = 0)")
     inside = q[mask]
@@ -232,16 +237,7 @@ def flat_grid(q: torch.Tensor, mask: torch.Tensor, n_levels: int, pad: int, firs
     """Validate the kernel contract (as :func:`check_inputs`) and build the :class:`FlatGrid` of CPU
     tensors ``q``/``mask`` [B, Z, Y, X] with ``pad`` voxels of padding (levels as int32 when they fit);
     ``first_roi`` is the batch index of ``q[0]`` in error messages."""
-    if q.dim() != 4 or mask.shape != q.shape:
-        raise ValueError(
-            f"q and mask must both be [B, Z, Y, X]; got {tuple(q.shape)} and {tuple(mask.shape)}"
-        )
-    if mask.dtype != torch.bool:
-        raise ValueError(f"mask must be bool, got {mask.dtype}")
-    if q.dtype != torch.int64:
-        raise ValueError(f"q must be int64, got {q.dtype}")
-    if n_levels < 1:
-        raise ValueError(f"n_levels must be >= 1, got {n_levels}")
+    _check_shapes(q, mask, n_levels)
     b = q.shape[0]
     if b == 0:
         raise ValueError("empty batch (B = 0)")
