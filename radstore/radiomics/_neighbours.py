@@ -19,6 +19,8 @@ from types import EllipsisType
 import numpy as np
 import torch
 
+from radstore.radiomics.texture_params import TextureParams
+
 Offset = tuple[int, int, int]
 #: An index ``(..., slice_z, slice_y, slice_x)`` of a ``[..., Z, Y, X]`` tensor.
 GridIndex = tuple[EllipsisType | slice, ...]
@@ -165,6 +167,31 @@ def by_chunks(
         qc, mc = crop_to_rois(q[sl], mask[sl])
         parts.append(fn(qc.contiguous(), mc.contiguous()))
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+
+def direction_distances(offs: list[tuple[int, int, int]], params: TextureParams) -> list[float] | None:
+    """Physical length of each direction offset under ``params.weighting_norm`` (infinity: max
+    component, euclidean: L2, manhattan: L1, ``no_weighting``: 1.0), or None when no weighting is
+    configured. PyRadiomics weights GLRLM directions by this distance and GLCM ones by exp(-d²)."""
+    norm = params.weighting_norm
+    if norm is None:
+        return None
+    out = []
+    for a in offs:
+        comp = [abs(c) * s for c, s in zip(a, params.spacing_zyx, strict=True)]
+        if norm == "infinity":
+            out.append(max(comp))
+        elif norm == "euclidean":
+            out.append(math.sqrt(sum(c * c for c in comp)))
+        elif norm == "manhattan":
+            out.append(sum(comp))
+        elif norm == "no_weighting":
+            out.append(1.0)
+        else:
+            raise ValueError(
+                f"weighting_norm must be manhattan, euclidean, infinity or no_weighting; got {norm!r}"
+            )
+    return out
 
 
 def _check_shapes(q: torch.Tensor, mask: torch.Tensor, n_levels: int) -> None:

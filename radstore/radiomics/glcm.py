@@ -25,6 +25,7 @@ give its NaN).
 from __future__ import annotations
 
 import functools
+import math
 import warnings
 
 import numpy as np
@@ -38,6 +39,7 @@ from radstore.radiomics._neighbours import (
     by_grid_chunks,
     check_inputs,
     cpu_method,
+    direction_distances,
     flat_grid,
     grid_shape,
     pair_slices,
@@ -75,27 +77,12 @@ FEATURES: tuple[str, ...] = (
 
 def _weights(offs: list[tuple[int, int, int]], params: TextureParams) -> list[float] | None:
     """PyRadiomics' GLCM direction weights ``exp(-d^2)`` for ``weighting_norm`` (None: no merging)."""
-    norm = params.weighting_norm
-    if norm is None:
+    dists = direction_distances(offs, params)
+    if dists is None:
         return None
-    sp = params.spacing_zyx
-    out = []
-    for a in offs:
-        comp = [abs(c) * s for c, s in zip(a, sp, strict=True)]
-        if norm == "infinity":
-            out.append(torch.exp(torch.tensor(-(max(comp) ** 2), dtype=torch.float64)).item())
-        elif norm == "euclidean":
-            out.append(torch.exp(torch.tensor(-sum(c * c for c in comp), dtype=torch.float64)).item())
-        elif norm == "manhattan":
-            out.append(torch.exp(torch.tensor(-(sum(comp) ** 2), dtype=torch.float64)).item())
-        elif norm == "no_weighting":
-            out.append(1.0)
-        else:
-            raise ValueError(
-                f"weighting_norm must be manhattan, euclidean, infinity or no_weighting; got {norm!r}"
-            )
-    return out
-
+    if params.weighting_norm == "no_weighting":
+        return dists
+    return [math.exp(-d * d) for d in dists]
 
 def matrices(
     q: torch.Tensor, mask: torch.Tensor, n_levels: int, params: TextureParams, method: str = "auto"

@@ -19,7 +19,6 @@ then returns NaN for every feature and so do we (documented, with a warning).
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import numpy as np
@@ -33,6 +32,7 @@ from radstore.radiomics._neighbours import (
     by_grid_chunks,
     check_inputs,
     cpu_method,
+    direction_distances,
     flat_grid,
     grid_shape,
     line_order,
@@ -80,26 +80,7 @@ _NAMES = {
 
 def _weights(offs: list[tuple[int, int, int]], params: TextureParams) -> list[float] | None:
     """PyRadiomics' GLRLM direction weights (the distance itself, not exp) or None."""
-    norm = params.weighting_norm
-    if norm is None:
-        return None
-    out = []
-    for a in offs:
-        comp = [abs(c) * s for c, s in zip(a, params.spacing_zyx, strict=True)]
-        if norm == "infinity":
-            out.append(max(comp))
-        elif norm == "euclidean":
-            out.append(math.sqrt(sum(c * c for c in comp)))
-        elif norm == "manhattan":
-            out.append(sum(comp))
-        elif norm == "no_weighting":
-            out.append(1.0)
-        else:
-            raise ValueError(
-                f"weighting_norm must be manhattan, euclidean, infinity or no_weighting; got {norm!r}"
-            )
-    return out
-
+    return direction_distances(offs, params)
 
 def matrices(
     q: torch.Tensor, mask: torch.Tensor, n_levels: int, params: TextureParams, method: str = "auto"
