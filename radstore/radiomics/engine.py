@@ -1,13 +1,15 @@
 """Radiomics extraction: PyRadiomics-compatible pre-processing, then batched torch kernels.
 
 Per ROI (NumPy/SimpleITK, as PyRadiomics): label map -> normalise -> resample/pre-crop -> checks ->
-re-segmentation -> shape -> derived images (original, LoG, wavelet) cropped to the ROI box.
-Per image type over the batch (torch, CPU or CUDA, same code): ROIs with the same voxel spacing are
-padded to a common crop (mask False outside), discretised once and passed to first-order and the
-five texture families (``radstore.radiomics.{glcm,glrlm,glszm,gldm,ngtdm}``), which share one
-padded flat grid per chunk. On CPU the maths runs with one torch thread and the caller's torch
-thread count is used as a thread pool over ROIs (pre-processing, shape, filters) and over
-(image type, chunk) tasks instead.
+re-segmentation -> shape -> derived images (original, LoG, wavelet), computed on a window around the
+ROI and cropped to its box (:mod:`radstore.radiomics.filters`).
+Then batched (torch, CPU or CUDA, same code): the crops of every ROI and image type that share voxel
+spacing and setting (binning...) are padded to a common shape (mask False outside), discretised once
+and passed to first-order and the five texture families
+(``radstore.radiomics.{glcm,glrlm,glszm,gldm,ngtdm}``), which share one padded flat grid per batch:
+one kernel call serves all 11 images of a LoG + wavelet setup. On CPU the maths runs with one torch
+thread and the caller's torch thread count is used as a thread pool over ROIs (pre-processing, shape,
+filters) and over batches instead.
 """
 
 from __future__ import annotations
@@ -28,23 +30,28 @@ from threadpoolctl import ThreadpoolController
 
 from radstore.radiomics import firstorder, registry
 from radstore.radiomics._neighbours import shared_grids
-from radstore.radiomics.filters import derived_images
-from radstore.radiomics.imageops import ROIError, discretise, prepare
+from radstore.radiomics.filters import derived_crops
+from radstore.radiomics.imageops import ROIError, bin_edges, discretise, prepare
 from radstore.radiomics.settings import RadiomicsSettings, Setting
 from radstore.radiomics.shape import shape_2d, shape_3d
 from radstore.radiomics.texture_params import TextureParams
 
 ROI = tuple[np.ndarray, np.ndarray, tuple[float, float, float]]
 MAX_BATCH_VOXELS = 8_000_000  # padded voxels per kernel call (bounds memory of the texture matrices)
+CPU_BATCH_VOXELS = 262_144  # on CPU only small crops gain from batching (per-call overhead)
+LEVEL_RATIO = 1.5  # crops batched together have bin counts within about this factor
 
 
 @dataclass
 class _Crop:
     roi: int
+    name: str             # image type (``original``, ``log-sigma-1-0-mm-3D``, ``wavelet-LLH``...)
+    setting: Setting      # the setting of that image type (binning...)
     image: np.ndarray     # float64 crop of one derived image
     mask: np.ndarray      # bool crop
     spacing: tuple[float, float, float]
     anchor: float | None  # IBSI fixed-bin-size lower edge (None: PyRadiomics edges)
+    levels: int           # number of bins of its discretisation (bounds its grey levels)
 
 
 def _texture_module(family: str) -> ModuleType:
@@ -81,18 +88,23 @@ def _pad_stack(arrs: list[np.ndarray], fill: float | bool, device: str, dtype: t
     return torch.as_tensor(out, device=device).to(dtype)
 
 
-def _chunks(crops: list[_Crop]) -> list[list[_Crop]]:
-    """Group crops by spacing, then by size so that padding stays small and memory bounded."""
-    groups: dict[tuple[float, float, float], list[_Crop]] = {}
+def _chunks(crops: list[_Crop], workers: int = 1, max_voxels: int = MAX_BATCH_VOXELS) -> list[list[_Crop]]:
+    """Kernel batches: crops (of any ROI and image type) with the same spacing, setting and bin count
+    within a factor ``LEVEL_RATIO`` (the texture matrices of a batch are sized by its largest bin
+    count), by size so that padding stays small, at most ``max_voxels`` padded voxels each (a larger
+    crop is alone), and split into at least ``workers`` batches when there are that many crops."""
+    groups: dict[tuple[tuple[float, float, float], str, int], list[_Crop]] = {}
     for c in crops:
-        groups.setdefault(c.spacing, []).append(c)
+        level_class = int(math.log(max(c.levels, 1)) / math.log(LEVEL_RATIO))
+        groups.setdefault((c.spacing, c.setting.model_dump_json(), level_class), []).append(c)
+    per_batch = max(1, math.ceil(len(crops) / max(workers, 1)))
     out: list[list[_Crop]] = []
     for group in groups.values():
         group.sort(key=lambda c: c.mask.size)
         cur: list[_Crop] = []
         for c in group:
             shape = np.max([x.mask.shape for x in [*cur, c]], axis=0)
-            if cur and (len(cur) + 1) * int(np.prod(shape)) > MAX_BATCH_VOXELS:
+            if cur and (len(cur) >= per_batch or (len(cur) + 1) * int(np.prod(shape)) > max_voxels):
                 out.append(cur)
                 cur = []
             cur.append(c)
@@ -101,8 +113,10 @@ def _chunks(crops: list[_Crop]) -> list[list[_Crop]]:
     return out
 
 
-def _intensity_features(chunk: list[_Crop], settings: RadiomicsSettings, s: Setting,
+def _intensity_features(chunk: list[_Crop], settings: RadiomicsSettings,
                         enabled: dict[str, tuple[str, ...]], device: str) -> list[dict[str, float]]:
+    """First-order and texture features of a batch of crops sharing spacing and setting."""
+    s = chunk[0].setting
     x = _pad_stack([c.image for c in chunk], 0.0, device, torch.float64)
     m = _pad_stack([c.mask for c in chunk], False, device, torch.bool)
     q, n_levels = discretise(x, m, s, [c.anchor for c in chunk])
@@ -178,13 +192,17 @@ def _prepare_roi(i: int, roi: ROI, settings: RadiomicsSettings, enabled: dict[st
         if "shape2D" in enabled:
             vals = shape_2d(sm, prep.spacing_zyx, s0.force2Ddimension, unbiased_pca=ibsi)
             row.update({f"original_shape2D_{n}": vals[n] for n in enabled["shape2D"]})
-        images = derived_images(prep.array, prep.sitk_image, image_types, s0.force2D, s0.force2Ddimension)
+        images = derived_crops(prep.array, prep.spacing_zyx, prep.bbox, image_types, s0.force2D,
+                               s0.force2Ddimension)
         cmask = np.ascontiguousarray(prep.mask[prep.bbox])
         crops = []
         for name, _kind, args in image_types:
-            crop = np.ascontiguousarray(images[name][prep.bbox])
+            crop = images[name]
             s = settings.setting_for(args)
-            crops.append(_Crop(i, crop, cmask, prep.spacing_zyx, _anchor(settings, s, crop[cmask])))
+            values = crop[cmask]
+            anchor = _anchor(settings, s, values)
+            levels = len(bin_edges(float(values.min()), float(values.max()), s, anchor)) - 1
+            crops.append(_Crop(i, name, s, crop, cmask, prep.spacing_zyx, anchor, levels))
     except ROIError as exc:
         raise ROIError(f"ROI {i}: {exc}") from exc
     return row, crops
@@ -211,14 +229,12 @@ def extract_batch(rois: Sequence[ROI], settings: RadiomicsSettings, label: int |
         per_roi = _map(lambda i: _prepare_roi(i, rois[i], settings, enabled, image_types, lab, device),
                        range(len(rois)), workers)
         results = [dict(row) for row, _ in per_roi]
-        tasks = []
-        for k, (name, _kind, args) in enumerate(image_types):
-            s = settings.setting_for(args)
-            tasks += [(name, s, chunk) for chunk in _chunks([crops[k] for _, crops in per_roi])]
-        feats = _map(lambda t: _intensity_features(t[2], settings, t[1], enabled, device), tasks, workers)
-        for (name, _s, chunk), rows in zip(tasks, feats, strict=True):
+        budget = CPU_BATCH_VOXELS if torch.device(device).type == "cpu" else MAX_BATCH_VOXELS
+        chunks = _chunks([c for _, crops in per_roi for c in crops], workers, budget)
+        feats = _map(lambda chunk: _intensity_features(chunk, settings, enabled, device), chunks, workers)
+        for chunk, rows in zip(chunks, feats, strict=True):
             for c, row in zip(chunk, rows, strict=True):
-                results[c.roi].update({f"{name}_{k}": v for k, v in row.items()})
+                results[c.roi].update({f"{c.name}_{k}": v for k, v in row.items()})
     names = feature_names(settings)
     out = []
     for i, r in enumerate(results):

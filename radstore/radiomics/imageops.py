@@ -2,8 +2,9 @@
 
 Order (PyRadiomics ``RadiomicsFeatureExtractor.execute``): label map -> normalise -> resample (image
 with the chosen interpolator, mask with nearest neighbour, then crop to the ROI box + padDistance)
-or preCrop -> mask checks -> re-segmentation -> shape on the ROI box -> filters on the whole
-(resampled) image -> crop every filtered image to the ROI box -> discretise once per image type.
+or preCrop -> mask checks -> re-segmentation -> shape on the ROI box -> filters (PyRadiomics runs
+them on the whole (resampled) image; :mod:`radstore.radiomics.filters` on a window around the ROI,
+giving the same values) -> crop every filtered image to the ROI box -> discretise once per image type.
 SimpleITK is used for normalisation, resampling and pre-cropping so that values are PyRadiomics' bit for
 bit; without any of them the arrays are used as they are (a SimpleITK round trip is the identity).
 """
@@ -33,12 +34,6 @@ class Prepared:
     bbox: tuple[slice, slice, slice]  # ROI bounding box on that grid
     spacing_zyx: tuple[float, float, float]
     itk: sitk.Image | None = None  # the same image in SimpleITK when a SimpleITK step produced it
-
-    def sitk_image(self) -> sitk.Image:
-        """The image as SimpleITK (for filters), built from ``array`` when no SimpleITK step ran."""
-        if self.itk is None:
-            self.itk = _to_sitk(self.array, self.spacing_zyx)
-        return self.itk
 
 
 # pixel types SimpleITK keeps as they are (GetImageFromArray -> GetArrayFromImage is the identity)

@@ -115,9 +115,8 @@ def test_thread_pool_batch_equals_sequential_and_restores_threads() -> None:
 @pytest.mark.parametrize("reseg", [False, True])
 def test_prepare_without_simpleitk_equals_round_trip(reseg: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without normalisation/resampling/pre-crop the image skips SimpleITK; with the fast path
-    switched off it takes the round trip: same arrays and derived images."""
+    switched off it takes the round trip: same arrays (the derived images are computed from them)."""
     from radstore.radiomics import imageops
-    from radstore.radiomics.filters import derived_images
     from radstore.radiomics.imageops import prepare
     from radstore.radiomics.settings import RadiomicsSettings
 
@@ -135,12 +134,6 @@ def test_prepare_without_simpleitk_equals_round_trip(reseg: bool, monkeypatch: p
     for a, b in ((fast.array, slow.array), (fast.mask, slow.mask), (fast.shape_mask, slow.shape_mask)):
         assert a.dtype == b.dtype and np.array_equal(a, b)
     assert fast.bbox == slow.bbox and fast.spacing_zyx == slow.spacing_zyx
-    types = settings.image_types()
-    da = derived_images(fast.array, fast.sitk_image, types, False, 0)
-    db = derived_images(slow.array, slow.sitk_image, types, False, 0)
-    assert list(da) == list(db) and len(da) == 10
-    for k in da:
-        assert np.array_equal(da[k], db[k]), k
 
 
 @pytest.mark.parametrize("n_rois", [1, 3])
@@ -180,3 +173,54 @@ def test_diagonal_extremes_keep_hull_vertices() -> None:
     assert set(ConvexHull(verts).vertices.tolist()) <= set(idx.tolist())
     line = np.array([[0, 0, 0], [0, 0.5, 0.5], [0, 1, 1], [3, 0, 0]])
     assert shape._diagonal_extremes(line, np.arange(4), shape._FACE_DIAGONALS).tolist() == [0, 2, 3]
+
+
+def test_image_types_batched_together_equal_one_by_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The crops of all image types (and ROIs) share kernel calls when spacing, setting and bin count
+    allow; the features equal those of one crop per call, and of one ROI per call."""
+    from radstore.radiomics import RadiomicsSettings, engine, extract, extract_batch
+
+    settings = RadiomicsSettings.from_params({"imageType": {
+        "Original": {}, "LoG": {"sigma": [1.0, 2.0]}, "Wavelet": {"binWidth": 5}}})
+    rng = np.random.default_rng(12)
+    rois = []
+    for k in range(2):
+        img = rng.normal(40, 30, (14, 24, 22)).round()
+        m = np.zeros(img.shape, dtype=np.uint8)
+        m[3:10, 5:18 - k, 6:16] = 1
+        rois.append((img, m, (2.0, 0.8, 0.8)))
+    calls: list[int] = []
+    features = engine._intensity_features
+
+    def counted(chunk, *args):  # type: ignore[no-untyped-def]
+        calls.append(len(chunk))
+        return features(chunk, *args)
+
+    monkeypatch.setattr(engine, "_intensity_features", counted)
+    batched = extract_batch(rois, settings)
+    assert len(calls) < 2 * 11 and max(calls) > 2  # image types shared calls
+    calls.clear()
+    monkeypatch.setattr(engine, "CPU_BATCH_VOXELS", 0)
+    alone = extract_batch(rois, settings)
+    assert calls == [1] * (2 * 11)
+    for a, b, c in zip(batched, alone, [extract(*r, settings) for r in rois], strict=True):
+        assert a.keys() == b.keys() == c.keys()
+        np.testing.assert_allclose(list(a.values()), list(b.values()), rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(list(a.values()), list(c.values()), rtol=1e-9, atol=1e-9)
+
+
+def test_chunks_group_by_setting_and_bin_count() -> None:
+    from radstore.radiomics.engine import _chunks, _Crop
+    from radstore.radiomics.settings import Setting
+
+    def crop(roi: int, levels: int, setting: Setting, size: int = 10) -> _Crop:
+        m = np.ones((size, size, size), dtype=bool)
+        return _Crop(roi, f"t{levels}", setting, m.astype(float), m, (1.0, 1.0, 1.0), None, levels)
+
+    s25, s5 = Setting(binWidth=25), Setting(binWidth=5)
+    crops = [crop(0, 12, s25), crop(0, 14, s25), crop(0, 170, s25), crop(0, 13, s5), crop(1, 12, s25)]
+    groups = [sorted((c.roi, c.levels) for c in g) for g in _chunks(crops)]
+    assert sorted(groups) == [[(0, 12), (0, 14), (1, 12)], [(0, 13)], [(0, 170)]]
+    assert len(_chunks(crops, workers=2)) == 3  # at most ceil(5 / 2) crops per batch
+    assert len(_chunks(crops, workers=5)) == 5
+    assert all(len(g) == 1 for g in _chunks(crops, max_voxels=1500))  # two 1000-voxel crops exceed it

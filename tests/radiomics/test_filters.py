@@ -1,0 +1,104 @@
+"""Derived images on a window around the ROI equal PyRadiomics' whole-image filters inside the ROI box."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from radstore.radiomics.filters import _wavelet_window, derived_crops, log_crop, wavelet_crops
+from radstore.radiomics.imageops import ROIError
+
+imageoperations = pytest.importorskip("radiomics.imageoperations")
+
+Box = tuple[slice, slice, slice]
+
+
+def _image(shape: tuple[int, int, int], seed: int, dtype: type = np.int16) -> np.ndarray:
+    """CT-like: air around a body with structure, so the window edges cut through real contrast."""
+    rng = np.random.default_rng(seed)
+    zz, yy, xx = np.indices(shape)
+    c = np.array(shape) / 2
+    body = ((yy - c[1]) / (0.45 * shape[1])) ** 2 + ((xx - c[2]) / (0.45 * shape[2])) ** 2 < 1
+    img = np.where(body, rng.normal(40, 60, shape) + 300 * np.sin(xx / 3.0) * np.cos(zz / 2.0), -1000)
+    return img.round().astype(dtype)
+
+
+def _sitk(image: np.ndarray, spacing_zyx: tuple[float, float, float]) -> sitk.Image:
+    img = sitk.GetImageFromArray(image)
+    img.SetSpacing(spacing_zyx[::-1])
+    return img
+
+
+def _pyradiomics(kind: str, image: np.ndarray, spacing_zyx: tuple[float, float, float], **kwargs: object
+                 ) -> dict[str, np.ndarray]:
+    img = _sitk(image, spacing_zyx)
+    mask = _sitk(np.ones(image.shape, dtype=np.uint8), spacing_zyx)
+    fn = imageoperations.getLoGImage if kind == "LoG" else imageoperations.getWaveletImage
+    return {name: sitk.GetArrayFromImage(out) for out, name, _ in fn(img, mask, **kwargs)}
+
+
+CASES = [  # image shape, ROI box, spacing: interior ROI (every axis windowed), ROI at the edges, odd sizes
+    ((41, 90, 87), (slice(15, 26), slice(30, 61), slice(28, 55)), (2.5, 0.8, 0.8)),
+    ((21, 64, 63), (slice(0, 9), slice(20, 44), slice(50, 63)), (3.0, 0.7, 0.7)),
+    ((17, 33, 35), (slice(4, 13), slice(9, 24), slice(10, 25)), (1.0, 1.0, 1.0)),
+]
+
+
+@pytest.mark.parametrize(("shape", "box", "spacing"), CASES)
+@pytest.mark.parametrize(("wavelet", "start_level", "level", "force2d"),
+                         [("coif1", 0, 1, False), ("haar", 1, 2, False), ("db3", 0, 1, True)])
+def test_wavelet_window_equals_whole_image(shape, box: Box, spacing, wavelet: str, start_level: int,
+                                           level: int, force2d: bool) -> None:
+    image = _image(shape, 1)
+    ours = wavelet_crops(image, box, wavelet, start_level, level, force2d, 0)
+    ref = _pyradiomics("Wavelet", image, spacing, wavelet=wavelet, start_level=start_level, level=level,
+                       force2D=force2d, force2Ddimension=0)
+    assert len(ours) == len(ref) == (3 if force2d else 7) * level + 1
+    for (lev, band), crop in ours.items():
+        name = f"wavelet{'' if lev == 1 else lev}-{band}"
+        assert crop.dtype == np.float64 and crop.shape == image[box].shape
+        np.testing.assert_array_equal(crop, ref[name][box], err_msg=name)
+
+
+def test_wavelet_windows_are_used() -> None:
+    """The first case is windowed on every axis (so the test above checks the window path), an axis
+    whose reach leaves the image is taken whole."""
+    shape, box, _ = CASES[0]
+    reach = 5 + 1  # coif1: 6 taps, one step
+    windows = [_wavelet_window(b, n, reach) for b, n in zip(box, shape, strict=True)]
+    assert all(w is not None and (w.stop - w.start) % 2 == 0 and w.stop - w.start < n
+               for w, n in zip(windows, shape, strict=True))
+    assert _wavelet_window(slice(0, 9), 21, reach) is None
+    assert _wavelet_window(slice(3, 18), 21, reach) is None
+
+
+@pytest.mark.parametrize(("shape", "box", "spacing"), CASES)
+@pytest.mark.parametrize("dtype", [np.int16, np.float32, np.float64])
+def test_log_window_equals_whole_image_to_rounding(shape, box: Box, spacing, dtype: type) -> None:
+    """Within the output's float rounding (the window's truncation error is ~exp(-20) of the edge jump)."""
+    image = _image(shape, 2, dtype)
+    sigmas = [1.0, 2.5]
+    ref = _pyradiomics("LoG", image, spacing, sigma=sigmas)
+    for sigma in sigmas:
+        name = f"log-sigma-{str(sigma).replace('.', '-')}-mm-3D"
+        want = ref[name][box].astype(np.float64)
+        got = log_crop(image, spacing, box, sigma)
+        eps = np.finfo(ref[name].dtype).eps
+        np.testing.assert_allclose(got, want, rtol=0, atol=16 * eps * np.abs(ref[name]).max(), err_msg=name)
+
+
+def test_derived_crops_names_and_log_errors() -> None:
+    shape, box, spacing = CASES[0]
+    image = _image(shape, 3)
+    types = [("original", "Original", {}), ("log-sigma-1-0-mm-3D", "LoG", {"sigma": 1.0}),
+             ("wavelet-HLH", "Wavelet", {"wavelet": "coif1", "start_level": 0, "level": 1, "band_level": 1,
+                                         "band": "HLH"})]
+    out = derived_crops(image, spacing, box, types, False, 0)
+    assert list(out) == ["original", "log-sigma-1-0-mm-3D", "wavelet-HLH"]
+    np.testing.assert_array_equal(out["original"], image[box].astype(np.float64))
+    assert all(a.flags.c_contiguous and a.shape == image[box].shape for a in out.values())
+    with pytest.raises(ROIError, match="at least 4 voxels"):
+        log_crop(image[:3], spacing, (slice(0, 3), box[1], box[2]), 1.0)
+    with pytest.raises(ROIError, match="too large"):
+        log_crop(image, spacing, box, 200.0)
