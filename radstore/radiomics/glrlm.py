@@ -113,11 +113,13 @@ def _line_major(a: np.ndarray, n: int, step: int) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(view).reshape(-1), m
 
 
-def _small_levels(grid: FlatGrid, n_levels: int, tail: int) -> np.ndarray:
-    """``grid.g`` in the smallest integer type holding ``0..n_levels``, followed by ``tail`` zeros."""
-    dt = np.uint8 if n_levels < 2**8 else np.uint16 if n_levels < 2**16 else grid.g.dtype
+def _scaled_levels(grid: FlatGrid, scale: int, top: int, tail: int) -> np.ndarray:
+    """``grid.g * scale`` in the smallest unsigned type holding ``top * scale`` (else int64), then
+    ``tail`` zeros (scaling is injective, so runs of equal values are the runs of equal levels)."""
+    hi = top * scale
+    dt = np.uint8 if hi < 2**8 else np.uint16 if hi < 2**16 else np.uint32 if hi < 2**32 else np.int64
     out = np.zeros(grid.g.size + tail, dtype=dt)
-    out[: grid.g.size] = grid.g
+    np.multiply(grid.g, scale, out=out[: grid.g.size], casting="unsafe")
     return out
 
 
@@ -128,12 +130,12 @@ def _matrices_numpy(
     a non-zero level are exactly the GLRLM runs (runs of 0 land in row 0, dropped), several
     directions at once on their concatenated line-major arrays (:func:`_direction_groups`); a
     direction is valid for a ROI when it has a run of length >= 2 or two touching runs or, failing both, two
-    voxels on one line with only non-ROI voxels between."""
+    voxels on one line with only non-ROI voxels between (the later tests run only where needed)."""
     offs = angles((1,), params.force2d, params.force2d_dimension)
     b, na, n1 = grid.n_rois, len(offs), n_levels + 1
     steps = [grid.step(off) for off in offs]
     n = grid.g.size
-    gz = _small_levels(grid, n_levels, 2 * max(steps) + 1)
+    gz = _scaled_levels(grid, nr, n_levels, 2 * max(steps) + 1)  # level * nr
     size = b * n1 * nr
     counts = np.zeros((na, size), dtype=np.int64)
     valid = np.zeros((b, na), dtype=bool)
@@ -141,28 +143,36 @@ def _matrices_numpy(
         ts, ms = zip(*(_line_major(gz, n, steps[ai]) for ai in group), strict=True)
         seg = np.cumsum([0, *(len(t) for t in ts)])
         t = np.concatenate(ts) if len(ts) > 1 else ts[0]
-        bnd = np.flatnonzero(t[1:] != t[:-1]) + 1  # run starts; every segment starts and ends with 0
-        lens = np.diff(bnd)
-        vals = t[bnd[:-1]]
-        np.minimum(lens, nr, out=lens)  # (runs of 0 may be longer)
-        lens -= 1
-        start = bnd[:-1]
-        gi = np.searchsorted(seg, start, side="right") - 1  # index in ``group`` of each run
-        dirs = np.asarray(group)[gi]
-        roi_run = vals > 0
-        touch = roi_run[1:] & roi_run[:-1]  # a ROI run followed directly by another one (same segment)
-        if b == 1:
-            lens += dirs * size + vals.astype(np.int64) * nr
-            valid[0, dirs[1:][touch]] = True
-        else:
-            local = start - seg[gi]  # all in the grid: its last ``step`` voxels are padding
-            m_run = np.asarray(ms)[gi]
-            roi = ((local % m_run) * np.asarray(steps)[dirs] + local // m_run) // grid.block
-            lens += dirs * size + (roi * n1 + vals) * nr
-            valid[roi[:-1][touch], dirs[1:][touch]] = True
-        counts += np.bincount(lens, minlength=na * size).reshape(na, size)
-    long_run = counts.reshape(na, b, n1, nr)[:, :, 1:, 1:].any(axis=(2, 3)).T
-    valid |= long_run
+        # a run starts at 1 + bnd[k] and has length bnd[k + 1] - bnd[k]; every segment starts and
+        # ends with 0, so no run crosses a segment and the last boundary closes the last ROI run
+        bnd = np.flatnonzero(t[1:] != t[:-1])
+        vals = t[1:][bnd[:-1]]  # level * nr of each run
+        # key = (roi * n1 + level) * nr + length, lengths 1..nr (runs of 0 may be longer: clipped,
+        # they land in level 0, dropped); bincount slot 0 stays empty, dropped below
+        key = np.diff(bnd)
+        np.minimum(key, nr, out=key)
+        key += vals
+        cut = np.searchsorted(bnd[:-1], seg - 1)  # runs of group member k: cut[k]:cut[k + 1]
+        for k, ai in enumerate(group):
+            part = key[cut[k] : cut[k + 1]]
+            if b > 1:
+                local = bnd[cut[k] : cut[k + 1]] + 1 - seg[k]  # all in the grid: its last voxels are padding
+                roi = ((local % ms[k]) * steps[ai] + local // ms[k]) // grid.block
+                part += roi * (n1 * nr)
+            part += ai * size
+        counts += np.bincount(key, minlength=na * size + 1)[1:].reshape(na, size)
+        for k, ai in enumerate(group):
+            long_run = counts[ai].reshape(b, n1, nr)[:, 1:, 1:].any(axis=(1, 2))
+            valid[:, ai] = long_run
+            if long_run.all():
+                continue
+            roi_run = vals[cut[k] : cut[k + 1]] > 0
+            touch = np.flatnonzero(roi_run[1:] & roi_run[:-1]) + 1  # a ROI run right after another
+            if b == 1:
+                valid[0, ai] |= touch.size > 0
+            else:
+                local = bnd[cut[k] : cut[k + 1]][touch] + 1 - seg[k]
+                valid[((local % ms[k]) * steps[ai] + local // ms[k]) // grid.block, ai] = True
     for r, ai in np.argwhere(~valid).tolist():
         valid[r, ai] = _shares_line(grid, r, steps[ai])
     p = torch.from_numpy(counts).view(na, b, n1, nr)[:, :, 1:].transpose(0, 1).to(torch.float64)
