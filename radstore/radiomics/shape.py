@@ -305,23 +305,27 @@ def _max_distance(points: np.ndarray, candidates: np.ndarray | None = None) -> f
     return _pairwise_max_exact(points)
 
 
-def _pairwise_max_exact(p: np.ndarray, block: int = 2048) -> float:
+def _pairwise_max_exact(p: np.ndarray, block: int = 128) -> float:
     """Largest pairwise distance of ``p`` [N, D]: squared distances by the Gram identity
-    ``|a|^2 + |b|^2 - 2 a.b`` (one matrix product) locate the pairs within a rounding margin of the
-    maximum; only those are recomputed exactly as ``sqrt(sum (a - b)^2)``."""
+    ``|a|^2 + |b|^2 - 2 a.b`` locate the pairs within a rounding margin of the maximum; only those are
+    recomputed exactly as ``sqrt(sum (a - b)^2)``. Block ``i`` (columns ``i:i + block``) meets rows
+    ``i:`` only (each unordered pair once); small blocks keep the work in cache."""
     c = p - p.mean(0)
     sq = (c * c).sum(1)
     margin = 1e-9 * (4 * float(sq.max()) + 1.0)
     best2 = -1.0
     cand: list[tuple[np.ndarray, np.ndarray]] = []
     for i in range(0, len(c), block):
-        d2 = sq[i:i + block, None] + sq[None, :] - 2.0 * (c[i:i + block] @ c.T)
+        d2 = c[i:] @ c[i:i + block].T  # [N - i, block]: rows i.., columns i..i + block
+        d2 *= -2.0
+        d2 += sq[i:, None]
+        d2 += sq[None, i:i + block]
         top = float(d2.max())
         if top > best2 + margin:
             cand = []
         if top >= best2 - margin:
             a, b = np.nonzero(d2 >= max(top, best2) - margin)
-            cand.append((a + i, b))
+            cand.append((a + i, b + i))
         best2 = max(best2, top)
     ia = np.concatenate([a for a, _ in cand])
     ib = np.concatenate([b for _, b in cand])
