@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 
 import numpy as np
 import torch
@@ -376,11 +377,30 @@ def _max_diameter_3d(points: np.ndarray, verts: np.ndarray, extremes: list[np.nd
 
 def _pca_eigen(mask: np.ndarray, spacing: np.ndarray, unbiased: bool = False) -> np.ndarray:
     """Eigenvalues (ascending) of the covariance of the ROI voxel centres in mm, divided by N
-    (PyRadiomics) or N - 1 (``unbiased``, as the IBSI reference implementation)."""
-    coords = np.argwhere(mask).astype(np.float64) * spacing
-    coords -= coords.mean(0)
-    coords /= np.sqrt(len(coords) - 1 if unbiased else len(coords))
-    ev = np.sort(np.linalg.eigvalsh(coords.T @ coords))
+    (PyRadiomics) or N - 1 (``unbiased``, as the IBSI reference implementation).
+
+    The covariance comes from exact integer moments of the voxel indices, read off the masks' 2D
+    marginal counts (no coordinate list): ``S_i = sum x_i``, ``S_ij = sum x_i x_j`` (int64: at most
+    N * max(shape)^2) and ``N^2 cov_ij = N S_ij - S_i S_j`` in Python integers (no overflow), so the
+    only rounding is the final division and scaling by the spacing."""
+    m = np.asarray(mask, dtype=bool)
+    nd = m.ndim
+    cnt = m.view(np.uint8)
+    idx = [np.arange(s, dtype=np.int64) for s in m.shape]
+    s1: list[int] = [0] * nd
+    s2 = [[0] * nd for _ in range(nd)]
+    for i, j in itertools.combinations(range(nd), 2):
+        other = tuple(a for a in range(nd) if a not in (i, j))
+        marg = cnt.sum(axis=other, dtype=np.int64) if other else cnt.astype(np.int64)  # [n_i, n_j]
+        s2[i][j] = s2[j][i] = int(idx[i] @ marg @ idx[j])
+        for k, mk in ((i, marg.sum(1)), (j, marg.sum(0))):
+            s1[k] = int(idx[k] @ mk)
+            s2[k][k] = int((idx[k] * idx[k]) @ mk)
+    n = int(np.count_nonzero(m))
+    denom = float(n) * (n - 1 if unbiased else n)
+    cov = np.array([[float(n * s2[i][j] - s1[i] * s1[j]) / denom for j in range(nd)] for i in range(nd)])
+    cov *= np.outer(spacing, spacing)
+    ev = np.sort(np.linalg.eigvalsh(cov))
     ev[(ev < 0) & (ev > -1e-10)] = 0.0
     if (ev < 0).any():
         raise ValueError(f"negative covariance eigenvalue {ev.min()} in shape PCA")
