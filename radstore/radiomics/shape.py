@@ -436,9 +436,10 @@ def _mesh_area_volume_numpy(mp: np.ndarray, sp: np.ndarray) -> tuple[float, floa
         idx |= mp[dz:dz + z, dy:dy + y, dx:dx + x].view(np.uint8) << np.uint8(k)
     flip = idx >= 128
     np.bitwise_xor(idx, 255, out=idx, where=flip)
-    nz = np.nonzero(idx)
-    cfg = idx[nz]
-    sign = np.where(flip[nz], -1.0, 1.0)
+    flat = np.flatnonzero(idx)  # 1D search + unravel: far cheaper than a 3D np.nonzero
+    nz = np.unravel_index(flat, idx.shape)
+    cfg = idx.reshape(-1)[flat]
+    sign = np.where(flip.reshape(-1)[flat], -1.0, 1.0)
     area_t, s0_t, n_t = _cube_tables(tuple(sp.tolist()))
     ncfg = n_t[cfg]
     dot = nz[0] * sp[0] * ncfg[:, 0] + nz[1] * sp[1] * ncfg[:, 1] + nz[2] * sp[2] * ncfg[:, 2]
@@ -461,7 +462,8 @@ def mesh_3d(mask: np.ndarray, spacing_zyx: tuple[float, float, float], device: s
     for axis in range(3):
         lo = tuple(slice(None, -1) if a == axis else slice(None) for a in range(3))
         hi = tuple(slice(1, None) if a == axis else slice(None) for a in range(3))
-        v = np.argwhere(mp[lo] != mp[hi]).astype(np.float64)
+        cut = mp[lo] != mp[hi]
+        v = np.stack(np.unravel_index(np.flatnonzero(cut), cut.shape), axis=1).astype(np.float64)
         v[:, axis] += 0.5
         verts.append(v)
     return area, volume, np.concatenate(verts)
