@@ -353,9 +353,9 @@ def _grouped_max_distance(points: np.ndarray, verts: np.ndarray, axis: int,
     kk = key[idx]
     starts = np.r_[0, np.flatnonzero(np.diff(kk)) + 1]
     ends = np.r_[starts[1:], len(kk)]
-    proj = pts @ _DIRS
-    width = np.maximum.reduceat(proj, starts, axis=0) - np.minimum.reduceat(proj, starts, axis=0)
-    ub = width.max(1) * _UB_FACTOR
+    proj = _DIRS.T @ pts.T  # [K, N]: reduceat along the contiguous axis is ~5x faster
+    width = np.maximum.reduceat(proj, starts, axis=1) - np.minimum.reduceat(proj, starts, axis=1)
+    ub = width.max(0) * _UB_FACTOR
     best = 0.0
     for g in np.argsort(-ub, kind="stable"):
         if ub[g] < best:
