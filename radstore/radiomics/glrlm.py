@@ -113,13 +113,16 @@ def _line_major(a: np.ndarray, n: int, step: int) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(view).reshape(-1), m
 
 
-def _scaled_levels(grid: FlatGrid, scale: int, top: int, tail: int) -> np.ndarray:
-    """``grid.g * scale`` in the smallest unsigned type holding ``top * scale`` (else int64), then
-    ``tail`` zeros (scaling is injective, so runs of equal values are the runs of equal levels)."""
-    hi = top * scale
-    dt = np.uint8 if hi < 2**8 else np.uint16 if hi < 2**16 else np.uint32 if hi < 2**32 else np.int64
-    out = np.zeros(grid.g.size + tail, dtype=dt)
-    np.multiply(grid.g, scale, out=out[: grid.g.size], casting="unsafe")
+def _small_uint(top: int) -> type[np.integer]:
+    """The smallest unsigned integer type holding ``0..top`` (int64 beyond 32 bits)."""
+    return np.uint8 if top < 2**8 else np.uint16 if top < 2**16 else np.uint32 if top < 2**32 else np.int64
+
+
+def _small_levels(grid: FlatGrid, n_levels: int, tail: int) -> np.ndarray:
+    """``grid.g`` in :func:`_small_uint` of ``n_levels``, followed by ``tail`` zeros (the line-major
+    copies, the costliest pass, move the fewest bytes)."""
+    out = np.zeros(grid.g.size + tail, dtype=_small_uint(n_levels))
+    out[: grid.g.size] = grid.g
     return out
 
 
@@ -135,7 +138,8 @@ def _matrices_numpy(
     b, na, n1 = grid.n_rois, len(offs), n_levels + 1
     steps = [grid.step(off) for off in offs]
     n = grid.g.size
-    gz = _scaled_levels(grid, nr, n_levels, 2 * max(steps) + 1)  # level * nr
+    gz = _small_levels(grid, n_levels, 2 * max(steps) + 1)
+    kdt = _small_uint(n_levels * nr)
     size = b * n1 * nr
     counts = np.zeros((na, size), dtype=np.int64)
     valid = np.zeros((b, na), dtype=bool)
@@ -146,12 +150,12 @@ def _matrices_numpy(
         # a run starts at 1 + bnd[k] and has length bnd[k + 1] - bnd[k]; every segment starts and
         # ends with 0, so no run crosses a segment and the last boundary closes the last ROI run
         bnd = np.flatnonzero(t[1:] != t[:-1])
-        vals = t[1:][bnd[:-1]]  # level * nr of each run
+        vals = t[1:][bnd[:-1]]  # level of each run
         # key = (roi * n1 + level) * nr + length, lengths 1..nr (runs of 0 may be longer: clipped,
         # they land in level 0, dropped); bincount slot 0 stays empty, dropped below
         key = np.diff(bnd)
         np.minimum(key, nr, out=key)
-        key += vals
+        key += np.multiply(vals, nr, dtype=kdt)  # (one pass in a small type)
         cut = np.searchsorted(bnd[:-1], seg - 1)  # runs of group member k: cut[k]:cut[k + 1]
         for k, ai in enumerate(group):
             part = key[cut[k] : cut[k + 1]]
