@@ -44,6 +44,7 @@ from radstore.radiomics._neighbours import (
     grid_shape,
     pair_slices,
     present_levels,
+    small_uint,
 )
 from radstore.radiomics.texture_params import TextureParams
 
@@ -101,14 +102,17 @@ def matrices(
 
 def _matrices_numpy(grid: FlatGrid, offs: list[tuple[int, int, int]], n_levels: int) -> torch.Tensor:
     """Counts from a :class:`FlatGrid`: pair key ``(roi, g(p), g(p + a))`` with level 0 (outside) in
-    row/column 0, which is dropped."""
+    row/column 0, which is dropped. Levels and keys in the smallest unsigned types that hold them
+    (:func:`.small_uint`): the per-direction gather and add move 1/4 to 1/8 of the bytes."""
     n1 = n_levels + 1
     size = grid.n_rois * n1 * n1
-    base = (grid.roi * n1 + grid.gv) * n1
+    kdt = small_uint(size - 1)
+    g = grid.g.astype(small_uint(n_levels))
+    base = ((grid.roi * n1 + grid.gv) * n1).astype(kdt)
     out = np.empty((len(offs), size), dtype=np.int64)
     for ai, off in enumerate(offs):
-        j = grid.g[grid.step(off) :].take(grid.v)  # g[v + step]; v + step < len(g)
-        out[ai] = np.bincount(base + j, minlength=size)
+        j = g[grid.step(off) :].take(grid.v)  # g[v + step]; v + step < len(g)
+        out[ai] = np.bincount(base + j, minlength=size)  # (kdt holds every key: no wrap-around)
     p = torch.from_numpy(out).view(len(offs), grid.n_rois, n1, n1)[:, :, 1:, 1:]
     return p.transpose(0, 1).to(torch.float64)
 

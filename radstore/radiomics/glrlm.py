@@ -36,6 +36,7 @@ from radstore.radiomics._neighbours import (
     flat_grid,
     grid_shape,
     line_order,
+    small_uint,
 )
 from radstore.radiomics.texture_params import TextureParams
 
@@ -113,15 +114,10 @@ def _line_major(a: np.ndarray, n: int, step: int) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(view).reshape(-1), m
 
 
-def _small_uint(top: int) -> type[np.integer]:
-    """The smallest unsigned integer type holding ``0..top`` (int64 beyond 32 bits)."""
-    return np.uint8 if top < 2**8 else np.uint16 if top < 2**16 else np.uint32 if top < 2**32 else np.int64
-
-
 def _small_levels(grid: FlatGrid, n_levels: int, tail: int) -> np.ndarray:
     """``grid.g`` in :func:`_small_uint` of ``n_levels``, followed by ``tail`` zeros (the line-major
     copies, the costliest pass, move the fewest bytes)."""
-    out = np.zeros(grid.g.size + tail, dtype=_small_uint(n_levels))
+    out = np.zeros(grid.g.size + tail, dtype=small_uint(n_levels))
     out[: grid.g.size] = grid.g
     return out
 
@@ -139,7 +135,7 @@ def _matrices_numpy(
     steps = [grid.step(off) for off in offs]
     n = grid.g.size
     gz = _small_levels(grid, n_levels, 2 * max(steps) + 1)
-    kdt = _small_uint(n_levels * nr)
+    kdt = small_uint(n_levels * nr)
     size = b * n1 * nr
     counts = np.zeros((na, size), dtype=np.int64)
     valid = np.zeros((b, na), dtype=bool)

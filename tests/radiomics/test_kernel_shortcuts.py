@@ -37,3 +37,37 @@ def test_pca_moments_2d_and_planar() -> None:
     ev = shape._pca_eigen(line, np.array([1.0, 1.0, 0.5]))
     assert ev[0] == 0.0 and ev[1] == 0.0
     assert ev[2] == pytest.approx(0.25 * np.var(np.arange(6.0)), rel=1e-14)
+
+
+@pytest.mark.parametrize(
+    ("family", "n_levels"),
+    [("glcm", 200), ("glrlm", 9000), ("ngtdm", 9000), ("glcm", 5), ("glrlm", 5), ("ngtdm", 5)],
+)
+def test_small_integer_keys_equal_torch_path(family: str, n_levels: int) -> None:
+    """The NumPy kernels pick uint8/16/32 levels and keys by the level count (GLCM keys up to
+    ``B (Ng+1)^2``: uint32 for B = 2, Ng = 200; GLRLM keys ``Ng Nr``; NGTDM packed sums up to
+    ``27 (Ng+1) 2^5``); across those widths their matrices equal the torch kernels' (int64)."""
+    import importlib
+    import warnings
+
+    import torch
+
+    from radstore.radiomics.texture_params import TextureParams
+
+    mod = importlib.import_module(f"radstore.radiomics.{family}")
+    rng = np.random.default_rng(n_levels)
+    q = rng.integers(1, n_levels + 1, size=(2, 5, 6, 8))
+    q = np.where(rng.random(q.shape) < 0.6, np.roll(q, 1, axis=3), q)  # some runs / equal pairs
+    q[:, 0, 0, 0] = n_levels
+    m = rng.random(q.shape) < 0.7
+    m[:, 0, 0, 0] = True
+    qt, mt = torch.from_numpy(q), torch.from_numpy(m)
+    extra = () if family == "glcm" and n_levels > 100 else (TextureParams(distances=(1, 2)),)
+    for params in (TextureParams(), *extra):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            a = mod.matrices(qt, mt, n_levels, params, method="numpy")
+            b = mod.matrices(qt, mt, n_levels, params, method="torch")
+        pairs = zip(a, b, strict=True) if isinstance(a, tuple) else [(a, b)]
+        for x, y in pairs:
+            torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-12)
