@@ -109,9 +109,8 @@ def _line_major(a: np.ndarray, n: int, step: int) -> tuple[np.ndarray, int]:
     m = -(-n // step) + 1
     if step == 1:
         return a[:m], m
-    isz = a.itemsize
-    view = np.lib.stride_tricks.as_strided(a, shape=(step, m), strides=(isz, step * isz), writeable=False)
-    return np.ascontiguousarray(view).reshape(-1), m
+    # row r of the transposed [m, step] view is a[r], a[r + step], ...; step * m <= n + 2 * step
+    return np.ascontiguousarray(a[: step * m].reshape(m, step).T).reshape(-1), m
 
 
 def _small_levels(grid: FlatGrid, n_levels: int, tail: int) -> np.ndarray:
