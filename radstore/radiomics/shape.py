@@ -236,10 +236,10 @@ def _line_extremes(verts: np.ndarray) -> list[np.ndarray]:
         line = c[:, o1] * dims[o2] + c[:, o2]
         order = np.argsort(line * dims[axis] + c[:, axis])
         ls = line[order]
-        new_line = np.r_[True, ls[1:] != ls[:-1]]
-        last = np.r_[new_line[1:], True]
+        ends = np.ones(len(ls), dtype=bool)  # first or last of its line (in sorted order)
+        ends[1:-1] = (ls[1:-1] != ls[:-2]) | (ls[1:-1] != ls[2:])
         keep = np.zeros(len(c), dtype=bool)
-        keep[order[new_line | last]] = True
+        keep[order[ends]] = True
         out.append(keep)
     return out
 
@@ -351,8 +351,12 @@ def _grouped_max_distance(points: np.ndarray, verts: np.ndarray, axis: int,
         return 0.0
     pts = points[idx][:, [u, v]]
     kk = key[idx]
-    starts = np.r_[0, np.flatnonzero(np.diff(kk)) + 1]
-    ends = np.r_[starts[1:], len(kk)]
+    cut = np.flatnonzero(kk[1:] != kk[:-1]) + 1
+    starts = np.zeros(len(cut) + 1, dtype=np.intp)
+    starts[1:] = cut
+    ends = np.empty_like(starts)
+    ends[:-1] = cut
+    ends[-1] = len(kk)
     proj = _DIRS.T @ pts.T  # [K, N]: reduceat along the contiguous axis is ~5x faster
     width = np.maximum.reduceat(proj, starts, axis=1) - np.minimum.reduceat(proj, starts, axis=1)
     ub = width.max(0) * _UB_FACTOR
