@@ -41,12 +41,13 @@ def test_pca_moments_2d_and_planar() -> None:
 
 @pytest.mark.parametrize(
     ("family", "n_levels"),
-    [("glcm", 200), ("glrlm", 9000), ("ngtdm", 9000), ("glcm", 5), ("glrlm", 5), ("ngtdm", 5)],
+    [("glcm", 200), ("glrlm", 9000), ("ngtdm", 9000), ("glcm", 3), ("glrlm", 5), ("ngtdm", 5)],
 )
 def test_small_integer_keys_equal_torch_path(family: str, n_levels: int) -> None:
     """The NumPy kernels pick uint8/16/32 levels and keys by the level count (GLCM keys up to
     ``B (Ng+1)^2``: uint32 for B = 2, Ng = 200; GLRLM keys ``Ng Nr``; NGTDM packed sums up to
-    ``27 (Ng+1) 2^5``); across those widths their matrices equal the torch kernels' (int64)."""
+    ``27 (Ng+1) 2^5``); across those widths their matrices equal the torch kernels' (int64). GLCM with
+    3 levels takes the two-directions-per-bincount path (and with distances (1, 2) an odd count)."""
     import importlib
     import warnings
 
@@ -56,7 +57,7 @@ def test_small_integer_keys_equal_torch_path(family: str, n_levels: int) -> None
 
     mod = importlib.import_module(f"radstore.radiomics.{family}")
     rng = np.random.default_rng(n_levels)
-    q = rng.integers(1, n_levels + 1, size=(2, 5, 6, 8))
+    q = rng.integers(1, n_levels + 1, size=(2, 10, 12, 14))
     q = np.where(rng.random(q.shape) < 0.6, np.roll(q, 1, axis=3), q)  # some runs / equal pairs
     q[:, 0, 0, 0] = n_levels
     m = rng.random(q.shape) < 0.7
