@@ -234,7 +234,9 @@ def _line_extremes(verts: np.ndarray) -> list[np.ndarray]:
     for axis in range(verts.shape[1]):
         o1, o2 = [d for d in range(verts.shape[1]) if d != axis]
         line = c[:, o1] * dims[o2] + c[:, o2]
-        order = np.argsort(line * dims[axis] + c[:, axis])
+        # keys are unique (one vertex per position): any sort gives this order; the stable one
+        # exploits the sorted runs of the scan order (3x faster along x)
+        order = np.argsort(line * dims[axis] + c[:, axis], kind="stable")
         ls = line[order]
         ends = np.ones(len(ls), dtype=bool)  # first or last of its line (in sorted order)
         ends[1:-1] = (ls[1:-1] != ls[:-2]) | (ls[1:-1] != ls[2:])
