@@ -475,7 +475,9 @@ def mesh_3d(mask: np.ndarray, spacing_zyx: tuple[float, float, float], device: s
             ) -> tuple[float, float, np.ndarray]:
     """(surface area mm^2, mesh volume mm^3, mesh vertices [V, 3] in index units) of a bool ROI."""
     sp = np.asarray(spacing_zyx, dtype=np.float64)
-    mp = np.pad(np.asarray(mask, dtype=bool), 1)
+    m = np.asarray(mask, dtype=bool)
+    mp = np.zeros(tuple(n + 2 for n in m.shape), dtype=bool)  # (np.pad costs ~50 us)
+    mp[1:-1, 1:-1, 1:-1] = m
     if device == "cpu":
         area, volume = _mesh_area_volume_numpy(mp, sp)
     else:
