@@ -114,7 +114,7 @@ def _line_major(a: np.ndarray, n: int, step: int) -> tuple[np.ndarray, int]:
 
 
 def _small_levels(grid: FlatGrid, n_levels: int, tail: int) -> np.ndarray:
-    """``grid.g`` in :func:`_small_uint` of ``n_levels``, followed by ``tail`` zeros (the line-major
+    """``grid.g`` in the :func:`.small_uint` of ``n_levels``, then ``tail`` zeros (the line-major
     copies, the costliest pass, move the fewest bytes)."""
     out = np.zeros(grid.g.size + tail, dtype=small_uint(n_levels))
     out[: grid.g.size] = grid.g
