@@ -152,19 +152,20 @@ def _matrices_numpy(
         np.minimum(key, nr, out=key)
         key += np.multiply(vals, nr, dtype=kdt)  # (one pass in a small type)
         cut = np.searchsorted(bnd[:-1], seg - 1)  # runs of group member k: cut[k]:cut[k + 1]
-        for k, ai in enumerate(group):
-            part = key[cut[k] : cut[k + 1]]
-            if b > 1:
+        if len(group) == 1:
+            key += group[0] * size
+        else:  # direction offset of each run
+            key += np.repeat(np.asarray(group) * size, np.diff(cut))
+        if b > 1:
+            for k, ai in enumerate(group):
                 local = bnd[cut[k] : cut[k + 1]] + 1 - seg[k]  # all in the grid: its last voxels are padding
                 roi = ((local % ms[k]) * steps[ai] + local // ms[k]) // grid.block
-                part += roi * (n1 * nr)
-            part += ai * size
+                key[cut[k] : cut[k + 1]] += roi * (n1 * nr)
         counts += np.bincount(key, minlength=na * size + 1)[1:].reshape(na, size)
-        for k, ai in enumerate(group):
-            long_run = counts[ai].reshape(b, n1, nr)[:, 1:, 1:].any(axis=(1, 2))
-            valid[:, ai] = long_run
-            if long_run.all():
-                continue
+        long_run = np.asarray(counts[group].reshape(len(group), b, n1, nr)[:, :, 1:, 1:].any(axis=(2, 3)))
+        valid[:, group] = long_run.T
+        for k in np.flatnonzero(~long_run.all(axis=1)).tolist():
+            ai = group[k]
             roi_run = vals[cut[k] : cut[k + 1]] > 0
             touch = np.flatnonzero(roi_run[1:] & roi_run[:-1]) + 1  # a ROI run right after another
             if b == 1:
