@@ -350,6 +350,12 @@ def by_grid_chunks(
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
+def small_uint(top: int) -> type[np.integer]:
+    """The smallest unsigned integer type holding ``0..top`` (int64 beyond 32 bits): keys and levels
+    in it move the fewest bytes through gathers, adds and copies (``bincount`` widens them once)."""
+    return np.uint8 if top < 2**8 else np.uint16 if top < 2**16 else np.uint32 if top < 2**32 else np.int64
+
+
 def present_levels(grid: FlatGrid, n_levels: int) -> np.ndarray:
     """Bool ``[B, n_levels + 1]``: level ``i`` occurs in ROI ``b`` (column 0 always False)."""
     n1 = n_levels + 1

@@ -44,6 +44,7 @@ from radstore.radiomics._neighbours import (
     grid_shape,
     pair_slices,
     present_levels,
+    small_uint,
 )
 from radstore.radiomics.texture_params import TextureParams
 
@@ -101,15 +102,29 @@ def matrices(
 
 def _matrices_numpy(grid: FlatGrid, offs: list[tuple[int, int, int]], n_levels: int) -> torch.Tensor:
     """Counts from a :class:`FlatGrid`: pair key ``(roi, g(p), g(p + a))`` with level 0 (outside) in
-    row/column 0, which is dropped."""
-    n1 = n_levels + 1
-    size = grid.n_rois * n1 * n1
-    base = (grid.roi * n1 + grid.gv) * n1
-    out = np.empty((len(offs), size), dtype=np.int64)
-    for ai, off in enumerate(offs):
-        j = grid.g[grid.step(off) :].take(grid.v)  # g[v + step]; v + step < len(g)
-        out[ai] = np.bincount(base + j, minlength=size)
-    p = torch.from_numpy(out).view(len(offs), grid.n_rois, n1, n1)[:, :, 1:, 1:]
+    row/column 0, which is dropped. Where the ``B (Ng+1)^3`` triple keys are few (<= 2^16) next to
+    the ROI voxels, two directions share one ``bincount`` of ``(roi, g(p), g(p + a1), g(p + a2))``;
+    each direction's counts are then the exact integer marginal over the other neighbour. Levels
+    and keys are in the smallest unsigned types that hold them (:func:`.small_uint`)."""
+    n1, b = n_levels + 1, grid.n_rois
+    triple = b * n1**3
+    per = 2 if triple <= 2**16 and 8 * triple <= grid.v.size else 1  # directions per bincount
+    kdt = small_uint(b * n1 ** (per + 1) - 1)  # holds every key: no wrap-around
+    g = grid.g.astype(small_uint(n_levels))
+    base = ((grid.roi * n1 + grid.gv) * n1).astype(kdt)
+    out = np.empty((len(offs), b * n1 * n1), dtype=np.int64)
+    for a0 in range(0, len(offs), per):
+        group = offs[a0 : a0 + per]
+        key = base + g[grid.step(group[0]) :].take(grid.v)  # g[v + step]; v + step < len(g)
+        if len(group) == 1:
+            out[a0] = np.bincount(key, minlength=b * n1 * n1)
+            continue
+        key *= kdt(n1)
+        key += g[grid.step(group[1]) :].take(grid.v)
+        h = np.bincount(key, minlength=b * n1**3).reshape(b, n1, n1, n1)
+        out[a0] = h.sum(axis=3).reshape(-1)
+        out[a0 + 1] = h.sum(axis=2).reshape(-1)
+    p = torch.from_numpy(out).view(len(offs), b, n1, n1)[:, :, 1:, 1:]
     return p.transpose(0, 1).to(torch.float64)
 
 

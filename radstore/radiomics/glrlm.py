@@ -36,6 +36,7 @@ from radstore.radiomics._neighbours import (
     flat_grid,
     grid_shape,
     line_order,
+    small_uint,
 )
 from radstore.radiomics.texture_params import TextureParams
 
@@ -108,15 +109,14 @@ def _line_major(a: np.ndarray, n: int, step: int) -> tuple[np.ndarray, int]:
     m = -(-n // step) + 1
     if step == 1:
         return a[:m], m
-    isz = a.itemsize
-    view = np.lib.stride_tricks.as_strided(a, shape=(step, m), strides=(isz, step * isz), writeable=False)
-    return np.ascontiguousarray(view).reshape(-1), m
+    # row r of the transposed [m, step] view is a[r], a[r + step], ...; step * m <= n + 2 * step
+    return np.ascontiguousarray(a[: step * m].reshape(m, step).T).reshape(-1), m
 
 
 def _small_levels(grid: FlatGrid, n_levels: int, tail: int) -> np.ndarray:
-    """``grid.g`` in the smallest integer type holding ``0..n_levels``, followed by ``tail`` zeros."""
-    dt = np.uint8 if n_levels < 2**8 else np.uint16 if n_levels < 2**16 else grid.g.dtype
-    out = np.zeros(grid.g.size + tail, dtype=dt)
+    """``grid.g`` in the :func:`.small_uint` of ``n_levels``, then ``tail`` zeros (the line-major
+    copies, the costliest pass, move the fewest bytes)."""
+    out = np.zeros(grid.g.size + tail, dtype=small_uint(n_levels))
     out[: grid.g.size] = grid.g
     return out
 
@@ -128,12 +128,13 @@ def _matrices_numpy(
     a non-zero level are exactly the GLRLM runs (runs of 0 land in row 0, dropped), several
     directions at once on their concatenated line-major arrays (:func:`_direction_groups`); a
     direction is valid for a ROI when it has a run of length >= 2 or two touching runs or, failing both, two
-    voxels on one line with only non-ROI voxels between."""
+    voxels on one line with only non-ROI voxels between (the later tests run only where needed)."""
     offs = angles((1,), params.force2d, params.force2d_dimension)
     b, na, n1 = grid.n_rois, len(offs), n_levels + 1
     steps = [grid.step(off) for off in offs]
     n = grid.g.size
     gz = _small_levels(grid, n_levels, 2 * max(steps) + 1)
+    kdt = small_uint(n_levels * nr)
     size = b * n1 * nr
     counts = np.zeros((na, size), dtype=np.int64)
     valid = np.zeros((b, na), dtype=bool)
@@ -141,28 +142,37 @@ def _matrices_numpy(
         ts, ms = zip(*(_line_major(gz, n, steps[ai]) for ai in group), strict=True)
         seg = np.cumsum([0, *(len(t) for t in ts)])
         t = np.concatenate(ts) if len(ts) > 1 else ts[0]
-        bnd = np.flatnonzero(t[1:] != t[:-1]) + 1  # run starts; every segment starts and ends with 0
-        lens = np.diff(bnd)
-        vals = t[bnd[:-1]]
-        np.minimum(lens, nr, out=lens)  # (runs of 0 may be longer)
-        lens -= 1
-        start = bnd[:-1]
-        gi = np.searchsorted(seg, start, side="right") - 1  # index in ``group`` of each run
-        dirs = np.asarray(group)[gi]
-        roi_run = vals > 0
-        touch = roi_run[1:] & roi_run[:-1]  # a ROI run followed directly by another one (same segment)
-        if b == 1:
-            lens += dirs * size + vals.astype(np.int64) * nr
-            valid[0, dirs[1:][touch]] = True
-        else:
-            local = start - seg[gi]  # all in the grid: its last ``step`` voxels are padding
-            m_run = np.asarray(ms)[gi]
-            roi = ((local % m_run) * np.asarray(steps)[dirs] + local // m_run) // grid.block
-            lens += dirs * size + (roi * n1 + vals) * nr
-            valid[roi[:-1][touch], dirs[1:][touch]] = True
-        counts += np.bincount(lens, minlength=na * size).reshape(na, size)
-    long_run = counts.reshape(na, b, n1, nr)[:, :, 1:, 1:].any(axis=(2, 3)).T
-    valid |= long_run
+        # a run starts at 1 + bnd[k] and has length bnd[k + 1] - bnd[k]; every segment starts and
+        # ends with 0, so no run crosses a segment and the last boundary closes the last ROI run
+        bnd = np.flatnonzero(t[1:] != t[:-1])
+        vals = t[1:][bnd[:-1]]  # level of each run
+        # key = (roi * n1 + level) * nr + length, lengths 1..nr (runs of 0 may be longer: clipped,
+        # they land in level 0, dropped); bincount slot 0 stays empty, dropped below
+        key = np.diff(bnd)
+        np.minimum(key, nr, out=key)
+        key += np.multiply(vals, nr, dtype=kdt)  # (one pass in a small type)
+        cut = np.searchsorted(bnd[:-1], seg - 1)  # runs of group member k: cut[k]:cut[k + 1]
+        if len(group) == 1:
+            key += group[0] * size
+        else:  # direction offset of each run
+            key += np.repeat(np.asarray(group) * size, np.diff(cut))
+        if b > 1:
+            for k, ai in enumerate(group):
+                local = bnd[cut[k] : cut[k + 1]] + 1 - seg[k]  # all in the grid: its last voxels are padding
+                roi = ((local % ms[k]) * steps[ai] + local // ms[k]) // grid.block
+                key[cut[k] : cut[k + 1]] += roi * (n1 * nr)
+        counts += np.bincount(key, minlength=na * size + 1)[1:].reshape(na, size)
+        long_run = np.asarray(counts[group].reshape(len(group), b, n1, nr)[:, :, 1:, 1:].any(axis=(2, 3)))
+        valid[:, group] = long_run.T
+        for k in np.flatnonzero(~long_run.all(axis=1)).tolist():
+            ai = group[k]
+            roi_run = vals[cut[k] : cut[k + 1]] > 0
+            touch = np.flatnonzero(roi_run[1:] & roi_run[:-1]) + 1  # a ROI run right after another
+            if b == 1:
+                valid[0, ai] |= touch.size > 0
+            else:
+                local = bnd[cut[k] : cut[k + 1]][touch] + 1 - seg[k]
+                valid[((local % ms[k]) * steps[ai] + local // ms[k]) // grid.block, ai] = True
     for r, ai in np.argwhere(~valid).tolist():
         valid[r, ai] = _shares_line(grid, r, steps[ai])
     p = torch.from_numpy(counts).view(na, b, n1, nr)[:, :, 1:].transpose(0, 1).to(torch.float64)
