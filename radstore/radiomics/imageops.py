@@ -17,6 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
+from radstore.radiomics._neighbours import cpu_method
 from radstore.radiomics.settings import Setting
 
 
@@ -206,10 +207,14 @@ def bin_edges(values_min: float, values_max: float, s: Setting, anchor: float | 
     return edges
 
 
-def discretise(x: torch.Tensor, mask: torch.Tensor, s: Setting, anchors: list[float | None] | None = None
-               ) -> tuple[torch.Tensor, int]:
+def discretise(x: torch.Tensor, mask: torch.Tensor, s: Setting, anchors: list[float | None] | None = None,
+               method: str = "auto") -> tuple[torch.Tensor, int]:
     """Grey levels ``q`` (int64 [B,Z,Y,X], 1..Ng inside the ROI, 0 outside) as ``numpy.digitize`` with
-    PyRadiomics' bin edges, per ROI; returns ``(q, max level over the batch)``."""
+    PyRadiomics' bin edges, per ROI; returns ``(q, max level over the batch)``. ``method`` "numpy"
+    (the "auto" choice for CPU tensors) bins the ROI voxels only (``searchsorted(side="right")`` is
+    ``digitize``); "torch" (any device) uses ``torch.bucketize(right=True)``, the same rule."""
+    if cpu_method(method, x) == "numpy":
+        return _discretise_numpy(x, mask, s, anchors)
     q = torch.zeros(x.shape, dtype=torch.int64, device=x.device)
     big = torch.finfo(x.dtype).max
     mins = torch.where(mask, x, torch.full_like(x, big)).flatten(1).amin(1).cpu().numpy()
@@ -223,3 +228,21 @@ def discretise(x: torch.Tensor, mask: torch.Tensor, s: Setting, anchors: list[fl
         q[b] = torch.where(mask[b], qb, torch.zeros_like(qb))
         n_levels = max(n_levels, int(q[b].max()))
     return q, n_levels
+
+
+def _discretise_numpy(x: torch.Tensor, mask: torch.Tensor, s: Setting, anchors: list[float | None] | None
+                      ) -> tuple[torch.Tensor, int]:
+    xn, mn = x.numpy(), mask.numpy()
+    q = np.zeros(xn.shape, dtype=np.int64)
+    n_levels = 1
+    for b in range(xn.shape[0]):
+        inside = mn[b]
+        vals = xn[b][inside]
+        if vals.size == 0:
+            continue
+        anchor = anchors[b] if anchors is not None else None
+        edges = bin_edges(float(vals.min()), float(vals.max()), s, anchor)
+        levels = np.searchsorted(edges, vals, side="right")
+        q[b][inside] = levels
+        n_levels = max(n_levels, int(levels.max()))
+    return torch.from_numpy(q), n_levels

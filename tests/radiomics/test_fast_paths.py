@@ -224,3 +224,23 @@ def test_chunks_group_by_setting_and_bin_count() -> None:
     assert len(_chunks(crops, workers=2)) == 3  # at most ceil(5 / 2) crops per batch
     assert len(_chunks(crops, workers=5)) == 5
     assert all(len(g) == 1 for g in _chunks(crops, max_voxels=1500))  # two 1000-voxel crops exceed it
+
+
+@pytest.mark.parametrize("params", [{}, {"binCount": 16}, {"binWidth": 0.7}])
+def test_discretise_numpy_equals_torch(params: dict[str, float]) -> None:
+    import torch
+
+    from radstore.radiomics.imageops import discretise
+    from radstore.radiomics.settings import Setting
+
+    rng = np.random.default_rng(6)
+    x = torch.from_numpy(rng.normal(30, 40, (3, 6, 9, 8)))
+    x[0, :3] = torch.from_numpy(rng.normal(30, 40, (3, 9, 8)).round())  # values on bin edges too
+    m = torch.from_numpy(rng.random((3, 6, 9, 8)) < 0.6)
+    x[1] = 7.0  # flat ROI: one bin
+    s = Setting(**params)
+    anchors = [None, None, -500.0]  # IBSI: an edge at or below the ROI minimum
+    qa, na = discretise(x, m, s, anchors, method="numpy")
+    qb, nb = discretise(x, m, s, anchors, method="torch")
+    assert na == nb > 1 and torch.equal(qa, qb)
+    assert int(qa[~m].abs().sum()) == 0 and int(qa[m].min()) >= 1
