@@ -39,6 +39,7 @@ from radstore.radiomics.texture_params import TextureParams
 ROI = tuple[np.ndarray, np.ndarray, tuple[float, float, float]]
 MAX_BATCH_VOXELS = 8_000_000  # padded voxels per kernel call (bounds memory of the texture matrices)
 CPU_BATCH_VOXELS = 262_144  # on CPU only small crops gain from batching (per-call overhead)
+MIN_SPLIT_VOXELS = 65_536  # batches are split over workers only down to this size (below: GIL-bound)
 LEVEL_RATIO = 1.5  # crops batched together have bin counts within about this factor
 
 
@@ -92,15 +93,18 @@ def _chunks(crops: list[_Crop], workers: int = 1, max_voxels: int = MAX_BATCH_VO
     """Kernel batches: crops (of any ROI and image type) with the same spacing, setting and bin count
     within a factor ``LEVEL_RATIO`` (the texture matrices of a batch are sized by its largest bin
     count), by size so that padding stays small, at most ``max_voxels`` padded voxels each (a larger
-    crop is alone), and split into at least ``workers`` batches when there are that many crops."""
+    crop is alone), and split into about ``workers`` batches while they keep ``MIN_SPLIT_VOXELS``
+    (smaller batches spend their time in Python holding the GIL: threads would not run them in
+    parallel, and splitting loses the batching gain)."""
     groups: dict[tuple[tuple[float, float, float], str, int], list[_Crop]] = {}
     for c in crops:
         level_class = int(math.log(max(c.levels, 1)) / math.log(LEVEL_RATIO))
         groups.setdefault((c.spacing, c.setting.model_dump_json(), level_class), []).append(c)
-    per_batch = max(1, math.ceil(len(crops) / max(workers, 1)))
     out: list[list[_Crop]] = []
     for group in groups.values():
         group.sort(key=lambda c: c.mask.size)
+        mean_voxels = sum(c.mask.size for c in group) / len(group)
+        per_batch = max(math.ceil(len(group) / max(workers, 1)), math.ceil(MIN_SPLIT_VOXELS / mean_voxels))
         cur: list[_Crop] = []
         for c in group:
             shape = np.max([x.mask.shape for x in [*cur, c]], axis=0)

@@ -213,7 +213,7 @@ def test_chunks_group_by_setting_and_bin_count() -> None:
     from radstore.radiomics.engine import _chunks, _Crop
     from radstore.radiomics.settings import Setting
 
-    def crop(roi: int, levels: int, setting: Setting, size: int = 10) -> _Crop:
+    def crop(roi: int, levels: int, setting: Setting, size: int = 50) -> _Crop:
         m = np.ones((size, size, size), dtype=bool)
         return _Crop(roi, f"t{levels}", setting, m.astype(float), m, (1.0, 1.0, 1.0), None, levels)
 
@@ -221,9 +221,11 @@ def test_chunks_group_by_setting_and_bin_count() -> None:
     crops = [crop(0, 12, s25), crop(0, 14, s25), crop(0, 170, s25), crop(0, 13, s5), crop(1, 12, s25)]
     groups = [sorted((c.roi, c.levels) for c in g) for g in _chunks(crops)]
     assert sorted(groups) == [[(0, 12), (0, 14), (1, 12)], [(0, 13)], [(0, 170)]]
-    assert len(_chunks(crops, workers=2)) == 3  # at most ceil(5 / 2) crops per batch
+    assert len(_chunks(crops, workers=2)) == 4  # the group of three: batches of ceil(3 / 2)
     assert len(_chunks(crops, workers=5)) == 5
-    assert all(len(g) == 1 for g in _chunks(crops, max_voxels=1500))  # two 1000-voxel crops exceed it
+    assert all(len(g) == 1 for g in _chunks(crops, max_voxels=200_000))  # two 125k-voxel crops exceed it
+    small = [crop(r, 12, s25, size=10) for r in range(6)]  # 1000 voxels each: a split would be GIL-bound
+    assert len(_chunks(small, workers=2)) == 1
 
 
 @pytest.mark.parametrize("params", [{}, {"binCount": 16}, {"binWidth": 0.7}])
