@@ -20,15 +20,19 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 import warnings
 from pathlib import Path
 
-import numpy as np
-import torch
+# this folder holds radiomics.py: keep it off sys.path so `import radiomics` is PyRadiomics
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-from radstore.radiomics import _pyrad_reference as ref
-from radstore.radiomics.texture_params import TextureParams
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from radstore.radiomics import _pyrad_reference as ref  # noqa: E402
+from radstore.radiomics.texture_params import TextureParams  # noqa: E402
 
 FAMILIES = ("glcm", "glrlm", "glszm", "gldm", "ngtdm")
 
