@@ -49,29 +49,55 @@ def _within(box: Box, window: tuple[slice, ...]) -> tuple[slice, ...]:
     return tuple(slice(b.start - w.start, b.stop - w.start) for b, w in zip(box, window, strict=True))
 
 
-@functools.lru_cache(maxsize=64)
-def _recursive_gaussian_operators(length: int, sigma: float, spacing: float) -> tuple[np.ndarray, np.ndarray]:
-    """``(S, D)``: ITK's recursive Gaussian along a line of ``length`` voxels at ``spacing`` mm as
-    matrices (``M[i, j]`` = response at ``i`` to a unit impulse at ``j``, boundaries as ITK handles
-    them), ``S`` smoothing (order 0) and ``D`` the second derivative (order 2) divided by
-    ``spacing**2`` as ``LaplacianRecursiveGaussianImageFilter`` sums it; both normalised across
-    scale, read-only float64."""
+@functools.lru_cache(maxsize=32)
+def _recursive_gaussian_kernels(sigma: float, spacing: float, reach: int) -> tuple[np.ndarray, np.ndarray]:
+    """Impulse responses ``h[-reach..reach]`` (float64, length ``2 reach + 1``) of ITK's recursive
+    Gaussian (SimpleITK ``RecursiveGaussianImageFilter``, normalised across scale, sigma in mm) at
+    ``spacing`` mm: smoothing (order 0) and second derivative (order 2) divided by ``spacing**2``, as
+    ``LaplacianRecursiveGaussianImageFilter`` sums it. Read from the filter run on a unit impulse in
+    the middle of a line of ``2 reach + 1`` zeros (zero ends add nothing: see
+    :func:`_recursive_gaussian_operators`)."""
+    n = 2 * reach + 1
+    line = np.zeros((1, n))
+    line[0, reach] = 1.0
+    img = sitk.GetImageFromArray(line)
+    img.SetSpacing((spacing, 1.0))
     out = []
     for order in (sitk.RecursiveGaussianImageFilter.ZeroOrder, sitk.RecursiveGaussianImageFilter.SecondOrder):
-        eye = sitk.GetImageFromArray(np.eye(length))
-        eye.SetSpacing((spacing, 1.0))
         f = sitk.RecursiveGaussianImageFilter()
         f.SetSigma(sigma)
         f.SetDirection(0)
         f.SetOrder(order)
         f.SetNormalizeAcrossScale(True)
-        op = np.ascontiguousarray(sitk.GetArrayFromImage(f.Execute(eye)).T, dtype=np.float64)
-        out.append(op)
+        out.append(sitk.GetArrayFromImage(f.Execute(img))[0].astype(np.float64))
     smooth, second = out
     second /= spacing**2
-    for op in out:
-        op.flags.writeable = False
     return smooth, second
+
+
+@functools.lru_cache(maxsize=16)
+def _recursive_gaussian_operators(length: int, sigma: float, spacing: float, reach: int
+                                  ) -> tuple[np.ndarray, np.ndarray]:
+    """``(S, D)``: the filters of :func:`_recursive_gaussian_kernels` along a line of ``length``
+    voxels as matrices (``M[i, j]`` = response at ``i`` to a unit impulse at ``j``), read-only.
+
+    ITK starts its causal and anti-causal recursions in the steady state of the line's first and
+    last values, i.e. it filters the line continued by its end values to infinity, so
+    ``M[i, j] = h[i - j]`` (zero beyond ``reach``) plus, in column 0, ``sum_{m > i} h[m]`` and, in
+    column ``length - 1``, ``sum_{m < i - length + 1} h[m]`` (tested equal to the filter run on an
+    identity image, to its float32 output rounding)."""
+    i = np.arange(length)
+    d = i[:, None] - i[None, :]
+    inside = np.abs(d) <= reach
+    out = []
+    for h in _recursive_gaussian_kernels(sigma, spacing, reach):
+        op = np.where(inside, h[np.clip(d + reach, 0, 2 * reach)], 0.0)
+        cum = np.concatenate([[0.0], np.cumsum(h)])  # cum[k] = h[-reach] + ... + h[k - 1 - reach]
+        op[:, 0] += cum[-1] - cum[np.clip(i + 1 + reach, 0, 2 * reach + 1)]
+        op[:, -1] += cum[np.clip(i - length + 1 + reach, 0, 2 * reach + 1)]
+        op.flags.writeable = False
+        out.append(op)
+    return out[0], out[1]
 
 
 def _line_product(op: np.ndarray, a: np.ndarray, axis: int, rows: slice, reach: int) -> np.ndarray:
@@ -112,7 +138,7 @@ def log_crop(image: np.ndarray, spacing_zyx: tuple[float, float, float], box: Bo
                    for b, n, m in zip(box, image.shape, reach, strict=True))
     a = np.asarray(image[window], dtype=np.float64)
     rows = _within(box, window)
-    ops = [_recursive_gaussian_operators(a.shape[ax], float(sigma), float(spacing_zyx[ax]))
+    ops = [_recursive_gaussian_operators(a.shape[ax], float(sigma), float(spacing_zyx[ax]), reach[ax])
            for ax in range(3)]
     full = [a.shape[ax] for ax in range(3)]
     kept = [r.stop - r.start for r in rows]

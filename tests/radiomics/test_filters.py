@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from radstore.radiomics.filters import _wavelet_window, derived_crops, log_crop, wavelet_crops
+from radstore.radiomics.filters import (
+    _recursive_gaussian_operators,
+    _wavelet_window,
+    derived_crops,
+    log_crop,
+    wavelet_crops,
+)
 from radstore.radiomics.imageops import ROIError
 
 imageoperations = pytest.importorskip("radiomics.imageoperations")
@@ -107,3 +113,23 @@ def test_derived_crops_names_and_log_errors() -> None:
         log_crop(image[:3], spacing, (slice(0, 3), box[1], box[2]), 1.0)
     with pytest.raises(ROIError, match="too large"):
         log_crop(image, spacing, box, 200.0)
+
+
+@pytest.mark.parametrize(("sigma", "spacing"), [(1.0, 0.977), (3.0, 0.977), (3.0, 3.0), (2.0, 0.5)])
+@pytest.mark.parametrize("length", [4, 5, 23, 90])
+def test_line_operators_equal_itk_on_identity(sigma: float, spacing: float, length: int) -> None:
+    """The Toeplitz + end-value-extension matrices are SimpleITK's recursive Gaussian (run on an
+    identity image: row ``j`` an impulse at ``j``) to its float32 output rounding."""
+    reach = int(np.ceil(12 * sigma / spacing)) + 2
+    smooth, second = _recursive_gaussian_operators(length, sigma, spacing, reach)
+    orders = (sitk.RecursiveGaussianImageFilter.ZeroOrder, sitk.RecursiveGaussianImageFilter.SecondOrder)
+    for op, order, scale in ((smooth, orders[0], 1.0), (second, orders[1], spacing**-2)):
+        eye = sitk.GetImageFromArray(np.eye(length))
+        eye.SetSpacing((spacing, 1.0))
+        f = sitk.RecursiveGaussianImageFilter()
+        f.SetSigma(sigma)
+        f.SetOrder(order)
+        f.SetNormalizeAcrossScale(True)
+        want = sitk.GetArrayFromImage(f.Execute(eye)).T.astype(np.float64) * scale
+        assert not op.flags.writeable
+        np.testing.assert_allclose(op, want, rtol=0, atol=4 * np.finfo(np.float32).eps * np.abs(want).max())
