@@ -3,8 +3,9 @@ on a window around the ROI and returned cropped to the ROI box.
 
 - LoG: SimpleITK's ``LaplacianRecursiveGaussianImageFilter`` (normalised across scale, sigma in mm),
   applied as the linear map it is. Along one line of length ``n`` ITK's recursive (Deriche) Gaussian
-  of order 0 or 2, boundary handling included, is an ``n x n`` matrix, read once from SimpleITK
-  itself (the filter run on an identity image) and cached; the Laplacian is
+  of order 0 or 2, boundary handling included, is an ``n x n`` matrix: Toeplitz in its impulse
+  response (read once from SimpleITK itself) plus the end-value extension ITK's initial conditions
+  amount to, cached; the Laplacian is
   ``sum_d D_d S_e S_f / spacing_d^2`` (second derivative along ``d``, smoothing along the others),
   evaluated with matrix products that keep only the ROI box's rows, on the box grown by
   ``LOG_MARGIN_SIGMAS * sigma`` (+2 voxels) per side, clipped to the image, and shared between the
