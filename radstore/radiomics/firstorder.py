@@ -34,8 +34,9 @@ def _percentile(sorted_x: torch.Tensor, n: torch.Tensor, p: float) -> torch.Tens
     return torch.where(t >= 0.5, b - (b - a) * (1 - t), a + (b - a) * t)
 
 
-def _lerp_percentile(part: np.ndarray, n: int, p: float) -> float:
-    """numpy 'linear' percentile from ``part`` (partitioned at the needed ranks), as ``_percentile``."""
+def _lerp_percentile(part: dict[int, float], n: int, p: float) -> float:
+    """numpy 'linear' percentile from the order statistics ``part`` at the ranks it needs, as
+    ``_percentile``."""
     pos = (n - 1) * (p / 100.0)
     lo = int(np.floor(pos))
     hi = min(lo + 1, n - 1)
@@ -52,10 +53,32 @@ def _ranks(n: int) -> list[int]:
     return sorted(out)
 
 
+def _order_statistics(v: np.ndarray, levels: np.ndarray, counts: np.ndarray, ranks: list[int]
+                      ) -> dict[int, float]:
+    """``{r: r-th smallest of v}`` (0-based) for ``ranks``, where ``levels`` (1..Ng, aligned with
+    ``v``) is a non-decreasing function of the values (a discretisation) and ``counts`` its
+    histogram over 1..Ng: the rank-``r`` value lies in the level whose cumulative count first
+    exceeds ``r``, so only the voxels of those few levels are partitioned."""
+    cum = np.cumsum(counts)
+    level_of = {r: int(np.searchsorted(cum, r, side="right")) + 1 for r in ranks}
+    need = np.zeros(len(counts) + 1, dtype=bool)
+    need[list(level_of.values())] = True
+    pick = np.flatnonzero(need[levels])
+    sub, sub_levels = v[pick], levels[pick]
+    out: dict[int, float] = {}
+    for lev in sorted(set(level_of.values())):
+        before = int(cum[lev - 2]) if lev > 1 else 0
+        local = sorted(r - before for r in ranks if level_of[r] == lev)
+        part = np.partition(sub[sub_levels == lev], local)
+        out.update({before + k: float(part[k]) for k in local})
+    return out
+
+
 def _compute_numpy(x: np.ndarray, mask: np.ndarray, q: np.ndarray, n_levels: int, voxel_volume: np.ndarray,
                    voxel_array_shift: float, excess_kurtosis: bool) -> dict[str, np.ndarray]:
     """CPU path of :func:`compute`: per ROI on its voxel values only; order statistics by
-    ``numpy.partition`` at the ranks the percentiles need instead of a full sort."""
+    ``numpy.partition`` of the grey levels that hold the needed ranks (:func:`_order_statistics`)
+    instead of a full sort."""
     rows: list[dict[str, float]] = []
     for xb, mb, qb, vv in zip(x, mask, q, voxel_volume, strict=True):
         v = xb[mb].astype(np.float64, copy=False)
@@ -74,14 +97,15 @@ def _compute_numpy(x: np.ndarray, mask: np.ndarray, q: np.ndarray, n_levels: int
             kurt -= 3.0
         sh = v + voxel_array_shift
         energy = float((sh * sh).sum())
-        part = np.partition(v, _ranks(n))
+        lev = qb[mb]
+        counts = np.bincount(lev, minlength=n_levels + 1)[1:n_levels + 1]
+        part = _order_statistics(v, lev, counts, _ranks(n))
         p10, p25, p50, p75, p90 = (_lerp_percentile(part, n, p) for p in (10, 25, 50, 75, 90))
         mn, mx = float(part[0]), float(part[n - 1])
         inner = v[(v >= p10) & (v <= p90)]
         with np.errstate(invalid="ignore"):  # no voxel in [P10, P90]: NaN, as the torch path
             mean_in = inner.sum() / inner.size
             rmad = np.abs(inner - mean_in).sum() / inner.size
-        counts = np.bincount(qb[mb], minlength=n_levels + 1)[1:n_levels + 1].astype(np.float64)
         pr = counts / n
         rows.append({
             "10Percentile": p10, "90Percentile": p90, "Energy": energy,
@@ -98,8 +122,10 @@ def _compute_numpy(x: np.ndarray, mask: np.ndarray, q: np.ndarray, n_levels: int
 def compute(x: torch.Tensor, mask: torch.Tensor, q: torch.Tensor, n_levels: int,
             voxel_volume: torch.Tensor | float, voxel_array_shift: float = 0.0,
             excess_kurtosis: bool = False, method: str = "auto") -> dict[str, torch.Tensor]:
-    """All 18 first-order features, each a float64 tensor ``[B]``. ``method``: ``"numpy"`` (CPU
-    tensors, per-ROI NumPy), ``"torch"`` (any device, batched) or ``"auto"`` (numpy on CPU)."""
+    """All 18 first-order features, each a float64 tensor ``[B]``. ``q`` must be the discretisation
+    of ``x`` (levels 1..n_levels inside the ROI, non-decreasing in the value), as ``discretise``
+    gives it. ``method``: ``"numpy"`` (CPU tensors, per-ROI NumPy), ``"torch"`` (any device,
+    batched) or ``"auto"`` (numpy on CPU)."""
     if method == "auto":
         method = "numpy" if x.device.type == "cpu" else "torch"
     if method == "numpy":

@@ -230,6 +230,29 @@ def discretise(x: torch.Tensor, mask: torch.Tensor, s: Setting, anchors: list[fl
     return q, n_levels
 
 
+def _digitize_evenly_spaced(vals: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """``numpy.searchsorted(edges, vals, side="right")`` (= ``digitize``) for edges that are evenly
+    spaced up to rounding (both bin rules' edges): the index ``floor((v - e0) / w) + 1`` corrected by
+    one step while ``edges[i - 1] <= v < edges[i]`` fails, which rounding can make off by one (a
+    gather into the few edges instead of a binary search; falls back to the search if two steps do
+    not settle it)."""
+    n = len(edges)
+    width = (edges[-1] - edges[0]) / (n - 1)
+    idx = np.floor((vals - edges[0]) * (1.0 / width)).astype(np.intp)
+    idx += 1
+    np.clip(idx, 0, n, out=idx)
+    for _ in range(2):
+        up = edges.take(np.minimum(idx, n - 1)) <= vals
+        up &= idx < n
+        down = edges.take(np.maximum(idx - 1, 0)) > vals
+        down &= idx > 0
+        if not (up.any() or down.any()):
+            return idx
+        idx += up
+        idx -= down
+    return np.searchsorted(edges, vals, side="right")
+
+
 def _discretise_numpy(x: torch.Tensor, mask: torch.Tensor, s: Setting, anchors: list[float | None] | None
                       ) -> tuple[torch.Tensor, int]:
     xn, mn = x.numpy(), mask.numpy()
@@ -242,7 +265,7 @@ def _discretise_numpy(x: torch.Tensor, mask: torch.Tensor, s: Setting, anchors: 
             continue
         anchor = anchors[b] if anchors is not None else None
         edges = bin_edges(float(vals.min()), float(vals.max()), s, anchor)
-        levels = np.searchsorted(edges, vals, side="right")
+        levels = _digitize_evenly_spaced(vals, edges)
         q[b][inside] = levels
         n_levels = max(n_levels, int(levels.max()))
     return torch.from_numpy(q), n_levels

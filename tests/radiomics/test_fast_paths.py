@@ -246,3 +246,43 @@ def test_discretise_numpy_equals_torch(params: dict[str, float]) -> None:
     qb, nb = discretise(x, m, s, anchors, method="torch")
     assert na == nb > 1 and torch.equal(qa, qb)
     assert int(qa[~m].abs().sum()) == 0 and int(qa[m].min()) >= 1
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 1e4])
+def test_digitize_evenly_spaced_equals_searchsorted(scale: float) -> None:
+    """The arithmetic bin index equals ``searchsorted(side="right")`` for both edge rules, with
+    values on the edges, below the first edge and at or above the last, at several magnitudes."""
+    from radstore.radiomics.imageops import _digitize_evenly_spaced, bin_edges
+    from radstore.radiomics.settings import Setting
+
+    rng = np.random.default_rng(9)
+    vals = rng.normal(0, 300, 20_000) * scale
+    for s in (Setting(binWidth=25 * scale), Setting(binWidth=3.7 * scale), Setting(binCount=32),
+              Setting(binCount=7)):
+        edges = bin_edges(float(vals.min()), float(vals.max()), s)
+        probe = np.concatenate([vals, edges, np.nextafter(edges, -np.inf), np.nextafter(edges, np.inf),
+                                [edges[0] - scale, edges[-1] + scale]])
+        np.testing.assert_array_equal(_digitize_evenly_spaced(probe, edges),
+                                      np.searchsorted(edges, probe, side="right"))
+    uneven = np.array([0.0, 1.0, 10.0, 11.0, 40.0])  # off by more than two steps: the search decides
+    probe = np.linspace(-1, 41, 500)
+    np.testing.assert_array_equal(_digitize_evenly_spaced(probe, uneven),
+                                  np.searchsorted(uneven, probe, side="right"))
+
+
+@pytest.mark.parametrize("bin_width", [0.5, 25.0, 1e6])
+def test_order_statistics_from_levels_equal_sort(bin_width: float) -> None:
+    """Ranks found through the grey-level histogram equal a full sort (ties, many or one level)."""
+    from radstore.radiomics.firstorder import _order_statistics, _ranks
+    from radstore.radiomics.imageops import _digitize_evenly_spaced, bin_edges
+    from radstore.radiomics.settings import Setting
+
+    rng = np.random.default_rng(11)
+    v = np.concatenate([rng.normal(0, 80, 5000), np.full(300, 12.0)]).round(1)
+    edges = bin_edges(float(v.min()), float(v.max()), Setting(binWidth=bin_width))
+    levels = _digitize_evenly_spaced(v, edges)
+    counts = np.bincount(levels)[1:]
+    ranks = sorted({*_ranks(v.size), 1, 2500, v.size - 2})
+    got = _order_statistics(v, levels, counts, ranks)
+    want = np.sort(v)
+    assert got == {r: float(want[r]) for r in ranks}
