@@ -58,9 +58,13 @@ def _order_statistics(v: np.ndarray, levels: np.ndarray, counts: np.ndarray, ran
     """``{r: r-th smallest of v}`` (0-based) for ``ranks``, where ``levels`` (1..Ng, aligned with
     ``v``) is a non-decreasing function of the values (a discretisation) and ``counts`` its
     histogram over 1..Ng: the rank-``r`` value lies in the level whose cumulative count first
-    exceeds ``r``, so only the voxels of those few levels are partitioned."""
+    exceeds ``r``, so only the voxels of those few levels are partitioned (all of ``v`` when those
+    levels hold more than half of it)."""
     cum = np.cumsum(counts)
     level_of = {r: int(np.searchsorted(cum, r, side="right")) + 1 for r in ranks}
+    if sum(int(counts[lev - 1]) for lev in set(level_of.values())) > v.size // 2:
+        part = np.partition(v, ranks)  # peaked histogram: selecting the levels would not pay
+        return {r: float(part[r]) for r in ranks}
     need = np.zeros(len(counts) + 1, dtype=bool)
     need[list(level_of.values())] = True
     pick = np.flatnonzero(need[levels])
