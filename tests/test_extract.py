@@ -210,3 +210,59 @@ def test_prepare_deep_reads_roi_chunks_and_whole_organ_box(tmp_path: Path) -> No
     assert ((xo > 0).mean(axis=(1, 2, 3)) > 0.6).all()
     with pytest.raises(KeyError, match="label 3"):
         ex.read_lesion(zs.open_scan(tmp_path, "c/P1/S1"), "gtv", 3, organ)
+
+
+def _pids_titled(prefix: str) -> set[int]:
+    """Processes whose title (Ray sets ``ray::<Actor>`` on actor workers) starts with ``prefix``."""
+    out = set()
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                title = (d / "cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+            except OSError:
+                continue
+            if title.startswith(prefix):
+                out.add(int(d.name))
+    return out
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs /proc to find the actor process")
+def test_extract_survives_a_killed_model_actor(ray_session, tmp_path: Path) -> None:
+    """SIGKILL the radiomics actor as soon as it exists: Ray restarts it (``max_restarts``) and
+    retries its calls (``max_task_retries``), so every scan is still written, none fails."""
+    import signal
+    import threading
+    import time
+
+    make_store(tmp_path, [("ca", f"P{i}", 1 + i % 2, "venous") for i in range(4)])
+    rad = load_feature_set("radiomics_original").model_copy(update={"phases": ("venous",)})
+    settings = Settings(store=tmp_path, progress=False)
+    killed: list[int] = []
+    seen_after: set[int] = set()
+    stop = threading.Event()
+
+    def killer() -> None:
+        while not stop.is_set():
+            pids = _pids_titled("ray::RadiomicsActor")
+            if not killed and pids:
+                pid = min(pids)
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            elif killed:
+                seen_after.update(pids - set(killed))
+            time.sleep(0.005)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    try:
+        (r,) = ex.extract(settings, [rad], device="cpu", batch_size=1, num_actors=1)
+    finally:
+        stop.set()
+        thread.join()
+    assert killed and seen_after, "the actor was not killed and restarted during the job"
+    assert (r.scans, r.done, r.failed) == (4, 4, 0)
+    assert r.failures_path is None
+    root = tmp_path / "features" / "radiomics_original" / rad.version
+    t = pa.concat_tables([pq.read_table(p) for p in sorted(root.glob("phase=*/cohort=*/*.parquet"))])
+    assert t.num_rows == 4 + 6  # lesion 0 per scan + one row per lesion (1, 2, 1, 2 lesions)
