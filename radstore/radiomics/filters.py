@@ -73,6 +73,8 @@ def _recursive_gaussian_kernels(sigma: float, spacing: float, reach: int) -> tup
         out.append(sitk.GetArrayFromImage(f.Execute(img))[0].astype(np.float64))
     smooth, second = out
     second /= spacing**2
+    for h in out:
+        h.flags.writeable = False
     return smooth, second
 
 
