@@ -143,15 +143,16 @@ def log_crop(image: np.ndarray, spacing_zyx: tuple[float, float, float], box: Bo
     rows = _within(box, window)
     ops = [_recursive_gaussian_operators(a.shape[ax], float(sigma), float(spacing_zyx[ax]), reach[ax])
            for ax in range(3)]
-    full = [a.shape[ax] for ax in range(3)]
+    full = a.shape
     kept = [r.stop - r.start for r in rows]
 
     def cost(order: tuple[int, ...]) -> float:
-        """Multiply-adds of the 7 products when the axes are reduced in this order."""
+        """Multiply-adds of the 7 products when the axes are reduced in this order (a product
+        along ``ax`` costs its output size times ``full[ax]``)."""
         p, q, r = order
         n1 = math.prod(full) / full[p] * kept[p]
         n2 = n1 / full[q] * kept[q]
-        return 2 * n1 * full[p] + 3 * n2 * full[q] + 2 * n2 / full[r] * kept[r] * full[r]
+        return 2 * n1 * full[p] + 3 * n2 * full[q] + 2 * n2 * kept[r]
 
     p, q, r = min(itertools.permutations(range(3)), key=cost)
 
