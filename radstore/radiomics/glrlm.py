@@ -7,10 +7,11 @@ direction in which no line holds two ROI voxels is dropped; with ``weighting_nor
 are merged as ``sum_a ||a * spacing|| P_a``; features (see :mod:`._matrix_features`) are computed
 per direction and averaged over the remaining ones.
 
-Implementation (CPU): the ROIs are cropped, padded with one voxel of level 0 and flattened; for a
-direction of linear step ``s`` the flat grid reordered residue by residue modulo ``s`` holds every
-line contiguously between zeros, so one run-length encoding of it gives all runs, and one
-``bincount`` the matrix. Other devices: voxels gathered in line order (cached per grid shape), run
+Implementation (CPU): the ROIs are cropped, padded with one voxel of level 0 and flattened, each
+ROI voxel holding ``roi * (Ng + 1) + level``; for a direction of linear step ``s`` the flat grid
+reordered residue by residue modulo ``s`` holds every line contiguously between zeros, so one
+run-length encoding of it gives all runs (each run's value names its ROI and level), and one
+``bincount`` the matrices of the batch. Other devices: voxels gathered in line order (cached per grid shape), run
 starts from comparing each voxel with its predecessor, run lengths by ``bincount``.
 
 Degenerate ROIs: a ROI where no line holds two voxels (e.g. one voxel) has no GLRLM; PyRadiomics
@@ -113,11 +114,16 @@ def _line_major(a: np.ndarray, n: int, step: int) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(a[: step * m].reshape(m, step).T).reshape(-1), m
 
 
-def _small_levels(grid: FlatGrid, n_levels: int, tail: int) -> np.ndarray:
-    """``grid.g`` in the :func:`.small_uint` of ``n_levels``, then ``tail`` zeros (the line-major
-    copies, the costliest pass, move the fewest bytes)."""
-    out = np.zeros(grid.g.size + tail, dtype=small_uint(n_levels))
-    out[: grid.g.size] = grid.g
+def _roi_levels(grid: FlatGrid, n_levels: int, tail: int) -> np.ndarray:
+    """``roi * (n_levels + 1) + g`` at the ROI voxels of ``grid`` (0 elsewhere: padding and voxels
+    outside the ROIs), then ``tail`` zeros, in the smallest unsigned type holding the values (the
+    line-major copies, the costliest pass, move the fewest bytes). A run's value then names its ROI
+    and level at once: no per-run division to find the ROI."""
+    out = np.zeros(grid.g.size + tail, dtype=small_uint(grid.n_rois * (n_levels + 1) - 1))
+    body = out[: grid.g.size]
+    body[:] = grid.g
+    if grid.n_rois > 1:
+        body[grid.v] += (grid.roi * (n_levels + 1)).astype(out.dtype)
     return out
 
 
@@ -133,46 +139,38 @@ def _matrices_numpy(
     b, na, n1 = grid.n_rois, len(offs), n_levels + 1
     steps = [grid.step(off) for off in offs]
     n = grid.g.size
-    gz = _small_levels(grid, n_levels, 2 * max(steps) + 1)
-    kdt = small_uint(n_levels * nr)
+    gz = _roi_levels(grid, n_levels, 2 * max(steps) + 1)
     size = b * n1 * nr
+    kdt = small_uint(size)
     counts = np.zeros((na, size), dtype=np.int64)
     valid = np.zeros((b, na), dtype=bool)
     for group in _direction_groups([n + 2 * s for s in steps]):
-        ts, ms = zip(*(_line_major(gz, n, steps[ai]) for ai in group), strict=True)
+        ts = [_line_major(gz, n, steps[ai])[0] for ai in group]
         seg = np.cumsum([0, *(len(t) for t in ts)])
         t = np.concatenate(ts) if len(ts) > 1 else ts[0]
         # a run starts at 1 + bnd[k] and has length bnd[k + 1] - bnd[k]; every segment starts and
         # ends with 0, so no run crosses a segment and the last boundary closes the last ROI run
         bnd = np.flatnonzero(t[1:] != t[:-1])
-        vals = t[1:][bnd[:-1]]  # level of each run
+        vals = t[1:][bnd[:-1]]  # roi * n1 + level of each run
         # key = (roi * n1 + level) * nr + length, lengths 1..nr (runs of 0 may be longer: clipped,
         # they land in level 0, dropped); bincount slot 0 stays empty, dropped below
         key = np.diff(bnd)
         np.minimum(key, nr, out=key)
         key += np.multiply(vals, nr, dtype=kdt)  # (one pass in a small type)
         cut = np.searchsorted(bnd[:-1], seg - 1)  # runs of group member k: cut[k]:cut[k + 1]
-        if len(group) == 1:
-            key += group[0] * size
-        else:  # direction offset of each run
-            key += np.repeat(np.asarray(group) * size, np.diff(cut))
-        if b > 1:
-            for k, ai in enumerate(group):
-                local = bnd[cut[k] : cut[k + 1]] + 1 - seg[k]  # all in the grid: its last voxels are padding
-                roi = ((local % ms[k]) * steps[ai] + local // ms[k]) // grid.block
-                key[cut[k] : cut[k + 1]] += roi * (n1 * nr)
-        counts += np.bincount(key, minlength=na * size + 1)[1:].reshape(na, size)
-        long_run = np.asarray(counts[group].reshape(len(group), b, n1, nr)[:, :, 1:, 1:].any(axis=(2, 3)))
+        for k in range(1, len(group)):  # offset of the k-th direction of the group
+            key[cut[k] : cut[k + 1]] += k * size
+        g0, g1 = group[0], group[-1] + 1  # (groups are consecutive directions)
+        counts[g0:g1] = np.bincount(key, minlength=len(group) * size + 1)[1:].reshape(len(group), size)
+        long_run = np.asarray(counts[g0:g1].reshape(len(group), b, n1, nr)[:, :, 1:, 1:].any(axis=(2, 3)))
         valid[:, group] = long_run.T
         for k in np.flatnonzero(~long_run.all(axis=1)).tolist():
             ai = group[k]
-            roi_run = vals[cut[k] : cut[k + 1]] > 0
-            touch = np.flatnonzero(roi_run[1:] & roi_run[:-1]) + 1  # a ROI run right after another
-            if b == 1:
-                valid[0, ai] |= touch.size > 0
-            else:
-                local = bnd[cut[k] : cut[k + 1]][touch] + 1 - seg[k]
-                valid[((local % ms[k]) * steps[ai] + local // ms[k]) // grid.block, ai] = True
+            run_vals = vals[cut[k] : cut[k + 1]]
+            roi_run = run_vals > 0
+            # a ROI run right after another: the same line, so the same ROI
+            touch = np.flatnonzero(roi_run[1:] & roi_run[:-1]) + 1
+            valid[run_vals[touch] // n1, ai] = True
     for r, ai in np.argwhere(~valid).tolist():
         valid[r, ai] = _shares_line(grid, r, steps[ai])
     p = torch.from_numpy(counts).view(na, b, n1, nr)[:, :, 1:].transpose(0, 1).to(torch.float64)

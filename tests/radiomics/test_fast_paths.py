@@ -161,6 +161,35 @@ def test_glrlm_grouped_directions_equal_torch(
     assert a.shape == b.shape and torch.equal(a, b)
 
 
+def test_glrlm_direction_validity_in_a_batch_equals_torch() -> None:
+    """Per ROI of a batch, a direction is valid by a long run, by two touching runs of different
+    levels (ROI 1: two neighbours along x) or by two voxels on one line with a gap (ROI 2: along y);
+    a one-voxel ROI (3) has none. The NumPy kernel finds the ROI of each run from its value."""
+    import warnings
+
+    import torch
+
+    from radstore.radiomics import glrlm
+    from radstore.radiomics.texture_params import TextureParams
+
+    rng = np.random.default_rng(12)
+    q = rng.integers(1, 4, size=(4, 3, 4, 5))
+    m = np.zeros(q.shape, dtype=bool)
+    m[0] = True
+    q[1, 1, 1, 1], q[1, 1, 1, 2] = 1, 2
+    m[1, 1, 1, 1:3] = True
+    m[2, 1, 0, 2] = m[2, 1, 2, 2] = True
+    m[3, 2, 3, 4] = True
+    qt, mt = torch.from_numpy(q), torch.from_numpy(m)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        a, va = glrlm.matrices(qt, mt, 3, TextureParams(), method="numpy")
+        b, vb = glrlm.matrices(qt, mt, 3, TextureParams(), method="torch")
+    assert torch.equal(va, vb)
+    assert va.sum(1).tolist() == [13, 1, 1, 0]
+    assert torch.equal(a, b)
+
+
 def test_diagonal_extremes_keep_hull_vertices() -> None:
     """Points strictly inside a diagonal segment are dropped, every convex-hull vertex is kept."""
     from scipy.spatial import ConvexHull
