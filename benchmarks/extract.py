@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from benchmarks._hardware import cpu_name
 from radstore.config import Settings, StoreLayout
 from radstore.io import tables
 from radstore.io import zarr_store as zs
@@ -135,7 +136,7 @@ def main() -> None:
         ray.shutdown()
 
     env = {"python": platform.python_version(), "torch": torch.__version__, "ray": ray.__version__,
-           "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+           "cpu": cpu_name(), "cpu_count": os.cpu_count(),
            "ray_num_cpus": args.num_cpus, "torch_threads_default": torch.get_num_threads(),
            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
            "backbone": args.backbone, "input": f"3x{args.size}x{args.size}", "batch_size": args.batch_size,

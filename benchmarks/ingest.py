@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks._hardware import cpu_name
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -237,7 +239,7 @@ def main() -> None:
               "nifti_gz_crop_ms": statistics.median(nifti_ms) if nifti_ms else None}
 
     env = {"python": platform.python_version(), "platform": platform.platform(),
-           "cpu": _cpu_name(), "cpus": os.cpu_count(), "zarr": zarr.__version__,
+           "cpu": cpu_name(), "cpus": os.cpu_count(), "zarr": zarr.__version__,
            "numcodecs": numcodecs.__version__, "pydicom": pydicom.__version__,
            "blosc_threads": numcodecs.blosc.get_nthreads(), "dask_workers": args.workers,
            "shape": list(vols[0][1].shape), "scans": len(vols), "generate_s": gen_s,
@@ -251,16 +253,6 @@ def main() -> None:
     print(f"\nwrote {dest}")
     if args.workdir is None:
         shutil.rmtree(work, ignore_errors=True)
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _print(out: dict[str, Any]) -> None:

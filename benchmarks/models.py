@@ -1,7 +1,10 @@
 """Benchmark: LASSO-Cox path (1000 patients × 4300 features) with scikit-survival's Coxnet
 options and univariable prescreening, and the bootstrap C-index CI (1000 resamples): the
 Fenwick-tree batch kernel vs one scikit-survival call per resample. Prints a table with
-hardware/versions/threads; writes benchmarks/results/models.json."""
+hardware/versions/threads; writes benchmarks/results/models.json.
+
+    PYTHONPATH=$PWD python benchmarks/models.py
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks._hardware import cpu_name
 
 
 def main() -> None:
@@ -96,7 +101,7 @@ def main() -> None:
                  "wall_s": s * a.n_boot / n_ref, "note": f"extrapolated from {n_ref} resamples"})
 
     threads = os.environ.get("OMP_NUM_THREADS", "unset")
-    info = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+    info = {"cpu": cpu_name(), "cores": os.cpu_count(),
             "omp_threads": threads, "python": platform.python_version(),
             "numpy": np.__version__, "sklearn": sklearn.__version__, "sksurv": sksurv.__version__,
             "patients": a.patients, "features": a.features, "n_alphas": a.n_alphas,

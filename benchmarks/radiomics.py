@@ -3,7 +3,8 @@
 Cases: the IBSI CT phantom ROI, a small synthetic ROI, a large one (>= 200k voxels) and a small
 lesion in a whole 512 x 512 x 60 CT field of view, each with
 original features and with LoG (1, 3 mm) + wavelet images; plus batch throughput (ROIs/s) of
-``extract_batch``. Each case is timed best-of-N, ours and PyRadiomics interleaved (same load); the
+``extract_batch`` on 16 small ROIs (ours one by one too, and PyRadiomics one by one: its ratio).
+Each case is timed best-of-N, ours and PyRadiomics interleaved (same load); the
 1-minute load average at the start of each row is recorded (the machine may be shared). Torch and
 SimpleITK threads are set to the same count for both backends
 (PyRadiomics' own code is single-threaded). Prints a table and writes
@@ -31,6 +32,7 @@ import numpy as np  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
 import torch  # noqa: E402
 
+from benchmarks._hardware import cpu_name  # noqa: E402
 from radstore.radiomics import RadiomicsSettings, extract, extract_batch  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -112,7 +114,7 @@ def main() -> None:
         pyr_version = version("pyradiomics-bhklab")
     except ImportError:
         pb, pyr_version = None, "not installed"
-    info = {"cpu": platform.processor() or platform.machine(), "python": platform.python_version(),
+    info = {"cpu": cpu_name(), "python": platform.python_version(),
             "torch": torch.__version__, "simpleitk": sitk.Version.VersionString(), "pyradiomics": pyr_version,
             "numpy": np.__version__, "device": args.device,
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
@@ -140,16 +142,24 @@ def main() -> None:
                              "repeat": repeat, "load_1min": round(load, 2)})
                 print(rows[-1], flush=True)
         batch = [synthetic((24, 40, 40), (5 + i % 3, 8, 7 + i % 4), 10 + i) for i in range(16)]
-        extract_batch(batch[:2], ORIGINAL, device=args.device)
-        load = os.getloadavg()[0]
-        t_batch, t_single = timed_pair(
-            lambda b=batch: extract_batch(b, ORIGINAL, device=args.device),
-            lambda b=batch: [extract(*r, ORIGINAL, device=args.device) for r in b], 5)
-        rows.append({"threads": threads, "case": "batch_16_small_rois", "voxels": None, "images": "original",
-                     "torch_s": round(t_batch, 4), "rois_per_s": round(16 / t_batch, 2),
-                     "rois_per_s_one_by_one": round(16 / t_single, 2), "repeat": 5,
-                     "load_1min": round(load, 2)})
-        print(rows[-1], flush=True)
+        for label, settings in (("original", ORIGINAL), ("log+wavelet", FILTERS)):
+            extract_batch(batch[:2], settings, device=args.device)
+            load = os.getloadavg()[0]
+            repeat = 5 if label == "original" else 3
+            t_batch, t_single = timed_pair(
+                lambda b=batch, s=settings: extract_batch(b, s, device=args.device),
+                lambda b=batch, s=settings: [extract(*r, s, device=args.device) for r in b], repeat)
+            t_pyr = None
+            if pb is not None and not (label != "original" and args.skip_pyradiomics_filters):
+                t_pyr = timed(lambda b=batch, s=settings: [pb.extract(*r, s) for r in b], repeat)
+            rows.append({"threads": threads, "case": "batch_16_small_rois", "voxels": None, "images": label,
+                         "torch_s": round(t_batch, 4),
+                         "pyradiomics_s": None if t_pyr is None else round(t_pyr, 4),
+                         "speedup": None if t_pyr is None else round(t_pyr / t_batch, 2),
+                         "rois_per_s": round(16 / t_batch, 2),
+                         "rois_per_s_one_by_one": round(16 / t_single, 2),
+                         "repeat": repeat, "load_1min": round(load, 2)})
+            print(rows[-1], flush=True)
     hdr = (f"{'thr':>3} {'case':<22} {'voxels':>8} {'images':<12} {'torch s':>8} {'pyrad s':>8} {'x':>6} "
            f"{'load':>5}")
     print("\n" + hdr + "\n" + "-" * len(hdr))

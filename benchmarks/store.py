@@ -24,6 +24,8 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
+from benchmarks._hardware import cpu_name
+
 ROOT = Path(__file__).resolve().parents[1]
 PHASES = ["arterial", "venous"]
 CLINICAL = ["age", "grade", "ki67"]
@@ -321,7 +323,7 @@ def main() -> None:
     result = {
         "benchmark": "store", "patients": n, "phases": PHASES, "radiomic_features": len(names),
         "deep_dim": args.deep_dim,
-        "hardware": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+        "hardware": {"cpu": cpu_name(), "cores": os.cpu_count(),
                      "python": platform.python_version()},
         "versions": {"duckdb": duckdb.__version__, "feast": feast.__version__, "pyarrow": pa.__version__},
         "threads": {"duckdb": "default (= cores)", "arrow_cpu": pa.cpu_count()},

@@ -1,7 +1,8 @@
 """Benchmark of ``radstore.synth.generate``: wall time per configuration.
 
-Usage: ``python benchmarks/synth.py [--full]``. Prints a table (hardware, versions, threads) and
-writes ``benchmarks/results/synth.json``. ``--full`` adds a 512×512 run (2 patients, 1 hospital).
+Usage: ``PYTHONPATH=$PWD python benchmarks/synth.py [--full]``. Prints a table (hardware, versions,
+threads) and writes ``benchmarks/results/synth.json``. ``--full`` adds a 512×512 run (2 patients,
+1 hospital).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks._hardware import cpu_name
 from radstore.synth import SynthConfig, generate
 
 
@@ -44,7 +46,7 @@ def main() -> None:
         configs.append(SynthConfig(hospitals=1, patients_per_hospital=2, size="full", seed=0,
                                    phases=("arterial", "venous")))
     rows = [_run(c) for c in configs]
-    env = {"machine": platform.machine(), "processor": platform.processor(), "cpus": os.cpu_count(),
+    env = {"machine": platform.machine(), "processor": cpu_name(), "cpus": os.cpu_count(),
            "python": platform.python_version(), "numpy": np.__version__, "pydicom": pydicom.__version__,
            "SimpleITK": sitk.Version_VersionString(),
            "omp_threads": os.environ.get("OMP_NUM_THREADS", "unset")}

@@ -31,6 +31,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from benchmarks._hardware import cpu_name  # noqa: E402
 from radstore.radiomics import _pyrad_reference as ref  # noqa: E402
 from radstore.radiomics.texture_params import TextureParams  # noqa: E402
 
@@ -134,7 +135,7 @@ def main() -> None:
             )
     meta = {
         "platform": platform.platform(),
-        "processor": platform.processor(),
+        "processor": cpu_name(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "pyradiomics": radiomics.__version__,
