@@ -11,8 +11,8 @@ Implementation (CPU): the ROIs are cropped, padded with one voxel of level 0 and
 ROI voxel holding ``roi * (Ng + 1) + level``; for a direction of linear step ``s`` the flat grid
 reordered residue by residue modulo ``s`` holds every line contiguously between zeros, so one
 run-length encoding of it gives all runs (each run's value names its ROI and level), and one
-``bincount`` the matrices of the batch. Other devices: voxels gathered in line order (cached per grid shape), run
-starts from comparing each voxel with its predecessor, run lengths by ``bincount``.
+``bincount`` the matrices of the batch. Other devices: voxels gathered in line order (cached per
+grid shape), run starts from comparing each voxel with its predecessor, run lengths by ``bincount``.
 
 Degenerate ROIs: a ROI where no line holds two voxels (e.g. one voxel) has no GLRLM; PyRadiomics
 then returns NaN for every feature and so do we (documented, with a warning).
