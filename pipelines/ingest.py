@@ -72,7 +72,10 @@ class ScanTask:
 
 @dataclass
 class IngestReport:
-    """What one ingest run did; ``written`` counts scans (re)written, ``unchanged`` skipped ones."""
+    """What one ingest run did; ``written`` counts scans (re)written, ``unchanged`` skipped ones;
+    ``orphaned`` lists the cohort's Zarr scans (``cohort/patient/scan``) that are not in its scans
+    catalog after the run (rows removed from the manifest, or rejected this time), ``pruned`` how
+    many of them were deleted (``prune=True``)."""
 
     cohort_id: str
     scans_ok: int = 0
@@ -83,6 +86,8 @@ class IngestReport:
     outcome_rows: int = 0
     tables_written: list[str] = field(default_factory=list)
     stale_temps_removed: int = 0
+    orphaned: list[str] = field(default_factory=list)
+    pruned: int = 0
     report_path: Path | None = None
 
     @property
@@ -370,9 +375,13 @@ def ingest_cohort(
     hospital: str | None = None,
     hu_range: tuple[float, float] = (-3100.0, 4095.0),
     qc_report: bool = True,
+    prune: bool = False,
 ) -> IngestReport:
     """Ingest one cohort (see module docstring). ``hospital`` labels the QC report (default: the
-    ``hospital`` of a ``cohort.yaml`` next to the manifest, else the cohort id)."""
+    ``hospital`` of a ``cohort.yaml`` next to the manifest, else the cohort id). Zarr scans of the
+    cohort left out of the new scans catalog are reported (``orphaned``) and, with ``prune``,
+    deleted once the catalog is written; without it they stay (downstream stages read the catalog,
+    so they are unused)."""
     if not COHORT_ID.match(cohort_id):
         raise ValueError(f"cohort_id {cohort_id!r} must match [a-z0-9_-]+")
     layout = settings.layout
@@ -509,6 +518,16 @@ def ingest_cohort(
     for name, (rows, keys) in tables.items():
         if _write_if_changed(rows, layout.catalog_table(name, cohort_id), schemas[name], keys):
             report.tables_written.append(name)
+    catalogued = {r["zarr_path"] for r in scan_rows}
+    report.orphaned = [g for g in zarr_store.iter_scans(layout.volumes, cohort_id) if g not in catalogued]
+    if prune:
+        for g in report.orphaned:
+            zarr_store.remove_scan(layout.volumes, g)
+        report.pruned = len(report.orphaned)
+    elif report.orphaned:
+        log.warning("%d Zarr scan(s) of %s are not in its catalog (removed from the manifest or "
+                    "rejected this run); prune=True / --prune deletes them", len(report.orphaned),
+                    cohort_id)
     for iss in report.rejections:
         log.warning("rejected %s: [%s] %s", iss.input, iss.rule, iss.message)
     log.info("ingest %s: %d scans ok (%d written, %d unchanged), %d rejections, tables written: %s",

@@ -24,6 +24,9 @@ def register(app: typer.Typer) -> None:
             "--phase-rules", help="YAML list of {pattern, phase} tried before the default rules",
             dir_okay=False)] = None,
         no_report: Annotated[bool, typer.Option("--no-report", help="skip the QC report")] = False,
+        prune: Annotated[bool, typer.Option(
+            "--prune", help="delete the cohort's Zarr scans that are not in its catalog after this run "
+            "(rows removed from the manifest, or rejected this run)")] = False,
     ) -> None:
         """Validate, pseudonymise and convert a cohort to Zarr + catalog (+ QC report)."""
         settings = settings_of(ctx)
@@ -48,7 +51,7 @@ def register(app: typer.Typer) -> None:
         from pipelines.ingest import ingest_cohort
 
         try:
-            rep = ingest_cohort(settings, cohort_id, manifest, qc_report=not no_report)
+            rep = ingest_cohort(settings, cohort_id, manifest, qc_report=not no_report, prune=prune)
         except (ValueError, FileNotFoundError) as exc:
             fail(str(exc))
         typer.echo(f"{cohort_id}: {rep.scans_ok} scans ok ({rep.written} written, {rep.unchanged} "
@@ -56,5 +59,11 @@ def register(app: typer.Typer) -> None:
                    f"rows {rep.outcome_rows}; tables written: {', '.join(rep.tables_written) or 'none'}")
         for r in rep.rejections:
             typer.echo(f"  rejected {r.input}: [{r.rule}] {r.message}")
+        if rep.pruned:
+            typer.echo(f"pruned {rep.pruned} Zarr scan(s) not in the catalog: {', '.join(rep.orphaned)}")
+        elif rep.orphaned:
+            typer.secho(f"warning: {len(rep.orphaned)} Zarr scan(s) not in the catalog (rerun with "
+                        f"--prune to delete them): {', '.join(rep.orphaned)}", fg=typer.colors.YELLOW,
+                        err=True)
         if rep.report_path:
             typer.echo(f"QC report: {rep.report_path}")

@@ -209,16 +209,29 @@ def open_scan(root: Path | str, group_path: str) -> ScanHandle:
     return ScanHandle(zarr.open_group(store=str(path), mode="r", zarr_format=3), group_path)
 
 
-def iter_scans(root: Path | str) -> Iterator[str]:
-    """Group paths ``cohort/patient/scan`` of every committed scan (temp dirs are skipped)."""
+def iter_scans(root: Path | str, cohort_id: str | None = None) -> Iterator[str]:
+    """Group paths ``cohort/patient/scan`` of every committed scan (of ``cohort_id`` only when
+    given; temp dirs are skipped)."""
     root = Path(root)
     if not root.exists():
         return
-    for img in sorted(root.glob("*/*/*/image/zarr.json")):
+    for img in sorted(root.glob(f"{cohort_id or '*'}/*/*/image/zarr.json")):
         scan_dir = img.parent.parent
         if scan_dir.name.startswith(TMP_PREFIX):
             continue
         yield scan_dir.relative_to(root).as_posix()
+
+
+def remove_scan(root: Path | str, group_path: str) -> None:
+    """Delete the committed scan ``cohort/patient/scan`` under ``root``, and its patient group when
+    that holds no other scan. Raises ``FileNotFoundError`` when there is no such scan."""
+    scan = Path(root) / group_path
+    if len(Path(group_path).parts) != 3 or not (scan / "image" / "zarr.json").is_file():
+        raise FileNotFoundError(f"no scan at {scan}")
+    shutil.rmtree(scan)
+    patient = scan.parent
+    if not any(p.is_dir() for p in patient.iterdir()):
+        shutil.rmtree(patient)
 
 
 def remove_stale_temps(root: Path | str) -> int:

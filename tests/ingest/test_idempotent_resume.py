@@ -47,6 +47,43 @@ def test_second_run_writes_nothing(tmp_path: Path) -> None:
     assert third.written == 1 and third.unchanged == len(c.good) - 1 and "scans" in third.tables_written
 
 
+def test_scans_left_out_of_the_catalog_are_reported_then_pruned(tmp_path: Path) -> None:
+    """A manifest row removed on a re-run drops its scan from the catalog; its Zarr group stays and
+    is reported until ``--prune`` deletes it (with its patient group, now empty)."""
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    c = good_cohort(tmp_path / "cohort", n_dicom=1)
+    c.write()
+    settings = Settings(store=tmp_path / "store", progress=False)
+    vol = settings.layout.volumes
+    first = ingest_cohort(settings, "orph", c.manifest, qc_report=False)
+    assert first.orphaned == [] and first.pruned == 0
+    scans = read_table(settings.layout.catalog_table("scans", "orph")).to_pylist()
+    removed = c.rows.pop(0)
+    c.write()
+    second = ingest_cohort(settings, "orph", c.manifest, qc_report=False)
+    kept = read_table(settings.layout.catalog_table("scans", "orph")).to_pylist()
+    gone = sorted({r["zarr_path"] for r in scans} - {r["zarr_path"] for r in kept})
+    assert len(gone) == 1 and second.orphaned == gone and second.pruned == 0
+    assert (vol / gone[0] / "zarr.json").is_file()
+    assert sorted(zarr_store.iter_scans(vol, "orph")) == sorted([r["zarr_path"] for r in kept] + gone)
+
+    res = CliRunner().invoke(app, ["--store", str(settings.store), "ingest", "orph",
+                                   str(c.manifest), "--no-report", "--prune"])
+    assert res.exit_code == 0, res.output
+    assert f"pruned 1 Zarr scan(s) not in the catalog: {gone[0]}" in res.output
+    assert not (vol / gone[0]).exists() and not (vol / gone[0]).parent.exists()
+    assert sorted(zarr_store.iter_scans(vol, "orph")) == sorted(r["zarr_path"] for r in kept)
+    again = ingest_cohort(settings, "orph", c.manifest, qc_report=False, prune=True)
+    assert again.orphaned == [] and again.pruned == 0 and again.written == 0
+    c.rows.insert(0, removed)
+    c.write()
+    back = ingest_cohort(settings, "orph", c.manifest, qc_report=False)
+    assert back.written == 1 and back.orphaned == []
+
+
 _CHILD = textwrap.dedent("""
     import os, sys, time
     import radstore.io.zarr_store as zs

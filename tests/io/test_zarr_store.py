@@ -52,3 +52,19 @@ def test_failed_write_leaves_nothing_visible(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("c/P1/.tmp-*"))
     with pytest.raises(TypeError):
         zs.write_scan(tmp_path, "c/P1/S2", Volume(vol.array.astype(np.float32), vol.spacing), {}, {})
+
+
+def test_remove_scan_keeps_siblings_and_drops_an_empty_patient(tmp_path: Path) -> None:
+    vol, m = _scan()
+    for path in ("c/P1/S1", "c/P1/S2", "d/P1/S1"):
+        zs.write_scan(tmp_path, path, vol, {"gtv": m}, {})
+    assert list(zs.iter_scans(tmp_path, "c")) == ["c/P1/S1", "c/P1/S2"]
+    with pytest.raises(FileNotFoundError):
+        zs.remove_scan(tmp_path, "c/P1")  # a patient group is not a scan
+    zs.remove_scan(tmp_path, "c/P1/S1")
+    assert list(zs.iter_scans(tmp_path)) == ["c/P1/S2", "d/P1/S1"]
+    zs.remove_scan(tmp_path, "c/P1/S2")
+    assert not (tmp_path / "c" / "P1").exists() and (tmp_path / "c" / "zarr.json").is_file()
+    assert list(zs.iter_scans(tmp_path)) == ["d/P1/S1"]
+    with pytest.raises(FileNotFoundError):
+        zs.remove_scan(tmp_path, "c/P1/S2")
