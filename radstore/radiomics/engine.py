@@ -9,7 +9,7 @@ and passed to first-order and the five texture families
 (``radstore.radiomics.{glcm,glrlm,glszm,gldm,ngtdm}``), which share one padded flat grid per batch:
 one kernel call serves all 11 images of a LoG + wavelet setup. On CPU the maths runs with one torch
 thread and the caller's torch thread count is used as a thread pool over ROIs (pre-processing, shape,
-filters) and over batches instead.
+filters) and over batches instead (batches only when two of them are large: small ones hold the GIL).
 """
 
 from __future__ import annotations
@@ -115,6 +115,14 @@ def _chunks(crops: list[_Crop], workers: int = 1, max_voxels: int = MAX_BATCH_VO
         if cur:
             out.append(cur)
     return out
+
+
+def _chunk_workers(chunks: list[list[_Crop]], workers: int) -> int:
+    """Threads for the kernel batches: ``workers`` when at least two batches hold
+    ``MIN_SPLIT_VOXELS`` voxels each, else 1 (small batches run in Python holding the GIL: on a
+    pool they only contend, e.g. the 11 small crops of one ROI's LoG + wavelet images)."""
+    big = sum(sum(c.mask.size for c in chunk) >= MIN_SPLIT_VOXELS for chunk in chunks)
+    return workers if big >= 2 else 1
 
 
 def _intensity_features(chunk: list[_Crop], settings: RadiomicsSettings,
@@ -235,7 +243,8 @@ def extract_batch(rois: Sequence[ROI], settings: RadiomicsSettings, label: int |
         results = [dict(row) for row, _ in per_roi]
         budget = CPU_BATCH_VOXELS if torch.device(device).type == "cpu" else MAX_BATCH_VOXELS
         chunks = _chunks([c for _, crops in per_roi for c in crops], workers, budget)
-        feats = _map(lambda chunk: _intensity_features(chunk, settings, enabled, device), chunks, workers)
+        feats = _map(lambda chunk: _intensity_features(chunk, settings, enabled, device), chunks,
+                     _chunk_workers(chunks, workers))
         for chunk, rows in zip(chunks, feats, strict=True):
             for c, row in zip(chunk, rows, strict=True):
                 results[c.roi].update({f"{c.name}_{k}": v for k, v in row.items()})

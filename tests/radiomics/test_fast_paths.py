@@ -257,6 +257,24 @@ def test_chunks_group_by_setting_and_bin_count() -> None:
     assert len(_chunks(small, workers=2)) == 1
 
 
+def test_small_batches_run_without_a_thread_pool() -> None:
+    """Batches run on the workers only when two of them are large enough to gain (NumPy releasing the
+    GIL); one ROI's small crops in several bin-count classes run in the calling thread."""
+    from radstore.radiomics.engine import MIN_SPLIT_VOXELS, _chunk_workers, _chunks, _Crop
+    from radstore.radiomics.settings import Setting
+
+    def crop(levels: int, size: int) -> _Crop:
+        m = np.ones((size, size, size), dtype=bool)
+        return _Crop(0, f"t{levels}", Setting(binWidth=25), m.astype(float), m, (1.0, 1.0, 1.0), None,
+                     levels)
+
+    small = _chunks([crop(levels, 16) for levels in (3, 12, 40)], workers=2)
+    assert len(small) == 3 and _chunk_workers(small, 2) == 1
+    side = round(MIN_SPLIT_VOXELS ** (1 / 3)) + 1
+    big = _chunks([crop(levels, side) for levels in (3, 12, 40)], workers=2)
+    assert _chunk_workers(big, 2) == 2 and _chunk_workers(big[:1] + small, 2) == 1
+
+
 @pytest.mark.parametrize("params", [{}, {"binCount": 16}, {"binWidth": 0.7}])
 def test_discretise_numpy_equals_torch(params: dict[str, float]) -> None:
     import torch
