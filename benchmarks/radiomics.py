@@ -3,7 +3,8 @@
 Cases: the IBSI CT phantom ROI, a small synthetic ROI, a large one (>= 200k voxels) and a small
 lesion in a whole 512 x 512 x 60 CT field of view, each with
 original features and with LoG (1, 3 mm) + wavelet images; plus batch throughput (ROIs/s) of
-``extract_batch`` on 16 small ROIs (ours one by one too, and PyRadiomics one by one: its ratio).
+``extract_batch`` on 16 small ROIs (ours one by one too; PyRadiomics as a cohort run would use the
+same cores: one case per core, a pool of N single-threaded processes for N threads).
 Each case is timed best-of-N, ours and PyRadiomics interleaved (same load); the
 1-minute load average at the start of each row is recorded (the machine may be shared). Torch and
 SimpleITK threads are set to the same count for both backends
@@ -18,10 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
 
@@ -85,6 +88,36 @@ def timed(fn, repeat: int = 1) -> float:
         fn()
         best = min(best, time.perf_counter() - t)
     return best
+
+
+_POOL_BATCH: list = []
+
+
+def _pool_init(batch: list) -> None:
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+    _POOL_BATCH[:] = batch
+
+
+def _pool_extract(job: tuple[int, str]) -> int:
+    from radstore.radiomics import pyradiomics_backend as pb
+
+    i, label = job
+    pb.extract(*_POOL_BATCH[i], ORIGINAL if label == "original" else FILTERS)
+    return i
+
+
+def pyradiomics_batch_time(batch: list, label: str, threads: int, repeat: int) -> float:
+    """Best-of-``repeat`` wall time of PyRadiomics over ``batch`` as a cohort run on ``threads``
+    cores would do it: one case per core, i.e. a pool of ``threads`` single-threaded processes
+    (warmed up; in this process, one by one, for 1 thread)."""
+    jobs = [(i, label) for i in range(len(batch))]
+    if threads <= 1:
+        _pool_init(batch)
+        return timed(lambda: [_pool_extract(j) for j in jobs], repeat)
+    ctx = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(threads, mp_context=ctx, initializer=_pool_init, initargs=(batch,)) as pool:
+        list(pool.map(_pool_extract, jobs))  # warm-up: imports, PyRadiomics' first-call costs
+        return timed(lambda: list(pool.map(_pool_extract, jobs)), repeat)
 
 
 def timed_pair(fa, fb, repeat: int) -> tuple[float, float | None]:
@@ -151,7 +184,7 @@ def main() -> None:
                 lambda b=batch, s=settings: [extract(*r, s, device=args.device) for r in b], repeat)
             t_pyr = None
             if pb is not None and not (label != "original" and args.skip_pyradiomics_filters):
-                t_pyr = timed(lambda b=batch, s=settings: [pb.extract(*r, s) for r in b], repeat)
+                t_pyr = pyradiomics_batch_time(batch, label, threads, repeat)
             rows.append({"threads": threads, "case": "batch_16_small_rois", "voxels": None, "images": label,
                          "torch_s": round(t_batch, 4),
                          "pyradiomics_s": None if t_pyr is None else round(t_pyr, 4),
