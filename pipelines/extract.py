@@ -320,6 +320,14 @@ class ActorPlan:
     num_cpus: float
     num_gpus: float
 
+    def for_radiomics(self, num_actors: int | None) -> ActorPlan:
+        """A CPU radiomics set runs its CPU share as single-CPU actors (``k`` CPUs -> ``k`` actors
+        of 1): its per-ROI work is mostly Python holding the GIL, so threads in one actor barely
+        add throughput while processes scale. GPU plans and a given ``num_actors`` are kept."""
+        if num_actors is not None or self.num_gpus > 0 or self.num_cpus < 2:
+            return self
+        return ActorPlan(self.n * int(self.num_cpus), 1.0, 0.0)
+
 
 def plan_resources(cpus: float, gpus: float, n_sets: int, gpus_per_actor: float,
                    num_actors: int | None, use_gpu: bool) -> tuple[ActorPlan, float]:
@@ -329,7 +337,8 @@ def plan_resources(cpus: float, gpus: float, n_sets: int, gpus_per_actor: float,
     set (every set gets at least one actor, none waits for another's GPU). CPU: one actor per set
     (or ``num_actors``); the actors share half the CPUs (``floor(cpus / 2 / actors)`` each, torch
     threads = that) when there are at least two per actor, else ``(cpus - 1) / actors`` (or less),
-    so at least one CPU is left for the prepare tasks (which take ``min(1, remaining)``).
+    so at least one CPU is left for the prepare tasks (which take ``min(1, remaining)``). Radiomics
+    sets split their share into single-CPU actors (:meth:`ActorPlan.for_radiomics`).
     """
     if use_gpu and gpus > 0:
         share = min(gpus_per_actor, gpus / n_sets)
@@ -478,7 +487,8 @@ def extract(settings: Settings, feature_sets: Sequence[str | Path | FeatureSetSp
     use_gpu = device_pref != "cpu" and resources.get("GPU", 0) > 0
     plan, prep_cpus = plan_resources(resources.get("CPU", 1), resources.get("GPU", 0), len(specs),
                                      settings.ray.gpus_per_actor, num_actors, use_gpu)
-    in_flight_cap = max_in_flight or max(4, 2 * plan.n * len(specs) + int(resources.get("CPU", 1)))
+    rad_plan = plan.for_radiomics(num_actors)
+    in_flight_cap = max_in_flight or max(4, 2 * rad_plan.n * len(specs) + int(resources.get("CPU", 1)))
     volumes = str(settings.layout.volumes)
 
     states: list[_SetState] = []
@@ -489,7 +499,8 @@ def extract(settings: Settings, feature_sets: Sequence[str | Path | FeatureSetSp
         summ = ExtractSummary(spec.name, spec.version, spec.kind, scans=len(todo),
                               skipped=len(todo) - len(remaining))
         st = _SetState(spec, summ, deque(remaining))
-        opts = {"num_cpus": plan.num_cpus, "num_gpus": plan.num_gpus, "max_restarts": max_retries,
+        set_plan = plan if spec.kind == "deep" else rad_plan
+        opts = {"num_cpus": set_plan.num_cpus, "num_gpus": set_plan.num_gpus, "max_restarts": max_retries,
                 "max_task_retries": max_retries}
         if not remaining:
             states.append(st)
@@ -501,11 +512,11 @@ def extract(settings: Settings, feature_sets: Sequence[str | Path | FeatureSetSp
                 log.warning("feature set %s uses RANDOM backbone weights (seed %d): not ImageNet features",
                             spec.name, st.deep.backbone.seed)
             deep_cls: Any = ray.remote(DeepActor).options(**opts)
-            st.actors = [deep_cls.remote(spec.settings, batch_size, device_pref) for _ in range(plan.n)]
+            st.actors = [deep_cls.remote(spec.settings, batch_size, device_pref) for _ in range(set_plan.n)]
         else:
             rad_cls: Any = ray.remote(RadiomicsActor).options(**opts)
-            st.actors = [rad_cls.remote(spec.settings, device_pref) for _ in range(plan.n)]
-        st.inflight = [0] * plan.n
+            st.actors = [rad_cls.remote(spec.settings, device_pref) for _ in range(set_plan.n)]
+        st.inflight = [0] * set_plan.n
         states.append(st)
 
     n_prep = max(1, int(resources.get("CPU", 1) / prep_cpus))

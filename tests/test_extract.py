@@ -140,6 +140,19 @@ def test_plan_resources() -> None:
     assert (plan.n, plan.num_gpus) == (8, 0.5)
     plan, _ = ex.plan_resources(16, 1, 2, 1.0, None, use_gpu=True)
     assert (plan.n, plan.num_gpus) == (1, 0.5)  # two feature sets share the one GPU
+    assert plan.for_radiomics(None) == plan  # GPU actors stay as planned
+
+
+def test_radiomics_sets_get_single_cpu_actors() -> None:
+    """On CPU a radiomics set's share becomes single-CPU actors (processes scale, threads do not);
+    a 2-CPU machine, GPU plans and an explicit actor count keep the plan."""
+    plan, _ = ex.plan_resources(16, 0, 2, 1.0, None, use_gpu=False)
+    rad = plan.for_radiomics(None)
+    assert (rad.n, rad.num_cpus, rad.num_gpus) == (4, 1.0, 0.0)
+    assert 2 * rad.n * rad.num_cpus == 2 * plan.n * plan.num_cpus  # same CPUs, split
+    assert ex.plan_resources(16, 0, 2, 1.0, 3, use_gpu=False)[0].for_radiomics(3).n == 3
+    small, _ = ex.plan_resources(2, 0, 1, 1.0, None, use_gpu=False)
+    assert small.for_radiomics(None) == small
 
 
 def test_part_name_and_empty_schema() -> None:
