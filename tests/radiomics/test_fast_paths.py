@@ -83,10 +83,22 @@ def test_firstorder_numpy_equals_torch(excess: bool) -> None:
         np.testing.assert_allclose(a[k].numpy(), b[k].numpy(), rtol=1e-12, atol=1e-12, err_msg=k)
 
 
-def test_thread_pool_batch_equals_sequential_and_restores_threads() -> None:
+def test_thread_pool_batch_equals_sequential_and_restores_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
-    from radstore.radiomics import RadiomicsSettings, extract, extract_batch
+    from radstore.radiomics import RadiomicsSettings, engine, extract, extract_batch
+
+    # these small ROIs and batches would run without the pool: force it, on the same batches
+    monkeypatch.setattr(engine, "POOL_IMAGE_VOXELS", 0)
+    monkeypatch.setattr(engine, "_chunk_workers", lambda chunks, workers: workers)
+    pooled: list[int] = []
+    run_map = engine._map
+
+    def recording_map(fn, items, workers):  # type: ignore[no-untyped-def]
+        pooled.append(workers)
+        return run_map(fn, items, workers)
+
+    monkeypatch.setattr(engine, "_map", recording_map)
 
     settings = RadiomicsSettings.from_params({"imageType": {"Original": {}, "LoG": {"sigma": [1.0]}}})
     rng = np.random.default_rng(11)
@@ -100,10 +112,13 @@ def test_thread_pool_batch_equals_sequential_and_restores_threads() -> None:
     try:
         torch.set_num_threads(1)
         seq = extract_batch(rois, settings)
+        assert pooled == [1, 1]
         one = [extract(*r, settings) for r in rois]
+        pooled.clear()
         torch.set_num_threads(2)
         par = extract_batch(rois, settings)
         assert torch.get_num_threads() == 2
+        assert pooled == [2, 2]  # ROIs and kernel batches on the pool
     finally:
         torch.set_num_threads(before)
     assert par == seq
@@ -273,6 +288,18 @@ def test_small_batches_run_without_a_thread_pool() -> None:
     side = round(MIN_SPLIT_VOXELS ** (1 / 3)) + 1
     big = _chunks([crop(levels, side) for levels in (3, 12, 40)], workers=2)
     assert _chunk_workers(big, 2) == 2 and _chunk_workers(big[:1] + small, 2) == 1
+
+
+def test_small_rois_are_prepared_without_a_thread_pool() -> None:
+    from radstore.radiomics.engine import POOL_IMAGE_VOXELS, _roi_workers
+
+    def roi(n: int) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
+        return np.zeros((n, 64, 64), np.int16), np.zeros((n, 64, 64), np.uint8), (1.0, 1.0, 1.0)
+
+    side = POOL_IMAGE_VOXELS // (64 * 64)
+    assert _roi_workers([roi(10)] * 16, 2) == 1
+    assert _roi_workers([roi(side)] * 2, 2) == 2
+    assert _roi_workers([roi(side)] * 2, 1) == 1 and _roi_workers([], 4) == 1
 
 
 @pytest.mark.parametrize("params", [{}, {"binCount": 16}, {"binWidth": 0.7}])
