@@ -100,18 +100,19 @@ def matrices(
     return _matrices_torch(q, mask, n_levels, params)
 
 
-def _line_major(a: np.ndarray, n: int, step: int) -> tuple[np.ndarray, int]:
+def _line_major(a: np.ndarray, n: int, step: int) -> np.ndarray:
     """The first ``n`` elements of flat ``a`` reordered residue by residue modulo ``step``:
-    ``[a[r], a[r + step], ...]`` for ``r = 0..step-1``, each residue row of length ``m`` (also
-    returned) ending with at least one 0; ``a`` needs ``2 * step`` zeros after its first ``n``.
+    ``[a[r], a[r + step], ...]`` for ``r = 0..step-1``, each residue row of length
+    ``m = ceil(n / step) + 1`` ending with at least one 0; ``a`` needs ``2 * step`` zeros after its
+    first ``n``.
 
     On a :class:`FlatGrid` every line along an offset of linear step ``step > 0`` is a contiguous
     piece of one residue row, with padding (level 0) before and after it."""
     m = -(-n // step) + 1
     if step == 1:
-        return a[:m], m
+        return a[:m]
     # row r of the transposed [m, step] view is a[r], a[r + step], ...; step * m <= n + 2 * step
-    return np.ascontiguousarray(a[: step * m].reshape(m, step).T).reshape(-1), m
+    return np.ascontiguousarray(a[: step * m].reshape(m, step).T).reshape(-1)
 
 
 def _roi_levels(grid: FlatGrid, n_levels: int, tail: int) -> np.ndarray:
@@ -145,7 +146,7 @@ def _matrices_numpy(
     counts = np.zeros((na, size), dtype=np.int64)
     valid = np.zeros((b, na), dtype=bool)
     for group in _direction_groups([n + 2 * s for s in steps]):
-        ts = [_line_major(gz, n, steps[ai])[0] for ai in group]
+        ts = [_line_major(gz, n, steps[ai]) for ai in group]
         seg = np.cumsum([0, *(len(t) for t in ts)])
         t = np.concatenate(ts) if len(ts) > 1 else ts[0]
         # a run starts at 1 + bnd[k] and has length bnd[k + 1] - bnd[k]; every segment starts and
@@ -200,8 +201,8 @@ def _shares_line(grid: FlatGrid, r: int, step: int) -> bool:
     blk[:n] = grid.g[r * n : (r + 1) * n]
     pad = np.ones(n + 2 * step + 1, dtype=bool)
     pad[:n].reshape(grid.shape)[1:-1, 1:-1, 1:-1] = False
-    t, _ = _line_major(blk, n, step)
-    pt, _ = _line_major(pad, n, step)
+    t = _line_major(blk, n, step)
+    pt = _line_major(pad, n, step)
     line = np.cumsum(pt)[t > 0]
     return bool((line[1:] == line[:-1]).any())
 
