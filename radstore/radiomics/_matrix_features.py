@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from radstore.radiomics._neighbours import EPS
+from radstore.radiomics._neighbours import EPS, numpy_path
 
 
 def size_matrix_features(p: torch.Tensor, jvector: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -24,7 +24,7 @@ def size_matrix_features(p: torch.Tensor, jvector: torch.Tensor) -> dict[str, to
 
     CPU tensors go through :func:`size_matrix_features_numpy` (the matrices are small: NumPy's
     per-operation cost is a fraction of torch's), others through :func:`size_matrix_features_torch`."""
-    if p.device.type == "cpu":
+    if numpy_path(p):
         out = size_matrix_features_numpy(p.numpy(), jvector.numpy())
         return {k: torch.from_numpy(v) for k, v in out.items()}
     return size_matrix_features_torch(p, jvector)

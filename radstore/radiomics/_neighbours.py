@@ -28,6 +28,26 @@ GridIndex = tuple[EllipsisType | slice, ...]
 #: ``numpy.spacing(1)``: the epsilon PyRadiomics adds inside its logarithms and divisions.
 EPS = 2.220446049250313e-16
 
+_TORCH_ON_CPU: contextvars.ContextVar[bool] = contextvars.ContextVar("radiomics_torch_on_cpu", default=False)
+
+
+@contextlib.contextmanager
+def torch_kernels() -> Iterator[None]:
+    """Within this block CPU data takes the torch kernels and formulas (the code CUDA runs) instead
+    of the NumPy fast paths, so a machine without a GPU can test the device path end to end."""
+    token = _TORCH_ON_CPU.set(True)
+    try:
+        yield
+    finally:
+        _TORCH_ON_CPU.reset(token)
+
+
+def numpy_path(where: torch.Tensor | str) -> bool:
+    """Whether data on ``where`` (a tensor or a device name) takes the NumPy fast path: CPU, outside
+    :func:`torch_kernels`."""
+    device = where.device if isinstance(where, torch.Tensor) else torch.device(where)
+    return device.type == "cpu" and not _TORCH_ON_CPU.get()
+
 
 def angles(
     distances: tuple[int, ...] = (1,),
@@ -407,7 +427,7 @@ def cpu_method(method: str, q: torch.Tensor, extra: tuple[str, ...] = ()) -> str
     """Resolve a kernel's ``method``: ``"auto"`` is ``"numpy"`` for CPU tensors and ``"torch"``
     otherwise; ``"numpy"`` (and ``extra`` CPU-only methods) need CPU tensors."""
     if method == "auto":
-        return "numpy" if q.device.type == "cpu" else "torch"
+        return "numpy" if numpy_path(q) else "torch"
     allowed = ("numpy", *extra, "torch")
     if method not in allowed:
         raise ValueError(f"method must be auto, {', '.join(allowed)}; got {method!r}")

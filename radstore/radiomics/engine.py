@@ -17,6 +17,7 @@ single-CPU radiomics actors).
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import importlib
 import math
@@ -193,11 +194,13 @@ def _cpu_threads(device: str) -> Iterator[int]:
 
 def _map(fn: Callable[[Any], Any], items: Sequence[Any] | range, workers: int) -> list[Any]:
     """``[fn(x) for x in items]``, on a thread pool of ``workers`` when that can help (NumPy, SciPy,
-    SimpleITK and torch kernels release the GIL); order and results are the same either way."""
+    SimpleITK and torch kernels release the GIL); order and results are the same either way (each
+    pooled call runs in a copy of the caller's context, e.g. under ``torch_kernels()``)."""
     if workers <= 1 or len(items) <= 1:
         return [fn(x) for x in items]
+    contexts = [contextvars.copy_context() for _ in items]
     with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
-        return list(pool.map(fn, items))
+        return list(pool.map(lambda ctx, x: ctx.run(fn, x), contexts, items))
 
 
 def _prepare_roi(i: int, roi: ROI, settings: RadiomicsSettings, enabled: dict[str, tuple[str, ...]],

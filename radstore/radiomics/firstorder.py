@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from radstore.radiomics._neighbours import numpy_path
+
 FEATURES: tuple[str, ...] = (
     "10Percentile", "90Percentile", "Energy", "Entropy", "InterquartileRange", "Kurtosis", "Maximum",
     "Mean", "MeanAbsoluteDeviation", "Median", "Minimum", "Range", "RobustMeanAbsoluteDeviation",
@@ -131,7 +133,7 @@ def compute(x: torch.Tensor, mask: torch.Tensor, q: torch.Tensor, n_levels: int,
     gives it. ``method``: ``"numpy"`` (CPU tensors, per-ROI NumPy), ``"torch"`` (any device,
     batched) or ``"auto"`` (numpy on CPU)."""
     if method == "auto":
-        method = "numpy" if x.device.type == "cpu" else "torch"
+        method = "numpy" if numpy_path(x) else "torch"
     if method == "numpy":
         vv = np.broadcast_to(torch.as_tensor(voxel_volume, dtype=torch.float64).numpy(), (x.shape[0],))
         res = _compute_numpy(x.numpy(), mask.numpy(), q.numpy(), n_levels, vv, voxel_array_shift,

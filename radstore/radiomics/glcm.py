@@ -42,6 +42,7 @@ from radstore.radiomics._neighbours import (
     direction_distances,
     flat_grid,
     grid_shape,
+    numpy_path,
     pair_slices,
     present_levels,
     small_uint,
@@ -151,7 +152,7 @@ def _features(p: torch.Tensor, ng_roi: torch.Tensor, n_present: torch.Tensor) ->
     """GLCM features of normalised matrices ``p`` [B, A, N, N]: :func:`_features_numpy` for CPU
     tensors (small matrices: NumPy's per-operation cost is a fraction of torch's), else
     :func:`_features_torch`."""
-    if p.device.type == "cpu":
+    if numpy_path(p):
         out = _features_numpy(p.numpy(), ng_roi.numpy(), n_present.numpy())
         return {k: torch.from_numpy(v) for k, v in out.items()}
     return _features_torch(p, ng_roi, n_present)
@@ -361,7 +362,7 @@ def _from_matrices(
     """Symmetrise, merge the directions (``weighting_norm``) and normalise the counts ``p``
     [B, A, Ng, Ng], then :func:`_features` (NumPy throughout for CPU tensors)."""
     w = _weights(angles(params.distances, params.force2d, params.force2d_dimension), params)
-    if p.device.type == "cpu":
+    if numpy_path(p):
         a = p.numpy()
         if params.symmetrical_glcm:
             a = a + np.swapaxes(a, 2, 3)

@@ -37,6 +37,7 @@ from radstore.radiomics._neighbours import (
     flat_grid,
     grid_shape,
     line_order,
+    numpy_path,
     small_uint,
 )
 from radstore.radiomics.texture_params import TextureParams
@@ -248,7 +249,7 @@ def _from_matrices(p: torch.Tensor, valid: torch.Tensor, params: TextureParams) 
     """Features of run-length counts ``p`` [B, A, Ng, Nr] averaged over the ``valid`` [B, A]
     directions (merged first with a ``weighting_norm``): NumPy for CPU tensors, else torch."""
     w = _weights(angles((1,), params.force2d, params.force2d_dimension), params)
-    if p.device.type == "cpu":
+    if numpy_path(p):
         out = _from_matrices_numpy(p.numpy(), valid.numpy(), w)
         return {k: torch.from_numpy(v) for k, v in out.items()}
     return _from_matrices_torch(p, valid, w)

@@ -34,6 +34,7 @@ from radstore.radiomics._neighbours import (
     flat_grid,
     grid_shape,
     neighbourhood_sum,
+    numpy_path,
     pair_slices,
 )
 from radstore.radiomics.texture_params import TextureParams
@@ -113,7 +114,7 @@ def _matrices_torch(
 def _features(n_i: torch.Tensor, s_i: torch.Tensor) -> dict[str, torch.Tensor]:
     """NGTDM features from ``n_i``, ``s_i`` [B, Ng]: :func:`_features_numpy` for CPU tensors (small
     arrays: NumPy's per-operation cost is a fraction of torch's), else :func:`_features_torch`."""
-    if n_i.device.type == "cpu":
+    if numpy_path(n_i):
         return {k: torch.from_numpy(v) for k, v in _features_numpy(n_i.numpy(), s_i.numpy()).items()}
     return _features_torch(n_i, s_i)
 

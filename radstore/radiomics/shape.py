@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from scipy.spatial import ConvexHull, QhullError
 
+from radstore.radiomics._neighbours import numpy_path
+
 FEATURES_3D: tuple[str, ...] = (
     "Elongation", "Flatness", "LeastAxisLength", "MajorAxisLength", "Maximum2DDiameterColumn",
     "Maximum2DDiameterRow", "Maximum2DDiameterSlice", "Maximum3DDiameter", "MeshVolume",
@@ -478,7 +480,7 @@ def mesh_3d(mask: np.ndarray, spacing_zyx: tuple[float, float, float], device: s
     m = np.asarray(mask, dtype=bool)
     mp = np.zeros(tuple(n + 2 for n in m.shape), dtype=bool)  # (np.pad costs ~50 us)
     mp[1:-1, 1:-1, 1:-1] = m
-    if device == "cpu":
+    if numpy_path(device):
         area, volume = _mesh_area_volume_numpy(mp, sp)
     else:
         area, volume = _mesh_area_volume_torch(mp, sp, device)

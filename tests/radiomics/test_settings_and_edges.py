@@ -164,6 +164,53 @@ def test_cli_json(tmp_path):
     assert bad.exit_code == 2 and "label 3" in bad.output
 
 
+@pytest.mark.parametrize("params", [
+    {"imageType": {"Original": {}, "LoG": {"sigma": [1.0]}, "Wavelet": {}}},
+    {"setting": {"binCount": 16, "distances": [1, 2], "weightingNorm": "euclidean"}},
+    {"setting": {"force2D": True, "force2Ddimension": 0, "gldm_a": 1},
+     "featureClass": {f: None for f in ("shape", "firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm")}},
+])
+def test_device_code_path_on_cpu_equals_the_numpy_path(params: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``torch_kernels()`` runs on CPU the torch code CUDA runs (discretisation, first order, mesh,
+    matrices and feature formulas of every family), also inside the engine's thread pools; its
+    features equal the NumPy fast paths'. (CUDA itself: ``test_cpu_and_cuda_agree``.)"""
+    from radstore.radiomics import engine, extract_batch, glcm, glszm, torch_kernels
+
+    calls = {"glcm": 0, "glszm": 0}
+    for mod, name, fn in ((glcm, "glcm", "_features_torch"), (glszm, "glszm", "labels_torch")):
+        real = getattr(mod, fn)
+
+        def counted(*a, _real=real, _name=name, **k):  # type: ignore[no-untyped-def]
+            calls[_name] += 1
+            return _real(*a, **k)
+
+        monkeypatch.setattr(mod, fn, counted)
+    monkeypatch.setattr(engine, "POOL_IMAGE_VOXELS", 0)  # use the pools with these small ROIs
+    monkeypatch.setattr(engine, "_chunk_workers", lambda chunks, workers: workers)
+    rng = np.random.default_rng(2)
+    rois = []
+    for k in range(2):
+        image = rng.normal(30, 80, (20, 30, 30)).astype(np.int16)
+        zz, yy, xx = np.indices(image.shape)
+        inside = ((zz - 10) / (7 - k)) ** 2 + ((yy - 15) / 11) ** 2 + ((xx - 15) / 9) ** 2 < 1
+        rois.append((image, inside.astype(np.uint8), (2.0, 0.8, 0.8)))
+    s = RadiomicsSettings.from_params(params)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        fast = extract_batch(rois, s)
+        assert calls == {"glcm": 0, "glszm": 0}
+        with torch_kernels():
+            device_path = extract_batch(rois, s)
+    finally:
+        torch.set_num_threads(before)
+    assert calls["glcm"] > 0 and calls["glszm"] > 0
+    for a, b in zip(fast, device_path, strict=True):
+        assert a.keys() == b.keys()
+        bad = [k for k in a if not np.isclose(b[k], a[k], rtol=1e-9, atol=1e-12)]
+        assert not bad, [(k, a[k], b[k]) for k in bad[:5]]
+
+
 @pytest.mark.gpu
 def test_cpu_and_cuda_agree():
     if not torch.cuda.is_available():
