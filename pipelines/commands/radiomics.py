@@ -1,4 +1,5 @@
-"""``radstore radiomics``: PyRadiomics-compatible features of one image + mask (drop-in CLI)."""
+"""``radstore radiomics``: PyRadiomics-compatible features of one image + mask, or of every row of a
+PyRadiomics batch CSV (drop-in CLI)."""
 
 from __future__ import annotations
 
@@ -22,16 +23,23 @@ class Format(StrEnum):
 def register(app: typer.Typer) -> None:
     @app.command("radiomics")
     def radiomics(
-        image: Annotated[Path, typer.Argument(help="image file (NIfTI/NRRD/...) or DICOM series folder")],
-        mask: Annotated[Path, typer.Argument(help="label map file, or DICOM RTSTRUCT (file or folder)")],
+        image: Annotated[Path, typer.Argument(
+            help="image file (NIfTI/NRRD/...) or DICOM series folder; or a batch CSV (columns Image, "
+            "Mask[, Label], paths relative to it) given alone")],
+        mask: Annotated[Path | None, typer.Argument(
+            help="label map file, or DICOM RTSTRUCT (file or folder)")] = None,
         params: Annotated[Path | None, typer.Option("--params", help="PyRadiomics params.yaml")] = None,
         label: Annotated[int | None, typer.Option("--label", help="label [default: params']")] = None,
         backend: Annotated[Backend, typer.Option("--backend")] = Backend.torch,
         device: Annotated[str, typer.Option("--device", help="cpu or cuda")] = "cpu",
-        fmt: Annotated[Format, typer.Option("--format")] = Format.json,
+        fmt: Annotated[Format | None, typer.Option(
+            "--format", help="json or csv [default: json for one ROI, csv for a batch CSV]")] = None,
         output: Annotated[Path | None, typer.Option("--output", help="write here instead of stdout")] = None,
+        jobs: Annotated[int, typer.Option("--jobs", "-j", min=1,
+                                          help="batch CSV: worker processes (one case at a time each)")] = 1,
     ) -> None:
-        """Compute radiomics features (PyRadiomics names and values) for one ROI."""
+        """Compute radiomics features (PyRadiomics names and values) for one ROI, or for every row
+        of a batch CSV (input columns kept, one row per case; failed cases are listed, exit code 1)."""
         import csv
         import io
         import json
@@ -48,6 +56,13 @@ def register(app: typer.Typer) -> None:
 
             if not torch.cuda.is_available():
                 fail("--device cuda requested but no CUDA device is available")
+        if mask is None:
+            if image.suffix.lower() != ".csv":
+                fail("give IMAGE and MASK, or a batch CSV (columns Image, Mask[, Label]) alone")
+            if label is not None:
+                fail("--label applies to one ROI; a batch CSV takes a Label column")
+            _batch(image, params, backend, device, fmt or Format.csv, output, jobs)
+            return
         try:
             settings = RadiomicsSettings.from_params(params)
             values = extract_files(image, mask, settings, label, backend.value, device)
@@ -55,7 +70,7 @@ def register(app: typer.Typer) -> None:
             fail(str(exc))
         except ImportError as exc:
             fail(f"backend {backend.value} unavailable: {exc}")
-        if fmt is Format.json:
+        if fmt is None or fmt is Format.json:
             text = json.dumps(values, indent=2) + "\n"
         else:
             buf = io.StringIO()
@@ -68,3 +83,54 @@ def register(app: typer.Typer) -> None:
         else:
             output.write_text(text)
             typer.echo(f"wrote {len(values)} features to {output}", err=True)
+
+
+def _batch(path: Path, params: Path | None, backend: Backend, device: str, fmt: Format,
+           output: Path | None, jobs: int) -> None:
+    """Batch mode of ``radstore radiomics``: every row of a PyRadiomics batch CSV."""
+    import csv
+    import io
+    import json
+
+    from pipelines.commands._common import fail
+    from radstore.progress import track
+    from radstore.radiomics.engine import feature_names
+    from radstore.radiomics.files import GROUP, extract_cases, read_batch_csv
+    from radstore.radiomics.settings import RadiomicsSettings, SettingsError
+
+    try:
+        settings = RadiomicsSettings.from_params(params)
+        rows, cases = read_batch_csv(path)
+    except (SettingsError, FileNotFoundError, ValueError) as exc:
+        fail(str(exc))
+        return
+    names = feature_names(settings)
+    results: dict[int, dict[str, float] | str] = {}
+    groups = extract_cases(cases, settings, backend.value, device, jobs)
+    try:
+        for group in track(groups, f"radiomics {path.name}", total=-(-len(cases) // GROUP)):
+            results.update(group)
+    except ImportError as exc:
+        fail(f"backend {backend.value} unavailable: {exc}")
+    done = {i: r for i, r in sorted(results.items()) if isinstance(r, dict)}
+    if fmt is Format.json:
+        text = json.dumps([{**rows[i], **feats} for i, feats in done.items()], indent=2) + "\n"
+    else:
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        columns = list(rows[0])
+        writer.writerow([*columns, *names])
+        for i, feats in done.items():
+            writer.writerow([rows[i].get(c, "") for c in columns] + [repr(feats[n]) for n in names])
+        text = buf.getvalue()
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text)
+        typer.echo(f"wrote {len(done)} of {len(cases)} cases to {output}", err=True)
+    failed = {i: r for i, r in sorted(results.items()) if not isinstance(r, dict)}
+    for i, why in failed.items():
+        typer.secho(f"failed: row {i + 2} (Image {rows[i]['Image']}, Mask {rows[i]['Mask']}): {why}",
+                    fg=typer.colors.RED, err=True)
+    if failed:
+        raise typer.Exit(1)

@@ -3,10 +3,21 @@
 Image: any file SimpleITK reads (NIfTI, NRRD, MHA...) or a DICOM series folder. Mask: a label map
 file on the same grid, or a DICOM RTSTRUCT (file, or a folder holding one) rasterised onto the
 image grid by ``radstore.io.dicom.rasterise_rtstruct`` (ROIs become labels 1..n in ROI-number order).
+
+Batch mode (PyRadiomics' batch CSV): columns ``Image``, ``Mask`` and optionally ``Label``; relative
+paths are relative to the CSV's folder; other columns are passed through. Cases run in groups of
+``GROUP`` per ``extract_batch`` call, on ``jobs`` single-threaded worker processes (the per-ROI work
+is GIL-bound Python: processes scale, threads do not); a case that cannot be read or extracted is
+reported with its reason and the others go on.
 """
 
 from __future__ import annotations
 
+import csv
+import multiprocessing
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -78,8 +89,132 @@ def extract_files(image: Path | str, mask: Path | str, settings: RadiomicsSettin
     """Features of ``label`` in ``mask`` over ``image`` (paths), with the chosen backend."""
     vol = read_image(image)
     m = read_mask(mask, vol)
+    return _extractor(backend)(vol.array, m, vol.spacing_zyx, settings, label=label, device=device)
+
+
+def _extractor(backend: Literal["torch", "pyradiomics"]) -> Callable[..., dict[str, float]]:
+    """``extract`` of the chosen backend (the pyradiomics one is an optional extra)."""
     if backend == "pyradiomics":
-        from radstore.radiomics import pyradiomics_backend as impl
-    else:
-        from radstore.radiomics import engine as impl  # type: ignore[no-redef]
-    return impl.extract(vol.array, m, vol.spacing_zyx, settings, label=label, device=device)
+        from radstore.radiomics import pyradiomics_backend
+
+        return pyradiomics_backend.extract
+    from radstore.radiomics import engine
+
+    return engine.extract
+
+
+GROUP = 8  # cases per extract_batch call in batch mode (small ROIs gain ~2x from batching)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One row of a batch CSV: ``index`` (0-based data row), resolved paths and label (None: the
+    settings' label)."""
+
+    index: int
+    image: Path
+    mask: Path
+    label: int | None
+
+
+def read_batch_csv(path: Path | str) -> tuple[list[dict[str, str]], list[Case]]:
+    """The rows (as read, for pass-through) and :class:`Case` s of a PyRadiomics batch CSV. Raises
+    ``ValueError`` naming the file and row for a missing ``Image``/``Mask`` column or value or a
+    non-integer ``Label``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: batch CSV not found")
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = [c for c in ("Image", "Mask") if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path}: batch CSV needs columns Image and Mask (PyRadiomics' names); "
+                             f"missing {', '.join(missing)}")
+        rows = list(reader)
+    if not rows:
+        raise ValueError(f"{path}: batch CSV has no cases")
+    cases = []
+    for i, row in enumerate(rows):
+        image, mask = (row.get("Image") or "").strip(), (row.get("Mask") or "").strip()
+        if not image or not mask:
+            raise ValueError(f"{path}: row {i + 2}: empty Image or Mask")
+        label_text = (row.get("Label") or "").strip()
+        try:
+            label = int(label_text) if label_text else None
+        except ValueError:
+            raise ValueError(f"{path}: row {i + 2}: Label {label_text!r} is not an integer") from None
+        cases.append(Case(i, path.parent / image, path.parent / mask, label))
+    return rows, cases
+
+
+def _read_case(case: Case, label: int) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
+    vol = read_image(case.image)
+    m = read_mask(case.mask, vol)
+    if not (m == label).any():
+        present = [int(v) for v in np.unique(m) if v != 0]
+        raise ValueError(f"label {label} is not in the mask (labels present: {present})")
+    return vol.array, (m == label).astype(np.uint8), vol.spacing_zyx
+
+
+def _why(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def extract_group(cases: Sequence[Case], settings: RadiomicsSettings,
+                  backend: Literal["torch", "pyradiomics"] = "torch", device: str = "cpu"
+                  ) -> list[tuple[int, dict[str, float] | str]]:
+    """``(case index, features or the reason it failed)`` for each case: the readable ones in one
+    ``extract_batch`` call (torch backend), one by one when that call fails (to isolate the case)."""
+    from radstore.radiomics import engine
+    from radstore.radiomics.imageops import ROIError
+
+    out: dict[int, dict[str, float] | str] = {}
+    rois: dict[int, tuple[np.ndarray, np.ndarray, tuple[float, float, float]]] = {}
+    for case in cases:
+        try:
+            rois[case.index] = _read_case(case, settings.setting.label if case.label is None else case.label)
+        except (OSError, ValueError) as exc:
+            out[case.index] = _why(exc)
+    extract_one = _extractor(backend)
+    batched = None
+    if backend == "torch" and len(rois) > 1:
+        try:
+            batched = engine.extract_batch(list(rois.values()), settings, label=1, device=device)
+        except (ROIError, ValueError):
+            batched = None  # one case is bad: find it below
+    for k, (i, roi) in enumerate(rois.items()):
+        if batched is not None:
+            out[i] = batched[k]
+            continue
+        try:
+            out[i] = extract_one(*roi, settings, label=1, device=device)
+        except (ROIError, ValueError) as exc:
+            out[i] = _why(exc)
+    return [(c.index, out[c.index]) for c in cases]
+
+
+def _single_threaded() -> None:
+    import SimpleITK as sitk
+    import torch
+
+    torch.set_num_threads(1)
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+
+
+def extract_cases(cases: Sequence[Case], settings: RadiomicsSettings,
+                  backend: Literal["torch", "pyradiomics"] = "torch", device: str = "cpu", jobs: int = 1,
+                  group: int = GROUP) -> Iterator[list[tuple[int, dict[str, float] | str]]]:
+    """:func:`extract_group` over groups of ``group`` cases, in this process (``jobs`` 1) or on
+    ``jobs`` single-threaded worker processes (spawned: no inherited thread state); yields each
+    group's results as it completes, in input order."""
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    groups = [list(cases[i:i + group]) for i in range(0, len(cases), group)]
+    if jobs == 1:
+        for g in groups:
+            yield extract_group(g, settings, backend, device)
+        return
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(min(jobs, len(groups)), mp_context=ctx, initializer=_single_threaded) as pool:
+        n = len(groups)
+        yield from pool.map(extract_group, groups, [settings] * n, [backend] * n, [device] * n)

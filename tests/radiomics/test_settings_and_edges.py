@@ -164,6 +164,68 @@ def test_cli_json(tmp_path):
     assert bad.exit_code == 2 and "label 3" in bad.output
 
 
+def test_cli_batch_csv_like_pyradiomics(tmp_path, monkeypatch):
+    """``radstore radiomics cases.csv``: PyRadiomics' batch CSV (Image, Mask, optional Label, paths
+    relative to the CSV, other columns passed through); one output row per case equal to the
+    single-ROI extraction, in one process or on worker processes; a failing case is named on
+    stderr and the exit code is 1, the other cases are still written."""
+    import csv
+
+    import SimpleITK as sitk
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+    from radstore.radiomics import extract, files
+
+    monkeypatch.setattr(files, "GROUP", 2)
+    monkeypatch.setenv("RADSTORE_PROGRESS", "0")
+    rng = np.random.default_rng(4)
+    (tmp_path / "cases").mkdir()
+    expected = {}
+    rows = []
+    for k in range(4):
+        image = rng.normal(20, 60, (10, 14, 14)).astype(np.int16)
+        mask = np.zeros(image.shape, np.uint8)
+        mask[2:8, 3:10 - k, 3:9] = 1
+        mask[3:6, 10:13, 9:12] = 2
+        for arr, name in ((image, f"img{k}.nrrd"), (mask, f"mask{k}.nii.gz")):
+            im = sitk.GetImageFromArray(arr)
+            im.SetSpacing((0.8, 0.8, 2.0))
+            sitk.WriteImage(im, str(tmp_path / "cases" / name))
+        label = 2 if k == 1 else None
+        expected[f"P{k}"] = extract(image, mask, (2.0, 0.8, 0.8), RadiomicsSettings.from_params(None),
+                                    label=label)
+        rows.append({"ID": f"P{k}", "Image": f"cases/img{k}.nrrd", "Mask": f"cases/mask{k}.nii.gz",
+                     "Label": "" if label is None else str(label)})
+    rows.append({"ID": "bad", "Image": "cases/img0.nrrd", "Mask": "cases/missing.nii.gz", "Label": ""})
+    rows.append({"ID": "nolabel", "Image": "cases/img0.nrrd", "Mask": "cases/mask0.nii.gz", "Label": "7"})
+    batch = tmp_path / "batch.csv"
+    with open(batch, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["ID", "Image", "Mask", "Label"])
+        writer.writeheader()
+        writer.writerows(rows)
+    names = feature_names(RadiomicsSettings.from_params(None))
+    outputs = []
+    for jobs in ("1", "2"):
+        out = tmp_path / f"out{jobs}.csv"
+        res = CliRunner().invoke(app, ["radiomics", str(batch), "-j", jobs, "--output", str(out)])
+        assert res.exit_code == 1, res.output
+        assert "row 6 (Image cases/img0.nrrd, Mask cases/missing.nii.gz): FileNotFoundError" in res.output
+        assert "row 7" in res.output and "label 7 is not in the mask (labels present: [1, 2])" in res.output
+        with open(out, newline="") as fh:
+            got = list(csv.DictReader(fh))
+        assert [r["ID"] for r in got] == ["P0", "P1", "P2", "P3"]
+        assert list(got[0]) == ["ID", "Image", "Mask", "Label", *names]
+        for r in got:
+            np.testing.assert_allclose([float(r[n]) for n in names], [expected[r["ID"]][n] for n in names],
+                                       rtol=1e-9, atol=1e-12)
+        outputs.append(got)
+    assert outputs[0] == outputs[1]
+    js = CliRunner().invoke(app, ["radiomics", str(batch), "--format", "json"])
+    assert js.exit_code == 1 and '"ID": "P3"' in js.stdout
+    assert CliRunner().invoke(app, ["radiomics", str(tmp_path / "cases" / "img0.nrrd")]).exit_code == 2
+
+
 @pytest.mark.parametrize("params", [
     {"imageType": {"Original": {}, "LoG": {"sigma": [1.0]}, "Wavelet": {}}},
     {"setting": {"binCount": 16, "distances": [1, 2], "weightingNorm": "euclidean"}},
