@@ -164,31 +164,32 @@ def extract_group(cases: Sequence[Case], settings: RadiomicsSettings,
                   backend: Literal["torch", "pyradiomics"] = "torch", device: str = "cpu"
                   ) -> list[tuple[int, dict[str, float] | str]]:
     """``(case index, features or the reason it failed)`` for each case: the readable ones in one
-    ``extract_batch`` call (torch backend), one by one when that call fails (to isolate the case)."""
+    ``extract_batch`` call (torch backend), one by one when that call fails (to isolate the case).
+    Any error of one case (unreadable file, bad ROI, a library error) is recorded as its reason, so
+    one case never stops a cohort."""
     from radstore.radiomics import engine
-    from radstore.radiomics.imageops import ROIError
 
     out: dict[int, dict[str, float] | str] = {}
     rois: dict[int, tuple[np.ndarray, np.ndarray, tuple[float, float, float]]] = {}
     for case in cases:
         try:
             rois[case.index] = _read_case(case, settings.setting.label if case.label is None else case.label)
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # recorded per case: the batch goes on
             out[case.index] = _why(exc)
     extract_one = _extractor(backend)
     batched = None
     if backend == "torch" and len(rois) > 1:
         try:
             batched = engine.extract_batch(list(rois.values()), settings, label=1, device=device)
-        except (ROIError, ValueError):
-            batched = None  # one case is bad: find it below
+        except Exception:  # one case is bad: found one by one below
+            batched = None
     for k, (i, roi) in enumerate(rois.items()):
         if batched is not None:
             out[i] = batched[k]
             continue
         try:
             out[i] = extract_one(*roi, settings, label=1, device=device)
-        except (ROIError, ValueError) as exc:
+        except Exception as exc:  # recorded per case: the batch goes on
             out[i] = _why(exc)
     return [(c.index, out[c.index]) for c in cases]
 
