@@ -95,7 +95,9 @@ _POOL_BATCH: list = []
 
 
 def _pool_init(batch: list) -> None:
+    """A worker process: one SimpleITK and one torch thread, the batch held once."""
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+    torch.set_num_threads(1)
     _POOL_BATCH[:] = batch
 
 
