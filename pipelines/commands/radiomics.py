@@ -95,7 +95,7 @@ def _batch(path: Path, params: Path | None, backend: Backend, device: str, fmt: 
     from pipelines.commands._common import fail
     from radstore.progress import track
     from radstore.radiomics.engine import feature_names
-    from radstore.radiomics.files import GROUP, extract_cases, read_batch_csv
+    from radstore.radiomics.files import extract_cases, n_groups, read_batch_csv
     from radstore.radiomics.settings import RadiomicsSettings, SettingsError
 
     try:
@@ -108,7 +108,8 @@ def _batch(path: Path, params: Path | None, backend: Backend, device: str, fmt: 
     results: dict[int, dict[str, float] | str] = {}
     groups = extract_cases(cases, settings, backend.value, device, jobs)
     try:
-        for group in track(groups, f"radiomics {path.name}", total=-(-len(cases) // GROUP)):
+        for group in track(groups, f"radiomics {path.name} ({len(cases)} cases)",
+                           total=n_groups(len(cases), jobs)):
             results.update(group)
     except ImportError as exc:
         fail(f"backend {backend.value} unavailable: {exc}")

@@ -202,15 +202,26 @@ def _single_threaded() -> None:
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
 
 
+def _group_size(n_cases: int, jobs: int, group: int) -> int:
+    return max(1, min(group, -(-n_cases // jobs)))
+
+
+def n_groups(n_cases: int, jobs: int, group: int | None = None) -> int:
+    """How many groups :func:`extract_cases` makes of ``n_cases`` (for a progress bar)."""
+    size = _group_size(n_cases, jobs, GROUP if group is None else group)
+    return -(-n_cases // size)
+
+
 def extract_cases(cases: Sequence[Case], settings: RadiomicsSettings,
                   backend: Literal["torch", "pyradiomics"] = "torch", device: str = "cpu", jobs: int = 1,
-                  group: int = GROUP) -> Iterator[list[tuple[int, dict[str, float] | str]]]:
-    """:func:`extract_group` over groups of ``group`` cases, in this process (``jobs`` 1) or on
-    ``jobs`` single-threaded worker processes (spawned: no inherited thread state); yields each
-    group's results as it completes, in input order."""
+                  group: int | None = None) -> Iterator[list[tuple[int, dict[str, float] | str]]]:
+    """:func:`extract_group` over groups of up to ``group`` cases (fewer when that keeps every worker
+    busy), in this process (``jobs`` 1) or on ``jobs`` single-threaded worker processes (spawned:
+    no inherited thread state); yields each group's results in input order."""
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
-    groups = [list(cases[i:i + group]) for i in range(0, len(cases), group)]
+    size = _group_size(len(cases), jobs, GROUP if group is None else group)
+    groups = [list(cases[i:i + size]) for i in range(0, len(cases), size)]
     if jobs == 1:
         for g in groups:
             yield extract_group(g, settings, backend, device)

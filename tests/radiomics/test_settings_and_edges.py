@@ -197,6 +197,12 @@ def test_cli_batch_csv_like_pyradiomics(tmp_path, monkeypatch):
                                     label=label)
         rows.append({"ID": f"P{k}", "Image": f"cases/img{k}.nrrd", "Mask": f"cases/mask{k}.nii.gz",
                      "Label": "" if label is None else str(label)})
+    one = np.zeros((10, 14, 14), np.uint8)
+    one[5, 7, 7] = 1  # a one-voxel ROI: no features (ROIError); it shares a batch with P0
+    im = sitk.GetImageFromArray(one)
+    im.SetSpacing((0.8, 0.8, 2.0))
+    sitk.WriteImage(im, str(tmp_path / "cases" / "one.nii.gz"))
+    rows.insert(1, {"ID": "tiny", "Image": "cases/img0.nrrd", "Mask": "cases/one.nii.gz", "Label": ""})
     rows.append({"ID": "bad", "Image": "cases/img0.nrrd", "Mask": "cases/missing.nii.gz", "Label": ""})
     rows.append({"ID": "nolabel", "Image": "cases/img0.nrrd", "Mask": "cases/mask0.nii.gz", "Label": "7"})
     batch = tmp_path / "batch.csv"
@@ -210,8 +216,9 @@ def test_cli_batch_csv_like_pyradiomics(tmp_path, monkeypatch):
         out = tmp_path / f"out{jobs}.csv"
         res = CliRunner().invoke(app, ["radiomics", str(batch), "-j", jobs, "--output", str(out)])
         assert res.exit_code == 1, res.output
-        assert "row 6 (Image cases/img0.nrrd, Mask cases/missing.nii.gz): FileNotFoundError" in res.output
-        assert "row 7" in res.output and "label 7 is not in the mask (labels present: [1, 2])" in res.output
+        assert "row 3 (Image cases/img0.nrrd, Mask cases/one.nii.gz): ROIError" in res.output
+        assert "row 7 (Image cases/img0.nrrd, Mask cases/missing.nii.gz): FileNotFoundError" in res.output
+        assert "row 8" in res.output and "label 7 is not in the mask (labels present: [1, 2])" in res.output
         with open(out, newline="") as fh:
             got = list(csv.DictReader(fh))
         assert [r["ID"] for r in got] == ["P0", "P1", "P2", "P3"]
