@@ -3,6 +3,9 @@ PyRadiomics batch CSV (drop-in CLI)."""
 
 from __future__ import annotations
 
+import csv
+import io
+from collections.abc import Iterable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -40,8 +43,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Compute radiomics features (PyRadiomics names and values) for one ROI, or for every row
         of a batch CSV (input columns kept, one row per case; failed cases are listed, exit code 1)."""
-        import csv
-        import io
         import json
 
         from pipelines.commands._common import fail
@@ -73,23 +74,30 @@ def register(app: typer.Typer) -> None:
         if fmt is None or fmt is Format.json:
             text = json.dumps(values, indent=2) + "\n"
         else:
-            buf = io.StringIO()
-            writer = csv.writer(buf)
-            writer.writerow(["feature", "value"])
-            writer.writerows([k, repr(v)] for k, v in values.items())
-            text = buf.getvalue()
-        if output is None:
-            typer.echo(text, nl=False)
-        else:
-            output.write_text(text)
-            typer.echo(f"wrote {len(values)} features to {output}", err=True)
+            text = _csv_text(["feature", "value"], ([k, repr(v)] for k, v in values.items()))
+        _emit(text, output, f"wrote {len(values)} features to {output}")
+
+
+def _csv_text(header: list[str], rows: Iterable[list[str]]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def _emit(text: str, output: Path | None, summary: str) -> None:
+    """``text`` to stdout, or to ``output`` with ``summary`` on stderr."""
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text)
+        typer.echo(summary, err=True)
 
 
 def _batch(path: Path, params: Path | None, backend: Backend, device: str, fmt: Format,
            output: Path | None, jobs: int) -> None:
     """Batch mode of ``radstore radiomics``: every row of a PyRadiomics batch CSV."""
-    import csv
-    import io
     import json
 
     from pipelines.commands._common import fail
@@ -117,18 +125,10 @@ def _batch(path: Path, params: Path | None, backend: Backend, device: str, fmt: 
     if fmt is Format.json:
         text = json.dumps([{**rows[i], **feats} for i, feats in done.items()], indent=2) + "\n"
     else:
-        buf = io.StringIO()
-        writer = csv.writer(buf)
         columns = list(rows[0])
-        writer.writerow([*columns, *names])
-        for i, feats in done.items():
-            writer.writerow([rows[i].get(c, "") for c in columns] + [repr(feats[n]) for n in names])
-        text = buf.getvalue()
-    if output is None:
-        typer.echo(text, nl=False)
-    else:
-        output.write_text(text)
-        typer.echo(f"wrote {len(done)} of {len(cases)} cases to {output}", err=True)
+        text = _csv_text([*columns, *names], ([rows[i].get(c, "") for c in columns]
+                                              + [repr(feats[n]) for n in names] for i, feats in done.items()))
+    _emit(text, output, f"wrote {len(done)} of {len(cases)} cases to {output}")
     failed = {i: r for i, r in sorted(results.items()) if not isinstance(r, dict)}
     for i, why in failed.items():
         typer.secho(f"failed: row {i + 2} (Image {rows[i]['Image']}, Mask {rows[i]['Mask']}): {why}",

@@ -150,10 +150,11 @@ def read_batch_csv(path: Path | str) -> tuple[list[dict[str, str]], list[Case]]:
 def _read_case(case: Case, label: int) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
     vol = read_image(case.image)
     m = read_mask(case.mask, vol)
-    if not (m == label).any():
+    roi = m == label
+    if not roi.any():
         present = [int(v) for v in np.unique(m) if v != 0]
         raise ValueError(f"label {label} is not in the mask (labels present: {present})")
-    return vol.array, (m == label).astype(np.uint8), vol.spacing_zyx
+    return vol.array, roi.view(np.uint8), vol.spacing_zyx
 
 
 def _why(exc: Exception) -> str:
