@@ -6,7 +6,8 @@ with ``j`` voxels (Thibault et al., Proc. ICPRAM 2009; IBSI). Features are those
 :mod:`._matrix_features` with PyRadiomics' names; the size axis is stored compressed (only sizes
 that occur), which changes no feature.
 
-Connected components: on CPU ``skimage.measure.label`` (union-find in C, all grey levels of all ROIs
+Connected components: on CPU ``cc3d.connected_components`` (multi-label, in C; 2-3x faster than
+``skimage.measure.label``, which stays as the ``"skimage"`` method; all grey levels of all ROIs
 in one call on the padded flat grid of :mod:`._neighbours`: ROIs and force2D slices are separated by
 background), then sizes and levels of the zones by ``bincount``; on other devices a torch
 union-find (min-label hooking over same-level neighbour edges plus pointer jumping), which gives
@@ -31,6 +32,7 @@ from radstore.radiomics._neighbours import (
     flat_grid,
     grid_shape,
     pair_slices,
+    small_uint,
 )
 from radstore.radiomics.texture_params import TextureParams
 
@@ -138,19 +140,21 @@ def labels_torch(q: torch.Tensor, mask: torch.Tensor, params: TextureParams) -> 
 
 def labels_grid(grid: FlatGrid, params: TextureParams) -> np.ndarray:
     """Zone label of every ROI voxel of a :class:`FlatGrid` (padding 1), aligned with ``grid.v``:
-    ``skimage.measure.label`` of the whole padded grid at once (the padding separates ROIs; with
+    multi-label connected components (``cc3d``, 26-connected; 8-connected in 2D: each level's zones,
+    level 0 is background) of the whole padded grid at once (the padding separates ROIs; with
     force2D every slice along ``force2d_dimension`` becomes a band of a 2D image, separated by its
-    padding rows). Labels are ``1..n_zones``."""
-    from skimage.measure import label
+    padding rows). Labels are ``1..n_zones`` (in any order: only zone sizes and levels are used)."""
+    import cc3d
 
     b = grid.n_rois
-    g = grid.g.reshape(b, *grid.shape)
+    g = grid.g.reshape(b, *grid.shape).astype(small_uint(int(grid.g.max())))  # (a writable copy)
     if not params.force2d:
-        return label(g.reshape(-1, *grid.shape[1:]), background=0, connectivity=3).reshape(-1)[grid.v]
+        lab = cc3d.connected_components(g.reshape(-1, *grid.shape[1:]), connectivity=26)
+        return lab.reshape(-1)[grid.v]
     d = params.force2d_dimension
     perm = [0, d + 1] + [k + 1 for k in (0, 1, 2) if k != d]
     t = np.ascontiguousarray(g.transpose(perm))
-    lab = label(t.reshape(-1, t.shape[3]), background=0, connectivity=2).reshape(t.shape)
+    lab = cc3d.connected_components(t.reshape(-1, t.shape[3]), connectivity=8).reshape(t.shape)
     inv = np.argsort(perm)
     return np.ascontiguousarray(lab.transpose(inv)).reshape(-1)[grid.v]
 

@@ -167,14 +167,17 @@ def test_batch_of_different_rois_equals_one_by_one(family: str, params: TextureP
             assert float(v[b]) == pytest.approx(singles[b][k], rel=1e-12, abs=1e-12), (k, b)
 
 
-def test_glszm_torch_union_find_equals_skimage_labels() -> None:
+@pytest.mark.parametrize("method", ["torch", "numpy"])
+def test_glszm_labels_equal_skimage_labels(method: str) -> None:
+    """The torch union-find and the CPU path's cc3d labelling of the flat grid give the zones of
+    scikit-image's labelling (an independent implementation), in 3D and with force2D."""
     g = kernel("glszm")
     rng = np.random.default_rng(11)
     q = torch.from_numpy(rng.integers(1, 4, size=(3, 7, 8, 9)))
     m = torch.from_numpy(rng.random((3, 7, 8, 9)) < 0.8)
     for params in (TextureParams(), TextureParams(force2d=True, force2d_dimension=1)):
         a = g.compute(q, m, 3, params, method="skimage")
-        b = g.compute(q, m, 3, params, method="torch")
+        b = g.compute(q, m, 3, params, method=method)
         for k in g.FEATURES:
             torch.testing.assert_close(a[k], b[k], rtol=1e-12, atol=1e-12)
 
