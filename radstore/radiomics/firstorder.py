@@ -36,58 +36,25 @@ def _percentile(sorted_x: torch.Tensor, n: torch.Tensor, p: float) -> torch.Tens
     return torch.where(t >= 0.5, b - (b - a) * (1 - t), a + (b - a) * t)
 
 
-def _lerp_percentile(part: dict[int, float], n: int, p: float) -> float:
-    """numpy 'linear' percentile from the order statistics ``part`` at the ranks it needs, as
-    ``_percentile``."""
+def _lerp_percentile(sorted_v: np.ndarray, p: float) -> float:
+    """numpy 'linear' percentile of the sorted values ``sorted_v``, as ``_percentile``."""
+    n = sorted_v.size
     pos = (n - 1) * (p / 100.0)
     lo = int(np.floor(pos))
     hi = min(lo + 1, n - 1)
     t = pos - lo
-    a, b = float(part[lo]), float(part[hi])
+    a, b = float(sorted_v[lo]), float(sorted_v[hi])
     return b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t
-
-
-def _ranks(n: int) -> list[int]:
-    out = {0, n - 1}
-    for p in (10, 25, 50, 75, 90):
-        lo = int(np.floor((n - 1) * (p / 100.0)))
-        out.update((lo, min(lo + 1, n - 1)))
-    return sorted(out)
-
-
-def _order_statistics(v: np.ndarray, levels: np.ndarray, counts: np.ndarray, ranks: list[int]
-                      ) -> dict[int, float]:
-    """``{r: r-th smallest of v}`` (0-based) for ``ranks``, where ``levels`` (1..Ng, aligned with
-    ``v``) is a non-decreasing function of the values (a discretisation) and ``counts`` its
-    histogram over 1..Ng: the rank-``r`` value lies in the level whose cumulative count first
-    exceeds ``r``, so only the voxels of those few levels are partitioned (all of ``v`` when those
-    levels hold more than half of it)."""
-    cum = np.cumsum(counts)
-    level_of = {r: int(np.searchsorted(cum, r, side="right")) + 1 for r in ranks}
-    if sum(int(counts[lev - 1]) for lev in set(level_of.values())) > v.size // 2:
-        part = np.partition(v, ranks)  # peaked histogram: selecting the levels would not pay
-        return {r: float(part[r]) for r in ranks}
-    need = np.zeros(len(counts) + 1, dtype=bool)
-    need[list(level_of.values())] = True
-    pick = np.flatnonzero(need[levels])
-    sub, sub_levels = v[pick], levels[pick]
-    out: dict[int, float] = {}
-    for lev in sorted(set(level_of.values())):
-        before = int(cum[lev - 2]) if lev > 1 else 0
-        local = sorted(r - before for r in ranks if level_of[r] == lev)
-        part = np.partition(sub[sub_levels == lev], local)
-        out.update({before + k: float(part[k]) for k in local})
-    return out
 
 
 def _compute_numpy(x: np.ndarray, mask: np.ndarray, q: np.ndarray, n_levels: int, voxel_volume: np.ndarray,
                    voxel_array_shift: float, excess_kurtosis: bool) -> dict[str, np.ndarray]:
-    """CPU path of :func:`compute`: per ROI on its voxel values only; order statistics by
-    ``numpy.partition`` of the grey levels that hold the needed ranks (:func:`_order_statistics`)
-    instead of a full sort."""
+    """CPU path of :func:`compute`: per ROI on its voxel values only, sorted once (NumPy's SIMD sort
+    beats ``numpy.partition`` at the 10 ranks the percentiles need by 3-8x); the voxels in
+    [P10, P90] are then a contiguous slice of the sorted values."""
     rows: list[dict[str, float]] = []
     for xb, mb, qb, vv in zip(x, mask, q, voxel_volume, strict=True):
-        v = xb[mb].astype(np.float64, copy=False)
+        v = np.sort(xb[mb].astype(np.float64, copy=False))
         n = v.size
         if n == 0:
             raise ValueError("first-order features need a non-empty ROI")
@@ -95,29 +62,28 @@ def _compute_numpy(x: np.ndarray, mask: np.ndarray, q: np.ndarray, n_levels: int
         dev = v - mean
         d2 = dev * dev
         m2 = d2.sum() / n
-        m3 = (d2 * dev).sum() / n
-        m4 = (d2 * d2).sum() / n
+        m3 = np.dot(d2, dev) / n
+        m4 = np.dot(d2, d2) / n
         skew = 0.0 if m2 == 0 else m3 / m2 ** 1.5
         kurt = 0.0 if m2 == 0 else m4 / m2 ** 2
         if excess_kurtosis:
             kurt -= 3.0
-        sh = v + voxel_array_shift
-        energy = float((sh * sh).sum())
-        lev = qb[mb]
-        counts = np.bincount(lev, minlength=n_levels + 1)[1:n_levels + 1]
-        part = _order_statistics(v, lev, counts, _ranks(n))
-        p10, p25, p50, p75, p90 = (_lerp_percentile(part, n, p) for p in (10, 25, 50, 75, 90))
-        mn, mx = float(part[0]), float(part[n - 1])
-        inner = v[(v >= p10) & (v <= p90)]
+        sh = v + voxel_array_shift if voxel_array_shift else v
+        energy = float(np.dot(sh, sh))
+        counts = np.bincount(qb[mb], minlength=n_levels + 1)[1:n_levels + 1]
+        p10, p25, p50, p75, p90 = (_lerp_percentile(v, p) for p in (10, 25, 50, 75, 90))
+        mn, mx = float(v[0]), float(v[n - 1])
+        inner = v[np.searchsorted(v, p10, side="left"):np.searchsorted(v, p90, side="right")]
         with np.errstate(invalid="ignore"):  # no voxel in [P10, P90]: NaN, as the torch path
             mean_in = inner.sum() / inner.size
             rmad = np.abs(inner - mean_in).sum() / inner.size
+        mad = float(np.abs(dev, out=d2).sum() / n)
         pr = counts / n
         rows.append({
             "10Percentile": p10, "90Percentile": p90, "Energy": energy,
             "Entropy": float(-(pr * np.log2(pr + _EPS)).sum()), "InterquartileRange": p75 - p25,
             "Kurtosis": float(kurt), "Maximum": mx, "Mean": float(mean),
-            "MeanAbsoluteDeviation": float(np.abs(dev).sum() / n), "Median": p50, "Minimum": mn,
+            "MeanAbsoluteDeviation": mad, "Median": p50, "Minimum": mn,
             "Range": mx - mn, "RobustMeanAbsoluteDeviation": float(rmad),
             "RootMeanSquared": float(np.sqrt(energy / n)), "Skewness": float(skew),
             "TotalEnergy": energy * float(vv), "Uniformity": float((pr * pr).sum()), "Variance": float(m2),

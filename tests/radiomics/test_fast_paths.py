@@ -344,19 +344,25 @@ def test_digitize_evenly_spaced_equals_searchsorted(scale: float) -> None:
                                   np.searchsorted(uneven, probe, side="right"))
 
 
-@pytest.mark.parametrize("bin_width", [0.5, 25.0, 1e6])
-def test_order_statistics_from_levels_equal_sort(bin_width: float) -> None:
-    """Ranks found through the grey-level histogram equal a full sort (ties, many or one level)."""
-    from radstore.radiomics.firstorder import _order_statistics, _ranks
-    from radstore.radiomics.imageops import _digitize_evenly_spaced, bin_edges
-    from radstore.radiomics.settings import Setting
+@pytest.mark.parametrize("n", [1, 2, 7, 5300])
+def test_firstorder_numpy_order_statistics_equal_numpy(n: int) -> None:
+    """The CPU path's percentiles (from one sort) equal ``numpy.percentile`` bit for bit, and the
+    robust MAD's [P10, P90] slice of the sorted values holds exactly the voxels a mask selects (ties
+    at both ends)."""
+    import torch
 
-    rng = np.random.default_rng(11)
-    v = np.concatenate([rng.normal(0, 80, 5000), np.full(300, 12.0)]).round(1)
-    edges = bin_edges(float(v.min()), float(v.max()), Setting(binWidth=bin_width))
-    levels = _digitize_evenly_spaced(v, edges)
-    counts = np.bincount(levels)[1:]
-    ranks = sorted({*_ranks(v.size), 1, 2500, v.size - 2})
-    got = _order_statistics(v, levels, counts, ranks)
-    want = np.sort(v)
-    assert got == {r: float(want[r]) for r in ranks}
+    from radstore.radiomics.firstorder import compute
+
+    rng = np.random.default_rng(n)
+    v = np.concatenate([rng.normal(0, 80, n), np.full(n // 10, 12.0)]).round(1)
+    x = torch.from_numpy(v).view(1, 1, 1, -1)
+    m = torch.ones_like(x, dtype=torch.bool)
+    q = torch.ones_like(x, dtype=torch.int64)
+    got = compute(x, m, q, 1, 1.0, method="numpy")
+    for name, p in (("10Percentile", 10), ("Median", 50), ("90Percentile", 90)):
+        assert float(got[name][0]) == float(np.percentile(v, p)), name
+    assert float(got["InterquartileRange"][0]) == float(np.percentile(v, 75) - np.percentile(v, 25))
+    assert (float(got["Minimum"][0]), float(got["Maximum"][0])) == (v.min(), v.max())
+    inner = v[(v >= np.percentile(v, 10)) & (v <= np.percentile(v, 90))]
+    want = np.abs(inner - inner.mean()).mean() if inner.size else np.nan  # (two voxels: none inside)
+    assert float(got["RobustMeanAbsoluteDeviation"][0]) == pytest.approx(want, rel=1e-12, nan_ok=True)
