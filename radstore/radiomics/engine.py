@@ -96,16 +96,28 @@ def _pad_stack(arrs: list[np.ndarray], fill: float | bool, device: str, dtype: t
 def _chunks(crops: list[_Crop], workers: int = 1, max_voxels: int = MAX_BATCH_VOXELS) -> list[list[_Crop]]:
     """Kernel batches: crops (of any ROI and image type) with the same spacing, setting and bin count
     within a factor ``LEVEL_RATIO`` (the texture matrices of a batch are sized by its largest bin
-    count), by size so that padding stays small, at most ``max_voxels`` padded voxels each (a larger
-    crop is alone), and split into about ``workers`` batches while they keep ``MIN_SPLIT_VOXELS``
-    (smaller batches spend their time in Python holding the GIL: threads would not run them in
-    parallel, and splitting loses the batching gain)."""
-    groups: dict[tuple[tuple[float, float, float], str, int], list[_Crop]] = {}
+    count; classes in increasing bin count join the previous one while it holds fewer than
+    ``MIN_SPLIT_VOXELS`` voxels: for small crops, e.g. one small ROI's 11 images, a kernel call
+    costs more than larger matrices), by size so that padding stays small, at most ``max_voxels``
+    padded voxels each (a larger crop is alone), and split into about ``workers`` batches while
+    they keep ``MIN_SPLIT_VOXELS`` (smaller batches spend their time in Python holding the GIL:
+    threads would not run them in parallel, and splitting loses the batching gain)."""
+    classes: dict[tuple[tuple[float, float, float], str], dict[int, list[_Crop]]] = {}
     for c in crops:
         level_class = int(math.log(max(c.levels, 1)) / math.log(LEVEL_RATIO))
-        groups.setdefault((c.spacing, c.setting.model_dump_json(), level_class), []).append(c)
+        key = (c.spacing, c.setting.model_dump_json())
+        classes.setdefault(key, {}).setdefault(level_class, []).append(c)
+    groups: list[list[_Crop]] = []
+    for by_class in classes.values():
+        cur_group: list[_Crop] = []
+        for level_class in sorted(by_class):
+            if cur_group and sum(c.mask.size for c in cur_group) >= MIN_SPLIT_VOXELS:
+                groups.append(cur_group)
+                cur_group = []
+            cur_group += by_class[level_class]
+        groups.append(cur_group)
     out: list[list[_Crop]] = []
-    for group in groups.values():
+    for group in groups:
         group.sort(key=lambda c: c.mask.size)
         mean_voxels = sum(c.mask.size for c in group) / len(group)
         per_batch = max(math.ceil(len(group) / max(workers, 1)), math.ceil(MIN_SPLIT_VOXELS / mean_voxels))

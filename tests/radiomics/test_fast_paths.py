@@ -270,6 +270,12 @@ def test_chunks_group_by_setting_and_bin_count() -> None:
     assert all(len(g) == 1 for g in _chunks(crops, max_voxels=200_000))  # two 125k-voxel crops exceed it
     small = [crop(r, 12, s25, size=10) for r in range(6)]  # 1000 voxels each: a split would be GIL-bound
     assert len(_chunks(small, workers=2)) == 1
+    # small crops of several bin-count classes share one batch (a kernel call costs more than the
+    # larger matrices) until a batch holds MIN_SPLIT_VOXELS; then the next class starts a new one
+    mixed = [crop(0, 3, s25, size=16), crop(0, 12, s25, size=16), crop(0, 40, s25, size=16)]
+    assert [len(g) for g in _chunks(mixed)] == [3]
+    big = [crop(0, 3, s25, size=41), crop(0, 12, s25, size=16), crop(0, 40, s25, size=16)]
+    assert sorted(sorted(c.levels for c in g) for g in _chunks(big)) == [[3], [12, 40]]
 
 
 def test_small_batches_run_without_a_thread_pool() -> None:
@@ -284,7 +290,8 @@ def test_small_batches_run_without_a_thread_pool() -> None:
                      levels)
 
     small = _chunks([crop(levels, 16) for levels in (3, 12, 40)], workers=2)
-    assert len(small) == 3 and _chunk_workers(small, 2) == 1
+    assert len(small) == 1 and _chunk_workers(small, 2) == 1
+    small = small + _chunks([crop(levels, 16) for levels in (5, 18)], workers=2)
     side = round(MIN_SPLIT_VOXELS ** (1 / 3)) + 1
     big = _chunks([crop(levels, side) for levels in (3, 12, 40)], workers=2)
     assert _chunk_workers(big, 2) == 2 and _chunk_workers(big[:1] + small, 2) == 1
