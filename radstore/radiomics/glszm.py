@@ -138,7 +138,7 @@ def labels_torch(q: torch.Tensor, mask: torch.Tensor, params: TextureParams) -> 
     return torch.where(mask, parent.view(q.shape) + 1, torch.zeros_like(q))
 
 
-def labels_grid(grid: FlatGrid, params: TextureParams) -> np.ndarray:
+def labels_grid(grid: FlatGrid, n_levels: int, params: TextureParams) -> np.ndarray:
     """Zone label of every ROI voxel of a :class:`FlatGrid` (padding 1), aligned with ``grid.v``:
     multi-label connected components (``cc3d``, 26-connected; 8-connected in 2D: each level's zones,
     level 0 is background) of the whole padded grid at once (the padding separates ROIs; with
@@ -147,7 +147,7 @@ def labels_grid(grid: FlatGrid, params: TextureParams) -> np.ndarray:
     import cc3d
 
     b = grid.n_rois
-    g = grid.g.reshape(b, *grid.shape).astype(small_uint(int(grid.g.max())))  # (a writable copy)
+    g = grid.g.reshape(b, *grid.shape).astype(small_uint(n_levels))  # (a writable copy)
     if not params.force2d:
         lab = cc3d.connected_components(g.reshape(-1, *grid.shape[1:]), connectivity=26)
         return lab.reshape(-1)[grid.v]
@@ -162,7 +162,7 @@ def labels_grid(grid: FlatGrid, params: TextureParams) -> np.ndarray:
 def _matrices_numpy(
     grid: FlatGrid, n_levels: int, params: TextureParams
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    zid = labels_grid(grid, params)
+    zid = labels_grid(grid, n_levels, params)
     nzones = int(zid.max())
     size = np.bincount(zid, minlength=nzones + 1)[1:]
     zlev = np.zeros(nzones + 1, dtype=np.int64)
