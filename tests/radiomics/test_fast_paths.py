@@ -351,15 +351,20 @@ def test_digitize_evenly_spaced_equals_searchsorted(scale: float) -> None:
                                   np.searchsorted(uneven, probe, side="right"))
 
 
+@pytest.mark.parametrize("order_method", ["sort", "partition"])
 @pytest.mark.parametrize("n", [1, 2, 7, 5300])
-def test_firstorder_numpy_order_statistics_equal_numpy(n: int) -> None:
-    """The CPU path's percentiles (from one sort) equal ``numpy.percentile`` bit for bit, and the
-    robust MAD's [P10, P90] slice of the sorted values holds exactly the voxels a mask selects (ties
-    at both ends)."""
+def test_firstorder_numpy_order_statistics_equal_numpy(n: int, order_method: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CPU path's percentiles (from one sort, or one partition at their ranks: whichever is
+    faster on the CPU) equal ``numpy.percentile`` bit for bit, and the robust MAD uses exactly the
+    voxels in [P10, P90] (ties at both ends)."""
     import torch
 
+    from radstore.radiomics import firstorder
     from radstore.radiomics.firstorder import compute
 
+    monkeypatch.setattr(firstorder, "SORT_PROBE_MIN", 0)  # every ROI size takes the CPU's choice
+    monkeypatch.setattr(firstorder, "full_sort_is_faster", lambda: order_method == "sort")
     rng = np.random.default_rng(n)
     v = np.concatenate([rng.normal(0, 80, n), np.full(n // 10, 12.0)]).round(1)
     x = torch.from_numpy(v).view(1, 1, 1, -1)
@@ -373,3 +378,24 @@ def test_firstorder_numpy_order_statistics_equal_numpy(n: int) -> None:
     inner = v[(v >= np.percentile(v, 10)) & (v <= np.percentile(v, 90))]
     want = np.abs(inner - inner.mean()).mean() if inner.size else np.nan  # (two voxels: none inside)
     assert float(got["RobustMeanAbsoluteDeviation"][0]) == pytest.approx(want, rel=1e-12, nan_ok=True)
+
+
+def test_firstorder_sort_and_partition_give_identical_features() -> None:
+    """The two order-statistics methods give every first-order feature bit for bit (the choice
+    between them is a per-CPU speed choice only), over a padded batch of ROIs of several sizes."""
+    from radstore.radiomics.firstorder import _compute_numpy, order_statistics
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(40, 40, (3, 20, 30, 30)).round(2)
+    m = np.zeros(x.shape, dtype=bool)
+    m[0, 2:18, 3:27, 3:27] = True
+    m[1, 5:6, 5:9, 5:7] = True
+    m[2] = rng.random(x.shape[1:]) < 0.4
+    q = np.clip(((x - x.min()) // 25).astype(np.int64) + 1, 1, None)
+    args = (x, m, q, int(q.max()), np.ones(3), 0.0, False)
+    by_sort = _compute_numpy(*args, order_method="sort")
+    by_part = _compute_numpy(*args, order_method="partition")
+    for k in by_sort:
+        np.testing.assert_array_equal(by_sort[k], by_part[k], err_msg=k)
+    with pytest.raises(ValueError, match="method must be"):
+        order_statistics(x[m], [0], "median-of-medians")
