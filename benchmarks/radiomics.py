@@ -36,8 +36,9 @@ import numpy as np  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
 import torch  # noqa: E402
 
-from benchmarks._hardware import cpu_name  # noqa: E402
+from benchmarks._hardware import cpu_details, cpu_name  # noqa: E402
 from radstore.radiomics import RadiomicsSettings, extract, extract_batch  # noqa: E402
+from radstore.radiomics.firstorder import full_sort_is_faster  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 ORIGINAL = RadiomicsSettings.from_params(None)
@@ -168,7 +169,9 @@ def main() -> None:
         pyr_version = version("pyradiomics-bhklab")
     except ImportError:
         pb, pyr_version = None, "not installed"
-    info = {"cpu": cpu_name(), "python": platform.python_version(),
+    info = {"cpu": cpu_name(), "cpu_details": cpu_details(),
+            "first_order_order_statistics": "sort" if full_sort_is_faster() else "partition",
+            "python": platform.python_version(),
             "torch": torch.__version__, "simpleitk": sitk.Version.VersionString(), "pyradiomics": pyr_version,
             "numpy": np.__version__, "device": args.device,
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
