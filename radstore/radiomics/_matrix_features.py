@@ -12,9 +12,9 @@ LHGE = sum P i^2 j^2, all / Nz.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
+from radstore.radiomics._arrays import Array, ops
 from radstore.radiomics._neighbours import EPS, numpy_path
 
 
@@ -22,28 +22,30 @@ def size_matrix_features(p: torch.Tensor, jvector: torch.Tensor) -> dict[str, to
     """The 16 generic features of ``p`` [G, Ng, J] (float64; grey levels ``1..Ng``, ``j`` values
     ``jvector`` [J]); groups with ``Nz = 0`` use ``Nz = 1`` and ``Np = 1`` (PyRadiomics).
 
-    CPU tensors go through :func:`size_matrix_features_numpy` (the matrices are small: NumPy's
-    per-operation cost is a fraction of torch's), others through :func:`size_matrix_features_torch`."""
+    CPU tensors are evaluated in NumPy (the matrices are small: NumPy's per-operation cost is a
+    fraction of torch's), others in torch: :func:`size_matrix_formulas` either way."""
     if numpy_path(p):
-        out = size_matrix_features_numpy(p.numpy(), jvector.numpy())
+        out = size_matrix_formulas(p.numpy(), jvector.numpy())
         return {k: torch.from_numpy(v) for k, v in out.items()}
-    return size_matrix_features_torch(p, jvector)
+    return size_matrix_formulas(p, jvector)
 
 
-def size_matrix_features_numpy(p: np.ndarray, jvector: np.ndarray) -> dict[str, np.ndarray]:
-    """:func:`size_matrix_features_torch` in NumPy (same formulas, float64 [G] per feature)."""
+def size_matrix_formulas(p: Array, jvector: Array) -> dict[str, Array]:
+    """:func:`size_matrix_features` of a NumPy array or a torch tensor (any device): float64 [G]
+    per feature, of the same kind as ``p``."""
+    xp = ops(p)
     ng = p.shape[1]
-    iv = np.arange(1, ng + 1, dtype=np.float64)
-    jv = jvector.astype(np.float64)
+    iv = xp.levels(p, 1, ng + 1)
+    jv = xp.as_float64(jvector)
     i2v = iv * iv
     j2v = jv * jv
     nz = p.sum(axis=(1, 2))
-    nz = np.where(nz == 0, 1.0, nz)
+    nz = xp.where(nz == 0, 1.0, nz)
     pg = p.sum(2)
     pj = p.sum(1)
     np_ = (pj * jv).sum(1)
-    np_ = np.where(np_ == 0, 1.0, np_)
-    out: dict[str, np.ndarray] = {}
+    np_ = xp.where(np_ == 0, 1.0, np_)
+    out: dict[str, Array] = {}
     out["SE"] = (pj / j2v).sum(1) / nz
     out["LE"] = (pj * jv * jv).sum(1) / nz
     gln = (pg * pg).sum(1)
@@ -60,7 +62,7 @@ def size_matrix_features_numpy(p: np.ndarray, jvector: np.ndarray) -> dict[str, 
     uj = (pjn * jv).sum(1, keepdims=True)
     out["JV"] = (pjn * (jv - uj) ** 2).sum(1)
     pn = p / nz[:, None, None]
-    out["Ent"] = -(pn * np.log2(pn + EPS)).sum(axis=(1, 2))
+    out["Ent"] = -(pn * xp.log2(pn + EPS)).sum(axis=(1, 2))
     out["LGE"] = (pg / i2v).sum(1) / nz
     out["HGE"] = (pg * iv * iv).sum(1) / nz
     i2 = i2v[None, :, None]
@@ -69,42 +71,4 @@ def size_matrix_features_numpy(p: np.ndarray, jvector: np.ndarray) -> dict[str, 
     out["SHGE"] = (p * i2 / j2).sum(axis=(1, 2)) / nz
     out["LLGE"] = (p * j2 / i2).sum(axis=(1, 2)) / nz
     out["LHGE"] = (p * i2 * j2).sum(axis=(1, 2)) / nz
-    return out
-
-
-def size_matrix_features_torch(p: torch.Tensor, jvector: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The torch formulas of :func:`size_matrix_features` (any device)."""
-    ng = p.shape[1]
-    iv = torch.arange(1, ng + 1, device=p.device, dtype=torch.float64)
-    jv = jvector.to(torch.float64)
-    i2 = (iv * iv).view(1, ng, 1)
-    j2 = (jv * jv).view(1, 1, -1)
-    nz = p.sum(dim=(1, 2))
-    nz = torch.where(nz == 0, torch.ones_like(nz), nz)
-    pg = p.sum(2)
-    pj = p.sum(1)
-    np_ = (pj * jv).sum(1)
-    np_ = torch.where(np_ == 0, torch.ones_like(np_), np_)
-    out: dict[str, torch.Tensor] = {}
-    out["SE"] = (pj / (jv * jv)).sum(1) / nz
-    out["LE"] = (pj * jv * jv).sum(1) / nz
-    out["GLN"] = (pg * pg).sum(1) / nz
-    out["GLNN"] = (pg * pg).sum(1) / nz**2
-    out["JN"] = (pj * pj).sum(1) / nz
-    out["JNN"] = (pj * pj).sum(1) / nz**2
-    out["Perc"] = nz / np_
-    pgn = pg / nz[:, None]
-    ui = (pgn * iv).sum(1, keepdim=True)
-    out["GLV"] = (pgn * (iv - ui) ** 2).sum(1)
-    pjn = pj / nz[:, None]
-    uj = (pjn * jv).sum(1, keepdim=True)
-    out["JV"] = (pjn * (jv - uj) ** 2).sum(1)
-    pn = p / nz[:, None, None]
-    out["Ent"] = -(pn * torch.log2(pn + EPS)).sum(dim=(1, 2))
-    out["LGE"] = (pg / (iv * iv)).sum(1) / nz
-    out["HGE"] = (pg * iv * iv).sum(1) / nz
-    out["SLGE"] = (p / (i2 * j2)).sum(dim=(1, 2)) / nz
-    out["SHGE"] = (p * i2 / j2).sum(dim=(1, 2)) / nz
-    out["LLGE"] = (p * j2 / i2).sum(dim=(1, 2)) / nz
-    out["LHGE"] = (p * i2 * j2).sum(dim=(1, 2)) / nz
     return out

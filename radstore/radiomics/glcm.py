@@ -13,7 +13,8 @@ Implementation: on CPU the ROIs are cropped, padded with ``max(distances)`` voxe
 flattened (:class:`._neighbours.FlatGrid`); per direction one gather ``g[v + step]`` over the ROI
 voxels and one ``bincount`` of ``(roi, g(v), g(v + step))`` give the matrix (level 0 = outside,
 dropped). Other devices: shifted slices of the dense grid. The features are computed on the small
-matrices, in NumPy on CPU and torch elsewhere (MCC by ``eigvalsh``, see :func:`_features_torch`).
+matrices, in NumPy on CPU and torch elsewhere, one formula for both (MCC by ``eigvalsh``, see
+:func:`_feature_formulas`).
 
 Degenerate ROIs: a ROI without any voxel pair at the configured distances (e.g. one voxel) has no
 GLCM; PyRadiomics then returns NaN for every feature and so do we (documented, with a warning).
@@ -31,6 +32,7 @@ import warnings
 import numpy as np
 import torch
 
+from radstore.radiomics._arrays import Array, ops
 from radstore.radiomics._neighbours import (
     EPS,
     FlatGrid,
@@ -148,16 +150,6 @@ def _matrices_torch(
     return counts[:total].view(na, b, ng, ng).transpose(0, 1).to(torch.float64)
 
 
-def _features(p: torch.Tensor, ng_roi: torch.Tensor, n_present: torch.Tensor) -> dict[str, torch.Tensor]:
-    """GLCM features of normalised matrices ``p`` [B, A, N, N]: :func:`_features_numpy` for CPU
-    tensors (small matrices: NumPy's per-operation cost is a fraction of torch's), else
-    :func:`_features_torch`."""
-    if numpy_path(p):
-        out = _features_numpy(p.numpy(), ng_roi.numpy(), n_present.numpy())
-        return {k: torch.from_numpy(v) for k, v in out.items()}
-    return _features_torch(p, ng_roi, n_present)
-
-
 @functools.lru_cache(maxsize=64)
 def _sum_diff_order(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """For the flattened ``[N, N]`` matrix: the cell order sorted (stably) by ``i + j`` and by
@@ -172,12 +164,35 @@ def _sum_diff_order(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
     return so, ss, do, ds
 
 
-def _features_numpy(p: np.ndarray, ng_roi: np.ndarray, n_present: np.ndarray) -> dict[str, np.ndarray]:
-    """:func:`_features_torch` in NumPy (same formulas; ``p_x+y`` / ``p_x-y`` by ordered sums)."""
+def _sum_diff_distributions(flat: Array, n: int) -> tuple[Array, Array]:
+    """``p_x+y`` [..., 2N - 1] and ``p_x-y`` [..., N] of the flattened matrices ``flat`` [..., N^2]:
+    NumPy by ordered sums (``reduceat``), torch by ``index_add_``."""
+    if isinstance(flat, np.ndarray):
+        so, ss, do, ds = _sum_diff_order(n)
+        return np.add.reduceat(flat[..., so], ss, axis=-1), np.add.reduceat(flat[..., do], ds, axis=-1)
+    ii = torch.arange(n, device=flat.device)
+    sum_idx = (ii.view(n, 1) + ii.view(1, n)).flatten()
+    diff_idx = (ii.view(n, 1) - ii.view(1, n)).abs().flatten()
+    lead = flat.shape[:-1]
+    pxa = torch.zeros(*lead, 2 * n - 1, device=flat.device, dtype=flat.dtype).index_add_(-1, sum_idx, flat)
+    pxs = torch.zeros(*lead, n, device=flat.device, dtype=flat.dtype).index_add_(-1, diff_idx, flat)
+    return pxa, pxs
+
+
+def _feature_formulas(p: Array, ng_roi: Array, n_present: Array) -> dict[str, Array]:
+    """Per-direction GLCM features ``[B, A]`` of normalised matrices ``p`` [B, A, N, N] (NumPy
+    array or torch tensor, any device; PyRadiomics formulas), then averaged over the valid (non-empty)
+    directions: float64 [B] per feature, of the same kind as ``p``.
+
+    MCC: the eigenvalues of ``Q = (P / (px py^T + eps)) P^T`` are those of ``C = Dx^1/2 Q Dx^-1/2``
+    (``Dx = diag(px)``, identity where ``px = 0``), which without PyRadiomics' ``eps`` is the
+    symmetric ``Dx^-1/2 P Dy^-1 P^T Dx^-1/2``; with it ``C`` has an antisymmetric part of relative
+    size ~1e-7 that moves no eigenvalue to first order, so ``eigvalsh`` of the symmetric part of
+    ``C`` gives PyRadiomics' ``eigvals(Q)`` to ~1e-14 relative, 20x faster."""
+    xp = ops(p)
     bsz, na, n, _ = p.shape
-    f64 = np.float64
     valid = p.sum(axis=(2, 3)) > 0
-    lv = np.arange(1, n + 1, dtype=f64)
+    lv = xp.levels(p, 1, n + 1)
     i = lv[:, None]
     j = lv[None, :]
     px = p.sum(3)
@@ -186,19 +201,17 @@ def _features_numpy(p: np.ndarray, ng_roi: np.ndarray, n_present: np.ndarray) ->
     uy = (py * lv).sum(-1)
     uxe, uye = ux[..., None, None], uy[..., None, None]
     flat = p.reshape(bsz, na, n * n)
-    so, ss, do, ds = _sum_diff_order(n)
-    pxa = np.add.reduceat(flat[..., so], ss, axis=-1)
-    pxs = np.add.reduceat(flat[..., do], ds, axis=-1)
-    k_sum = np.arange(2, 2 * n + 1, dtype=f64)
-    k_diff = np.arange(0, n, dtype=f64)
+    pxa, pxs = _sum_diff_distributions(flat, n)
+    k_sum = xp.levels(p, 2, 2 * n + 1)
+    k_diff = xp.levels(p, 0, n)
 
-    def s2(t: np.ndarray) -> np.ndarray:
+    def s2(t: Array) -> Array:
         return t.sum(axis=(-2, -1))
 
-    def ent(t: np.ndarray) -> np.ndarray:
-        return -(t * np.log2(t + EPS)).sum(-1)
+    def ent(t: Array) -> Array:
+        return -(t * xp.log2(t + EPS)).sum(-1)
 
-    out: dict[str, np.ndarray] = {}
+    out: dict[str, Array] = {}
     hxy = ent(flat)
     ipj = (i + j) - uxe - uye
     ipj2 = ipj * ipj
@@ -209,11 +222,11 @@ def _features_numpy(p: np.ndarray, ng_roi: np.ndarray, n_present: np.ndarray) ->
     out["ClusterProminence"] = s2(pi * ipj * ipj2)
     out["Contrast"] = (pxs * k_diff * k_diff).sum(-1)
     sumsq_x = (px * (lv - ux[..., None]) ** 2).sum(-1)
-    sigx = np.sqrt(sumsq_x)
-    sigy = np.sqrt((py * (lv - uy[..., None]) ** 2).sum(-1))
+    sigx = xp.sqrt(sumsq_x)
+    sigy = xp.sqrt((py * (lv - uy[..., None]) ** 2).sum(-1))
     corm = s2(p * (i - uxe) * (j - uye))
     corr = corm / (sigx * sigy + EPS)
-    out["Correlation"] = np.where(sigx * sigy == 0, 1.0, corr)
+    out["Correlation"] = xp.where(sigx * sigy == 0, 1.0, corr)
     diffavg = (k_diff * pxs).sum(-1)
     out["DifferenceAverage"] = diffavg
     out["DifferenceEntropy"] = ent(pxs)
@@ -223,162 +236,62 @@ def _features_numpy(p: np.ndarray, ng_roi: np.ndarray, n_present: np.ndarray) ->
     hx = ent(px)
     hy = ent(py)
     pxpy = px[..., :, None] * py[..., None, :]
-    log_pxpy = np.log2(pxpy + EPS)
+    log_pxpy = xp.log2(pxpy + EPS)
     hxy1 = -s2(p * log_pxpy)
     hxy2 = -s2(pxpy * log_pxpy)
-    div = np.fmax(hx, hy)
-    out["Imc1"] = np.where(div != 0, (hxy - hxy1) / np.where(div != 0, div, 1.0), 0.0)
+    div = xp.fmax(hx, hy)
+    out["Imc1"] = xp.where(div != 0, (hxy - hxy1) / xp.where(div != 0, div, 1.0), xp.zeros_like(div))
     dh = hxy2 - hxy
-    out["Imc2"] = np.where(dh > 0, np.sqrt(1 - np.exp(-2 * np.maximum(dh, 0.0))), 0.0)
-    ngr = ng_roi.astype(f64).reshape(bsz, 1, 1)
+    out["Imc2"] = xp.where(dh > 0, xp.sqrt(1 - xp.exp(-2 * xp.clamp_min0(dh))), xp.zeros_like(dh))
+    ngr = xp.as_float64(ng_roi).reshape(bsz, 1, 1)
     out["Idm"] = (pxs / (1 + k_diff**2)).sum(-1)
     out["Idmn"] = (pxs / (1 + k_diff**2 / ngr**2)).sum(-1)
     out["Id"] = (pxs / (1 + k_diff)).sum(-1)
     out["Idn"] = (pxs / (1 + k_diff / ngr)).sum(-1)
     out["InverseVariance"] = (pxs[..., 1:] / k_diff[1:] ** 2).sum(-1)
-    out["MaximumProbability"] = flat.max(axis=-1)
+    out["MaximumProbability"] = xp.amax(flat, -1)
     out["SumAverage"] = (k_sum * pxa).sum(-1)
     out["SumEntropy"] = ent(pxa)
     out["SumSquares"] = sumsq_x
     if n > 1:
-        q_mat = (p / (pxpy + EPS)) @ np.swapaxes(p, -2, -1)
-        sc = np.where(px > 0, np.sqrt(px), 1.0)
+        q_mat = (p / (pxpy + EPS)) @ xp.swap_last(p)
+        sc = xp.where(px > 0, xp.sqrt(px), 1.0)
         c = sc[..., :, None] * q_mat / sc[..., None, :]
-        second = np.linalg.eigvalsh((c + np.swapaxes(c, -2, -1)) * 0.5)[..., -2]
+        second = xp.eigvalsh((c + xp.swap_last(c)) * 0.5)[..., -2]
     else:
-        second = np.zeros((bsz, na), dtype=f64)
-    out["MCC"] = np.sqrt(np.maximum(second, 0.0))
+        second = xp.zeros_like(ux)
+    out["MCC"] = xp.sqrt(xp.clamp_min0(second))
     names = list(out)
-    stacked = np.where(valid, np.stack([out[k] for k in names]), np.nan)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        means = np.nansum(stacked, axis=-1) / (~np.isnan(stacked)).sum(-1)
+    means = xp.mean_over_valid(xp.stack([out[k] for k in names]), valid)
     res = dict(zip(names, means, strict=True))
-    res["MCC"] = np.where(n_present < 2, 1.0, res["MCC"])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        res["JointAverage"] = np.where(valid, ux, 0.0).sum(1) / valid.sum(1)
-    return {k: res[k] for k in FEATURES}
-
-
-def _features_torch(
-    p: torch.Tensor, ng_roi: torch.Tensor, n_present: torch.Tensor
-) -> dict[str, torch.Tensor]:
-    """Per-direction GLCM features ``[B, A]`` from normalised matrices ``p`` [B, A, N, N] (PyRadiomics
-    formulas), then averaged over valid directions.
-
-    MCC: the eigenvalues of ``Q = (P / (px py^T + eps)) P^T`` are those of ``C = Dx^1/2 Q Dx^-1/2``
-    (``Dx = diag(px)``, identity where ``px = 0``), which without PyRadiomics' ``eps`` is the
-    symmetric ``Dx^-1/2 P Dy^-1 P^T Dx^-1/2``; with it ``C`` has an antisymmetric part of relative
-    size ~1e-7 that moves no eigenvalue to first order, so ``eigvalsh`` of the symmetric part of
-    ``C`` gives PyRadiomics' ``eigvals(Q)`` to ~1e-14 relative, 20x faster."""
-    bsz, na, n, _ = p.shape
-    dev, f64 = p.device, torch.float64
-    valid = p.sum(dim=(2, 3)) > 0
-    lv = torch.arange(1, n + 1, device=dev, dtype=f64)
-    i = lv.view(n, 1)
-    j = lv.view(1, n)
-    px = p.sum(3)
-    py = p.sum(2)
-    ux = (px * lv).sum(-1)
-    uy = (py * lv).sum(-1)
-    uxe, uye = ux[..., None, None], uy[..., None, None]
-    flat = p.reshape(bsz, na, n * n)
-    ii = torch.arange(n, device=dev)
-    sum_idx = (ii.view(n, 1) + ii.view(1, n)).flatten()
-    diff_idx = (ii.view(n, 1) - ii.view(1, n)).abs().flatten()
-    pxa = torch.zeros(bsz, na, 2 * n - 1, device=dev, dtype=f64).index_add_(2, sum_idx, flat)
-    pxs = torch.zeros(bsz, na, n, device=dev, dtype=f64).index_add_(2, diff_idx, flat)
-    k_sum = torch.arange(2, 2 * n + 1, device=dev, dtype=f64)
-    k_diff = torch.arange(0, n, device=dev, dtype=f64)
-
-    def s2(t: torch.Tensor) -> torch.Tensor:
-        return t.sum(dim=(-2, -1))
-
-    def ent(t: torch.Tensor) -> torch.Tensor:
-        return -(t * torch.log2(t + EPS)).sum(-1)
-
-    out: dict[str, torch.Tensor] = {}
-    hxy = ent(flat)
-    ipj = (i + j) - uxe - uye
-    ipj2 = ipj * ipj
-    pi = p * ipj
-    out["Autocorrelation"] = s2(p * (i * j))
-    out["ClusterShade"] = s2(pi * ipj2)
-    out["ClusterTendency"] = s2(pi * ipj)
-    out["ClusterProminence"] = s2(pi * ipj * ipj2)
-    out["Contrast"] = (pxs * k_diff * k_diff).sum(-1)
-    sumsq_x = (px * (lv - ux[..., None]) ** 2).sum(-1)
-    sigx = sumsq_x.sqrt()
-    sigy = (py * (lv - uy[..., None]) ** 2).sum(-1).sqrt()
-    corm = s2(p * (i - uxe) * (j - uye))
-    corr = corm / (sigx * sigy + EPS)
-    out["Correlation"] = torch.where(sigx * sigy == 0, torch.ones_like(corr), corr)
-    diffavg = (k_diff * pxs).sum(-1)
-    out["DifferenceAverage"] = diffavg
-    out["DifferenceEntropy"] = ent(pxs)
-    out["DifferenceVariance"] = (pxs * (k_diff - diffavg[..., None]) ** 2).sum(-1)
-    out["JointEnergy"] = (flat * flat).sum(-1)
-    out["JointEntropy"] = hxy
-    hx = ent(px)
-    hy = ent(py)
-    pxpy = px[..., :, None] * py[..., None, :]
-    log_pxpy = torch.log2(pxpy + EPS)
-    hxy1 = -s2(p * log_pxpy)
-    hxy2 = -s2(pxpy * log_pxpy)
-    div = torch.fmax(hx, hy)
-    imc1 = torch.where(div != 0, (hxy - hxy1) / torch.where(div != 0, div, 1.0), torch.zeros_like(div))
-    out["Imc1"] = imc1
-    dh = hxy2 - hxy
-    out["Imc2"] = torch.where(dh > 0, (1 - torch.exp(-2 * dh.clamp(min=0))).sqrt(), torch.zeros_like(dh))
-    ngr = ng_roi.to(f64).view(bsz, 1, 1)
-    out["Idm"] = (pxs / (1 + k_diff**2)).sum(-1)
-    out["Idmn"] = (pxs / (1 + k_diff**2 / ngr**2)).sum(-1)
-    out["Id"] = (pxs / (1 + k_diff)).sum(-1)
-    out["Idn"] = (pxs / (1 + k_diff / ngr)).sum(-1)
-    out["InverseVariance"] = (pxs[..., 1:] / k_diff[1:] ** 2).sum(-1)
-    out["MaximumProbability"] = flat.amax(dim=-1)
-    out["SumAverage"] = (k_sum * pxa).sum(-1)
-    out["SumEntropy"] = ent(pxa)
-    out["SumSquares"] = sumsq_x
-    if n > 1:
-        q_mat = (p / (pxpy + EPS)) @ p.transpose(-2, -1)
-        sc = torch.where(px > 0, px.sqrt(), torch.ones_like(px))
-        c = sc[..., :, None] * q_mat / sc[..., None, :]
-        second = torch.linalg.eigvalsh((c + c.transpose(-2, -1)) * 0.5)[..., -2]
-    else:
-        second = torch.zeros(bsz, na, device=dev, dtype=f64)
-    out["MCC"] = second.clamp(min=0).sqrt()
-    names = list(out)
-    stacked = torch.stack([out[k] for k in names])
-    means = torch.where(valid, stacked, torch.full_like(stacked, float("nan"))).nanmean(dim=-1)
-    res = dict(zip(names, means.unbind(0), strict=True))
-    res["MCC"] = torch.where(n_present < 2, torch.ones(bsz, device=dev, dtype=f64), res["MCC"])
-    res["JointAverage"] = torch.where(valid, ux, torch.zeros_like(ux)).sum(1) / valid.sum(1)
+    res["MCC"] = xp.where(n_present < 2, 1.0, res["MCC"])
+    res["JointAverage"] = xp.mean_over_valid(ux, valid)
     return {k: res[k] for k in FEATURES}
 
 
 def _from_matrices(
     p: torch.Tensor, ng_roi: torch.Tensor, n_present: torch.Tensor, params: TextureParams
 ) -> dict[str, torch.Tensor]:
-    """Symmetrise, merge the directions (``weighting_norm``) and normalise the counts ``p``
-    [B, A, Ng, Ng], then :func:`_features` (NumPy throughout for CPU tensors)."""
+    """Features of the counts ``p`` [B, A, Ng, Ng] (:func:`_normalised_features`): in NumPy for CPU
+    tensors (small matrices: NumPy's per-operation cost is a fraction of torch's), else in torch."""
     w = _weights(angles(params.distances, params.force2d, params.force2d_dimension), params)
     if numpy_path(p):
-        a = p.numpy()
-        if params.symmetrical_glcm:
-            a = a + np.swapaxes(a, 2, 3)
-        if w is not None:
-            a = (a * np.asarray(w, dtype=np.float64).reshape(1, -1, 1, 1)).sum(1, keepdims=True)
-        tot = a.sum(axis=(2, 3), keepdims=True)
-        a = a / np.where(tot > 0, tot, 1.0)
-        out = _features_numpy(a, ng_roi.numpy(), n_present.numpy())
+        out = _normalised_features(p.numpy(), ng_roi.numpy(), n_present.numpy(), params.symmetrical_glcm, w)
         return {k: torch.from_numpy(v) for k, v in out.items()}
-    if params.symmetrical_glcm:
-        p = p + p.transpose(2, 3)
+    return _normalised_features(p, ng_roi, n_present, params.symmetrical_glcm, w)
+
+
+def _normalised_features(p: Array, ng_roi: Array, n_present: Array, symmetrical: bool,
+                         w: list[float] | None) -> dict[str, Array]:
+    """Symmetrise (``P + P^T``), merge the directions with weights ``w`` (None: keep them) and
+    normalise the counts ``p`` [B, A, Ng, Ng] to sum 1, then :func:`_feature_formulas`."""
+    xp = ops(p)
+    if symmetrical:
+        p = p + xp.swap_last(p)
     if w is not None:
-        p = (p * torch.tensor(w, dtype=torch.float64, device=p.device).view(1, -1, 1, 1)).sum(1, keepdim=True)
-    tot = p.sum(dim=(2, 3), keepdim=True)
-    p = p / torch.where(tot > 0, tot, torch.ones_like(tot))
-    return _features(p, ng_roi, n_present)
+        p = (p * xp.float64_array(w, p).reshape(1, -1, 1, 1)).sum(1, keepdims=True)
+    tot = p.sum(axis=(2, 3), keepdims=True)
+    return _feature_formulas(p / xp.where(tot > 0, tot, 1.0), ng_roi, n_present)
 
 
 def _chunk_torch(

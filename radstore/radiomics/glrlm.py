@@ -25,7 +25,8 @@ import warnings
 import numpy as np
 import torch
 
-from radstore.radiomics._matrix_features import size_matrix_features_numpy, size_matrix_features_torch
+from radstore.radiomics._arrays import Array, ops
+from radstore.radiomics._matrix_features import size_matrix_formulas
 from radstore.radiomics._neighbours import (
     FlatGrid,
     angles,
@@ -247,49 +248,31 @@ def _matrices_torch(
 
 def _from_matrices(p: torch.Tensor, valid: torch.Tensor, params: TextureParams) -> dict[str, torch.Tensor]:
     """Features of run-length counts ``p`` [B, A, Ng, Nr] averaged over the ``valid`` [B, A]
-    directions (merged first with a ``weighting_norm``): NumPy for CPU tensors, else torch."""
+    directions (merged first with a ``weighting_norm``): :func:`_direction_mean_features` in
+    NumPy for CPU tensors, else in torch."""
     w = _weights(angles((1,), params.force2d, params.force2d_dimension), params)
     if numpy_path(p):
-        out = _from_matrices_numpy(p.numpy(), valid.numpy(), w)
+        out = _direction_mean_features(p.numpy(), valid.numpy(), w)
         return {k: torch.from_numpy(v) for k, v in out.items()}
-    return _from_matrices_torch(p, valid, w)
+    return _direction_mean_features(p, valid, w)
 
 
-def _from_matrices_numpy(p: np.ndarray, valid: np.ndarray, w: list[float] | None) -> dict[str, np.ndarray]:
-    """:func:`_from_matrices_torch` in NumPy."""
+def _direction_mean_features(p: Array, valid: Array, w: list[float] | None) -> dict[str, Array]:
+    """GLRLM features of ``p`` [B, A, Ng, Nr] (NumPy array or torch tensor): per direction (or of
+    the ``w``-weighted sum of the directions), then the mean over the valid ones (NaN if none)."""
+    xp = ops(p)
     b, na, ng, _ = p.shape
     if w is not None:
-        p = (p * np.asarray(w, dtype=np.float64).reshape(1, -1, 1, 1)).sum(1, keepdims=True)
+        p = (p * xp.float64_array(w, p).reshape(1, -1, 1, 1)).sum(1, keepdims=True)
         valid = p.sum(axis=(2, 3)) > 0
         na = 1
     # only run lengths that occur (zero columns add nothing to any feature)
-    jv = np.flatnonzero(p.sum(axis=(0, 1, 2)) > 0) + 1
+    jv = xp.flatnonzero(p.sum(axis=(0, 1, 2)) > 0) + 1
     p = p[..., jv - 1]
-    feats = size_matrix_features_numpy(p.reshape(b * na, ng, len(jv)), jv)
+    feats = size_matrix_formulas(p.reshape(b * na, ng, len(jv)), jv)
     names = list(feats)
-    stacked = np.where(valid, np.stack([feats[k].reshape(b, na) for k in names]), np.nan)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        means = np.nansum(stacked, axis=-1) / (~np.isnan(stacked)).sum(-1)
+    means = xp.mean_over_valid(xp.stack([feats[k].reshape(b, na) for k in names]), valid)
     return {_NAMES[k]: v for k, v in zip(names, means, strict=True)}
-
-
-def _from_matrices_torch(
-    p: torch.Tensor, valid: torch.Tensor, w: list[float] | None
-) -> dict[str, torch.Tensor]:
-    """GLRLM features on any device (see :func:`_from_matrices`)."""
-    b, na, ng, nr = p.shape
-    if w is not None:
-        p = (p * torch.tensor(w, dtype=torch.float64, device=p.device).view(1, -1, 1, 1)).sum(1, keepdim=True)
-        valid = p.sum(dim=(2, 3)) > 0
-        na = 1
-    # only run lengths that occur (zero columns add nothing to any feature)
-    jv = torch.arange(1, nr + 1, device=p.device)[p.sum(dim=(0, 1, 2)) > 0]
-    p = p[..., jv - 1]
-    feats = size_matrix_features_torch(p.reshape(b * na, ng, len(jv)), jv)
-    names = list(feats)
-    stacked = torch.stack([feats[k].view(b, na) for k in names])
-    means = torch.where(valid, stacked, torch.full_like(stacked, float("nan"))).nanmean(dim=-1)
-    return {_NAMES[k]: v for k, v in zip(names, means.unbind(0), strict=True)}
 
 
 def compute(

@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from radstore.radiomics._arrays import Array, ops
 from radstore.radiomics._neighbours import (
     FlatGrid,
     angles,
@@ -112,71 +113,43 @@ def _matrices_torch(
 
 
 def _features(n_i: torch.Tensor, s_i: torch.Tensor) -> dict[str, torch.Tensor]:
-    """NGTDM features from ``n_i``, ``s_i`` [B, Ng]: :func:`_features_numpy` for CPU tensors (small
-    arrays: NumPy's per-operation cost is a fraction of torch's), else :func:`_features_torch`."""
+    """NGTDM features from ``n_i``, ``s_i`` [B, Ng]: :func:`_feature_formulas` in NumPy for CPU
+    tensors (small arrays: NumPy's per-operation cost is a fraction of torch's), else in torch."""
     if numpy_path(n_i):
-        return {k: torch.from_numpy(v) for k, v in _features_numpy(n_i.numpy(), s_i.numpy()).items()}
-    return _features_torch(n_i, s_i)
+        return {k: torch.from_numpy(v) for k, v in _feature_formulas(n_i.numpy(), s_i.numpy()).items()}
+    return _feature_formulas(n_i, s_i)
 
 
-def _features_numpy(n_i: np.ndarray, s_i: np.ndarray) -> dict[str, np.ndarray]:
-    """:func:`_features_torch` in NumPy (same formulas)."""
+def _feature_formulas(n_i: Array, s_i: Array) -> dict[str, Array]:
+    """NGTDM features (Amadasun & King 1989; PyRadiomics 3.1 formulas) of NumPy arrays or torch
+    tensors (any device), float64 [B] each, of the same kind."""
+    xp = ops(n_i)
     ng = n_i.shape[1]
-    iv = np.arange(1, ng + 1, dtype=np.float64)
+    iv = xp.levels(n_i, 1, ng + 1)
     nvp = n_i.sum(1)
     p = n_i / nvp[:, None]
     nz = p > 0
     both = nz[:, :, None] & nz[:, None, :]
-    ngp = nz.sum(1).astype(np.float64)
+    ngp = xp.as_float64(nz.sum(1))
     ps = p * s_i
     sum_ps = ps.sum(1)
     sum_s = s_i.sum(1)
     d2 = (iv[:, None] - iv[None, :]) ** 2
-    out: dict[str, np.ndarray] = {}
-    out["Coarseness"] = np.where(sum_ps != 0, 1 / np.where(sum_ps != 0, sum_ps, 1.0), 1e6)
+    zero = xp.zeros_like(nvp)
+    out: dict[str, Array] = {}
+    out["Coarseness"] = xp.where(sum_ps != 0, 1 / xp.where(sum_ps != 0, sum_ps, 1.0), zero + 1e6)
     div = ngp * (ngp - 1)
     con = (p[:, :, None] * p[:, None, :] * d2).sum(axis=(1, 2)) * sum_s / nvp
-    out["Contrast"] = np.where(div != 0, con / np.where(div != 0, div, 1.0), 0.0)
+    out["Contrast"] = xp.where(div != 0, con / xp.where(div != 0, div, 1.0), zero)
     ip = iv * p
-    absdiff = np.where(both, np.abs(ip[:, :, None] - ip[:, None, :]), 0.0).sum(axis=(1, 2))
-    out["Busyness"] = np.where(absdiff != 0, sum_ps / np.where(absdiff != 0, absdiff, 1.0), 0.0)
-    num = np.where(both, ps[:, :, None] + ps[:, None, :], 0.0)
+    absdiff = xp.where(both, xp.abs(ip[:, :, None] - ip[:, None, :]), 0.0).sum(axis=(1, 2))
+    out["Busyness"] = xp.where(absdiff != 0, sum_ps / xp.where(absdiff != 0, absdiff, 1.0), zero)
+    num = xp.where(both, ps[:, :, None] + ps[:, None, :], 0.0)
     den = p[:, :, None] + p[:, None, :]
-    den = np.where(den == 0, 1.0, den)
-    out["Complexity"] = (np.abs(iv[:, None] - iv[None, :]) * num / den).sum(axis=(1, 2)) / nvp
-    st = np.where(both, (p[:, :, None] + p[:, None, :]) * d2, 0.0).sum(axis=(1, 2))
-    out["Strength"] = np.where(sum_s != 0, st / np.where(sum_s != 0, sum_s, 1.0), 0.0)
-    return {k: out[k] for k in FEATURES}
-
-
-def _features_torch(n_i: torch.Tensor, s_i: torch.Tensor) -> dict[str, torch.Tensor]:
-    """NGTDM features (Amadasun & King 1989; PyRadiomics 3.1 formulas), any device."""
-    ng = n_i.shape[1]
-    iv = torch.arange(1, ng + 1, device=n_i.device, dtype=torch.float64)
-    nvp = n_i.sum(1)
-    p = n_i / nvp[:, None]
-    nz = p > 0
-    both = nz[:, :, None] & nz[:, None, :]
-    ngp = nz.sum(1).to(torch.float64)
-    ps = p * s_i
-    sum_ps = ps.sum(1)
-    sum_s = s_i.sum(1)
-    d2 = (iv[:, None] - iv[None, :]) ** 2
-    zero = torch.zeros_like(nvp)
-    out: dict[str, torch.Tensor] = {}
-    out["Coarseness"] = torch.where(sum_ps != 0, 1 / torch.where(sum_ps != 0, sum_ps, 1.0), zero + 1e6)
-    div = ngp * (ngp - 1)
-    con = (p[:, :, None] * p[:, None, :] * d2).sum(dim=(1, 2)) * sum_s / nvp
-    out["Contrast"] = torch.where(div != 0, con / torch.where(div != 0, div, 1.0), zero)
-    ip = iv * p
-    absdiff = torch.where(both, (ip[:, :, None] - ip[:, None, :]).abs(), 0.0).sum(dim=(1, 2))
-    out["Busyness"] = torch.where(absdiff != 0, sum_ps / torch.where(absdiff != 0, absdiff, 1.0), zero)
-    num = torch.where(both, ps[:, :, None] + ps[:, None, :], 0.0)
-    den = p[:, :, None] + p[:, None, :]
-    den = torch.where(den == 0, torch.ones_like(den), den)
-    out["Complexity"] = ((iv[:, None] - iv[None, :]).abs() * num / den).sum(dim=(1, 2)) / nvp
-    st = torch.where(both, (p[:, :, None] + p[:, None, :]) * d2, 0.0).sum(dim=(1, 2))
-    out["Strength"] = torch.where(sum_s != 0, st / torch.where(sum_s != 0, sum_s, 1.0), zero)
+    den = xp.where(den == 0, 1.0, den)
+    out["Complexity"] = (xp.abs(iv[:, None] - iv[None, :]) * num / den).sum(axis=(1, 2)) / nvp
+    st = xp.where(both, (p[:, :, None] + p[:, None, :]) * d2, 0.0).sum(axis=(1, 2))
+    out["Strength"] = xp.where(sum_s != 0, st / xp.where(sum_s != 0, sum_s, 1.0), zero)
     return {k: out[k] for k in FEATURES}
 
 

@@ -1,5 +1,6 @@
-"""The NumPy feature formulas used on CPU equal the torch formulas (kept for other devices) to
-1e-12 relative on random and degenerate matrices."""
+"""Each texture family's feature formula is written once for NumPy arrays and torch tensors
+(:mod:`radstore.radiomics._arrays`): evaluated in NumPy (CPU) and in torch (other devices) it gives
+the same values to 1e-12 relative on random and degenerate matrices."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from radstore.radiomics._matrix_features import size_matrix_features_numpy, size_matrix_features_torch
+from radstore.radiomics._matrix_features import size_matrix_formulas
 
 
 def _close(a: np.ndarray, b: np.ndarray) -> None:
@@ -29,8 +30,10 @@ def _size_matrices(rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarra
 @pytest.mark.parametrize("case", range(5))
 def test_size_matrix_numpy_equals_torch(case: int) -> None:
     p, jv = _size_matrices(np.random.default_rng(case))[case]
-    a = size_matrix_features_numpy(p, jv)
-    b = size_matrix_features_torch(torch.from_numpy(p), torch.from_numpy(jv))
+    a = size_matrix_formulas(p, jv)
+    b = size_matrix_formulas(torch.from_numpy(p), torch.from_numpy(jv))
+    assert all(isinstance(v, np.ndarray) for v in a.values())
+    assert all(isinstance(v, torch.Tensor) for v in b.values())
     assert set(a) == set(b)
     for k in a:
         _close(a[k], b[k].numpy())
@@ -61,11 +64,11 @@ def _glcm_cases() -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
 
 @pytest.mark.parametrize("case", range(4))
 def test_glcm_numpy_equals_torch(case: int) -> None:
-    from radstore.radiomics.glcm import FEATURES, _features_numpy, _features_torch
+    from radstore.radiomics.glcm import FEATURES, _feature_formulas
 
     p, ngr, npres = _glcm_cases()[case]
-    a = _features_numpy(p, ngr, npres)
-    b = _features_torch(torch.from_numpy(p), torch.from_numpy(ngr), torch.from_numpy(npres))
+    a = _feature_formulas(p, ngr, npres)
+    b = _feature_formulas(torch.from_numpy(p), torch.from_numpy(ngr), torch.from_numpy(npres))
     assert list(a) == list(b) == list(FEATURES)
     for k in a:
         _close(a[k], b[k].numpy())
@@ -73,7 +76,7 @@ def test_glcm_numpy_equals_torch(case: int) -> None:
 
 @pytest.mark.parametrize("case", range(4))
 def test_ngtdm_numpy_equals_torch(case: int) -> None:
-    from radstore.radiomics.ngtdm import _features_numpy, _features_torch
+    from radstore.radiomics.ngtdm import _feature_formulas
 
     rng = np.random.default_rng(11 + case)
     n_i = rng.poisson(3.0, (3, 6)).astype(np.float64)
@@ -87,8 +90,8 @@ def test_ngtdm_numpy_equals_torch(case: int) -> None:
         s_i[0] = 0.0
     if case == 3:
         n_i, s_i = n_i[:, :1] + 1.0, s_i[:, :1]  # Ng = 1
-    a = _features_numpy(n_i, s_i)
-    b = _features_torch(torch.from_numpy(n_i), torch.from_numpy(s_i))
+    a = _feature_formulas(n_i, s_i)
+    b = _feature_formulas(torch.from_numpy(n_i), torch.from_numpy(s_i))
     assert list(a) == list(b)
     for k in a:
         _close(a[k], b[k].numpy())
@@ -96,7 +99,7 @@ def test_ngtdm_numpy_equals_torch(case: int) -> None:
 
 @pytest.mark.parametrize("weights", [None, [0.5, 1.0, 2.0, 0.25]])
 def test_glrlm_direction_mean_numpy_equals_torch(weights: list[float] | None) -> None:
-    from radstore.radiomics.glrlm import _from_matrices_numpy, _from_matrices_torch
+    from radstore.radiomics.glrlm import _direction_mean_features
 
     rng = np.random.default_rng(5)
     p = rng.poisson(1.0, (3, 4, 5, 7)).astype(np.float64)
@@ -107,8 +110,8 @@ def test_glrlm_direction_mean_numpy_equals_torch(weights: list[float] | None) ->
     p = p * valid[:, :, None, None]
     p[2] = 0.0
     valid[2] = False  # a ROI without any valid direction (NaN)
-    a = _from_matrices_numpy(p, valid, weights)
-    b = _from_matrices_torch(torch.from_numpy(p), torch.from_numpy(valid), weights)
+    a = _direction_mean_features(p, valid, weights)
+    b = _direction_mean_features(torch.from_numpy(p), torch.from_numpy(valid), weights)
     assert list(a) == list(b)
     for k in a:
         _close(a[k], b[k].numpy())

@@ -1,0 +1,219 @@
+"""One feature formula for NumPy arrays and torch tensors (CPU or CUDA).
+
+The texture families evaluate their feature formulas in NumPy on CPU (small matrices: NumPy's
+per-operation cost is a fraction of torch's) and in torch on other devices. The formulas are
+written once: arithmetic, ``@``, indexing, ``.sum(axis, keepdims)`` and ``.reshape`` are spelled the
+same in both libraries; the few operations that are not come from :func:`ops`, which returns the
+NumPy or the torch spelling (:class:`ArrayOps`) for the array at hand. (``where`` needs at least
+one array argument: torch gives a scalar-only ``where`` its default dtype, float32.)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+Array = Any  # numpy.ndarray or torch.Tensor: the formulas take either and return the same kind
+
+
+class ArrayOps(Protocol):
+    """The operations NumPy and torch spell differently (elementwise unless said)."""
+
+    @staticmethod
+    def where(cond: Array, a: Array | float, b: Array | float) -> Array: ...
+    @staticmethod
+    def log2(x: Array) -> Array: ...
+    @staticmethod
+    def exp(x: Array) -> Array: ...
+    @staticmethod
+    def sqrt(x: Array) -> Array: ...
+    @staticmethod
+    def abs(x: Array) -> Array: ...
+    @staticmethod
+    def fmax(a: Array, b: Array) -> Array:
+        """Elementwise maximum ignoring NaN."""
+    @staticmethod
+    def clamp_min0(x: Array) -> Array:
+        """``max(x, 0)``."""
+    @staticmethod
+    def stack(xs: list[Array]) -> Array:
+        """Along a new first axis."""
+    @staticmethod
+    def zeros_like(x: Array) -> Array: ...
+    @staticmethod
+    def eigvalsh(x: Array) -> Array:
+        """Ascending eigenvalues of the symmetric matrices ``x`` [..., N, N]."""
+    @staticmethod
+    def levels(like: Array, start: int, stop: int) -> Array:
+        """``float64 [start, ..., stop - 1]`` beside ``like`` (same library and device)."""
+    @staticmethod
+    def as_float64(x: Array) -> Array: ...
+    @staticmethod
+    def float64_array(values: list[float], like: Array) -> Array:
+        """``values`` as a float64 array beside ``like``."""
+    @staticmethod
+    def flatnonzero(x: Array) -> Array:
+        """Indices (int64) of the non-zero entries of the flattened ``x``."""
+    @staticmethod
+    def amax(x: Array, axis: int) -> Array:
+        """Maximum along ``axis`` (values only)."""
+    @staticmethod
+    def swap_last(x: Array) -> Array:
+        """``x`` with its last two axes swapped (a batched transpose)."""
+    @staticmethod
+    def mean_over_valid(stacked: Array, valid: Array) -> Array:
+        """Mean of ``stacked`` [..., A] over the last axis where ``valid`` [..., A] (broadcast) and
+        the value is not NaN; NaN where no entry counts."""
+
+
+class NumpyOps:
+    """:class:`ArrayOps` in NumPy."""
+
+    @staticmethod
+    def where(cond: Array, a: Array | float, b: Array | float) -> Array:
+        return np.where(cond, a, b)
+
+    @staticmethod
+    def log2(x: Array) -> Array:
+        return np.log2(x)
+
+    @staticmethod
+    def exp(x: Array) -> Array:
+        return np.exp(x)
+
+    @staticmethod
+    def sqrt(x: Array) -> Array:
+        return np.sqrt(x)
+
+    @staticmethod
+    def abs(x: Array) -> Array:
+        return np.abs(x)
+
+    @staticmethod
+    def fmax(a: Array, b: Array) -> Array:
+        return np.fmax(a, b)
+
+    @staticmethod
+    def clamp_min0(x: Array) -> Array:
+        return np.maximum(x, 0.0)
+
+    @staticmethod
+    def stack(xs: list[Array]) -> Array:
+        return np.stack(xs)
+
+    @staticmethod
+    def zeros_like(x: Array) -> Array:
+        return np.zeros_like(x)
+
+    @staticmethod
+    def eigvalsh(x: Array) -> Array:
+        return np.linalg.eigvalsh(x)
+
+    @staticmethod
+    def levels(like: Array, start: int, stop: int) -> Array:
+        return np.arange(start, stop, dtype=np.float64)
+
+    @staticmethod
+    def as_float64(x: Array) -> Array:
+        return x.astype(np.float64)
+
+    @staticmethod
+    def float64_array(values: list[float], like: Array) -> Array:
+        return np.asarray(values, dtype=np.float64)
+
+    @staticmethod
+    def flatnonzero(x: Array) -> Array:
+        return np.flatnonzero(x)
+
+    @staticmethod
+    def amax(x: Array, axis: int) -> Array:
+        return x.max(axis=axis)
+
+    @staticmethod
+    def swap_last(x: Array) -> Array:
+        return np.swapaxes(x, -2, -1)
+
+    @staticmethod
+    def mean_over_valid(stacked: Array, valid: Array) -> Array:
+        x = np.where(valid, stacked, np.nan)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.nansum(x, axis=-1) / (~np.isnan(x)).sum(-1)
+
+
+class TorchOps:
+    """:class:`ArrayOps` in torch (any device)."""
+
+    @staticmethod
+    def where(cond: Array, a: Array | float, b: Array | float) -> Array:
+        return torch.where(cond, a, b)
+
+    @staticmethod
+    def log2(x: Array) -> Array:
+        return torch.log2(x)
+
+    @staticmethod
+    def exp(x: Array) -> Array:
+        return torch.exp(x)
+
+    @staticmethod
+    def sqrt(x: Array) -> Array:
+        return torch.sqrt(x)
+
+    @staticmethod
+    def abs(x: Array) -> Array:
+        return torch.abs(x)
+
+    @staticmethod
+    def fmax(a: Array, b: Array) -> Array:
+        return torch.fmax(a, b)
+
+    @staticmethod
+    def clamp_min0(x: Array) -> Array:
+        return x.clamp(min=0)
+
+    @staticmethod
+    def stack(xs: list[Array]) -> Array:
+        return torch.stack(xs)
+
+    @staticmethod
+    def zeros_like(x: Array) -> Array:
+        return torch.zeros_like(x)
+
+    @staticmethod
+    def eigvalsh(x: Array) -> Array:
+        return torch.linalg.eigvalsh(x)
+
+    @staticmethod
+    def levels(like: Array, start: int, stop: int) -> Array:
+        return torch.arange(start, stop, dtype=torch.float64, device=like.device)
+
+    @staticmethod
+    def as_float64(x: Array) -> Array:
+        return x.to(torch.float64)
+
+    @staticmethod
+    def float64_array(values: list[float], like: Array) -> Array:
+        return torch.tensor(values, dtype=torch.float64, device=like.device)
+
+    @staticmethod
+    def flatnonzero(x: Array) -> Array:
+        return torch.flatten(x).nonzero().flatten()
+
+    @staticmethod
+    def amax(x: Array, axis: int) -> Array:
+        return x.amax(dim=axis)
+
+    @staticmethod
+    def swap_last(x: Array) -> Array:
+        return x.transpose(-2, -1)
+
+    @staticmethod
+    def mean_over_valid(stacked: Array, valid: Array) -> Array:
+        return torch.where(valid, stacked, torch.full_like(stacked, float("nan"))).nanmean(dim=-1)
+
+
+def ops(x: Array) -> ArrayOps:
+    """The operations for ``x``'s library: :class:`TorchOps` for a tensor, else :class:`NumpyOps`."""
+    return TorchOps if isinstance(x, torch.Tensor) else NumpyOps
