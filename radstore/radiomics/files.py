@@ -19,11 +19,11 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
-from radstore.radiomics.settings import RadiomicsSettings
+from radstore.radiomics.settings import RadiomicsSettings, Setting
 from radstore.volume import Volume
 
 
@@ -63,8 +63,64 @@ def read_image(path: Path | str) -> Volume:
     return Volume.from_sitk(img)
 
 
-def read_mask(path: Path | str, image: Volume) -> np.ndarray:
-    """A label map on ``image``'s grid from a label-map file or a DICOM RTSTRUCT."""
+ITK_COORDINATE_TOLERANCE = 1e-6  # SimpleITK's default coordinate and direction tolerance
+
+
+def grid_mismatch(image: Volume, mask: Any, tolerance: float | None = None) -> str | None:
+    """Why the SimpleITK image ``mask`` does not lie on ``image``'s grid, or None. As ITK (and so
+    PyRadiomics) tests it: equal size, origin and spacing within ``tolerance`` times the image's
+    first spacing, direction cosines within ``tolerance`` (None: ITK's default, 1e-6)."""
+    tol = ITK_COORDINATE_TOLERANCE if tolerance is None else tolerance
+    size = tuple(int(n) for n in mask.GetSize())
+    image_size = tuple(int(n) for n in image.shape[::-1])
+    if size != image_size:
+        return f"size (x, y, z) {size} differs from the image's {image_size}"
+    coordinate_tol = abs(tol * image.spacing[0])
+    for what, mine, theirs, t in (("origin", mask.GetOrigin(), image.origin, coordinate_tol),
+                                  ("spacing", mask.GetSpacing(), image.spacing, coordinate_tol),
+                                  ("direction", mask.GetDirection(), image.direction, tol)):
+        diff = float(np.max(np.abs(np.asarray(mine, dtype=float) - np.asarray(theirs, dtype=float))))
+        unit = "" if what == "direction" else " mm"
+        if diff > t:
+            return f"{what} differs from the image's by {diff:.4g}{unit} (tolerance {t:.3g}{unit})"
+    return None
+
+
+def _resample_onto(image: Volume, mask: Any, label: int, name: str) -> np.ndarray:
+    """PyRadiomics' ``correctMask``: check that the ROI of ``label`` lies inside the image's physical
+    extent (its bounding-box corners within the image's voxel edges, 1e-3 voxel tolerance), then
+    resample the whole mask onto the image grid by nearest neighbour."""
+    import SimpleITK as sitk
+
+    stats = sitk.LabelShapeStatisticsImageFilter()
+    stats.Execute(sitk.Cast(mask, sitk.sitkUInt32))
+    if label not in stats.GetLabels():
+        raise ValueError(f"{name}: label {label} not present in mask "
+                         f"(labels present: {list(stats.GetLabels())})")
+    bb = np.asarray(stats.GetBoundingBox(label), dtype=float)  # lower index (x, y, z), then size
+    ref = sitk.Image([int(n) for n in image.shape[::-1]], sitk.sitkUInt8)
+    ref.SetSpacing(tuple(float(v) for v in image.spacing))
+    ref.SetOrigin(tuple(float(v) for v in image.origin))
+    ref.SetDirection(tuple(float(v) for v in image.direction))
+    corners = [ref.TransformPhysicalPointToContinuousIndex(mask.TransformContinuousIndexToPhysicalPoint(
+        tuple(float(v) for v in c))) for c in (bb[:3] - 0.5, bb[:3] + bb[3:] - 0.5)]
+    lo, hi = np.min(corners, axis=0), np.max(corners, axis=0)
+    if np.any(lo < -0.5 - 1e-3) or np.any(hi > np.asarray(ref.GetSize()) - 0.5 + 1e-3):
+        raise ValueError(f"{name}: the ROI of label {label} extends outside the image; correctMask "
+                         "cannot resample it onto the image grid")
+    resampled = sitk.Resample(mask, ref, sitk.Transform(), sitk.sitkNearestNeighbor, 0, mask.GetPixelID())
+    return sitk.GetArrayFromImage(resampled)
+
+
+def read_mask(path: Path | str, image: Volume, setting: Setting | None = None,
+              label: int | None = None) -> np.ndarray:
+    """A label map on ``image``'s grid from a label-map file or a DICOM RTSTRUCT (rasterised onto
+    the image grid).
+
+    A label-map file must lie on the image's grid (:func:`grid_mismatch`, with ``setting``'s
+    ``geometryTolerance``); otherwise, with ``correctMask``, it is resampled onto the image grid as
+    PyRadiomics does (:func:`_resample_onto`, for ``label``, default the setting's), else a
+    ``ValueError`` names the difference and both settings."""
     import SimpleITK as sitk
 
     path = Path(path)
@@ -77,10 +133,20 @@ def read_mask(path: Path | str, image: Volume) -> np.ndarray:
         return rasterise_rtstruct(rt, image)[0]
     if path.is_dir():
         raise ValueError(f"{path}: folder holds no DICOM RTSTRUCT")
-    mask = sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
-    if mask.shape != image.shape:
-        raise ValueError(f"{path}: mask shape {mask.shape} differs from image shape {image.shape}")
-    return mask
+    try:
+        mask = sitk.ReadImage(str(path))
+    except RuntimeError as exc:
+        raise ValueError(f"{path}: not an image SimpleITK can read") from exc
+    if mask.GetDimension() != 3:
+        raise ValueError(f"{path}: expected a 3-D mask, got {mask.GetDimension()}-D")
+    s = setting or Setting()
+    why = grid_mismatch(image, mask, s.geometryTolerance)
+    if why is None:
+        return sitk.GetArrayFromImage(mask)
+    if not s.correctMask:
+        raise ValueError(f"{path}: mask geometry mismatch: {why}. Set geometryTolerance to accept small "
+                         "differences, or correctMask: true to resample the mask onto the image grid")
+    return _resample_onto(image, mask, s.label if label is None else label, str(path))
 
 
 def extract_files(image: Path | str, mask: Path | str, settings: RadiomicsSettings,
@@ -88,7 +154,7 @@ def extract_files(image: Path | str, mask: Path | str, settings: RadiomicsSettin
                   device: str = "cpu") -> dict[str, float]:
     """Features of ``label`` in ``mask`` over ``image`` (paths), with the chosen backend."""
     vol = read_image(image)
-    m = read_mask(mask, vol)
+    m = read_mask(mask, vol, settings.setting, label)
     return _extractor(backend)(vol.array, m, vol.spacing_zyx, settings, label=label, device=device)
 
 
@@ -147,9 +213,10 @@ def read_batch_csv(path: Path | str) -> tuple[list[dict[str, str]], list[Case]]:
     return rows, cases
 
 
-def _read_case(case: Case, label: int) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
+def _read_case(case: Case, label: int, settings: RadiomicsSettings
+               ) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
     vol = read_image(case.image)
-    m = read_mask(case.mask, vol)
+    m = read_mask(case.mask, vol, settings.setting, label)
     roi = m == label
     if not roi.any():
         present = [int(v) for v in np.unique(m) if v != 0]
@@ -174,7 +241,8 @@ def extract_group(cases: Sequence[Case], settings: RadiomicsSettings,
     rois: dict[int, tuple[np.ndarray, np.ndarray, tuple[float, float, float]]] = {}
     for case in cases:
         try:
-            rois[case.index] = _read_case(case, settings.setting.label if case.label is None else case.label)
+            label = settings.setting.label if case.label is None else case.label
+            rois[case.index] = _read_case(case, label, settings)
         except Exception as exc:  # recorded per case: the batch goes on
             out[case.index] = _why(exc)
     extract_one = _extractor(backend)
