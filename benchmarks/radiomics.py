@@ -10,9 +10,10 @@ Each case is timed best-of-N, ours and PyRadiomics interleaved (same load); the
 1-minute load average at the start of each row is recorded (the machine may be shared). Torch and
 SimpleITK threads are set to the same count for both backends
 (PyRadiomics' own code is single-threaded). Prints a table and writes
-``benchmarks/results/radiomics.json``.
+``benchmarks/results/radiomics.json``; with ``--runs K`` the whole table K times and, per case, the
+median, min and max speedup (on a shared VM whole runs drift by tens of percent).
 
-    PYTHONPATH=$PWD python benchmarks/radiomics.py [--threads 1 2] [--device cuda]
+    PYTHONPATH=$PWD python benchmarks/radiomics.py [--threads 1 2] [--runs 3] [--device cuda]
         [--skip-pyradiomics-filters]
 """
 
@@ -113,11 +114,9 @@ def _pool_extract(job: tuple[int, str]) -> int:
 def pyradiomics_batch_time(batch: list, label: str, threads: int, repeat: int) -> float:
     """Best-of-``repeat`` wall time of PyRadiomics over ``batch`` as a cohort run on ``threads``
     cores would do it: one case per core, i.e. a pool of ``threads`` single-threaded processes
-    (warmed up; in this process, one by one, for 1 thread)."""
+    (warmed up; also for 1 thread: PyRadiomics alone in a worker runs ~5-10 % faster than in this
+    process, which holds our engine and the benchmark data)."""
     jobs = [(i, label) for i in range(len(batch))]
-    if threads <= 1:
-        _pool_init(batch)
-        return timed(lambda: [_pool_extract(j) for j in jobs], repeat)
     ctx = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(threads, mp_context=ctx, initializer=_pool_init, initargs=(batch,)) as pool:
         list(pool.map(_pool_extract, jobs))  # warm-up: imports, PyRadiomics' first-call costs
@@ -153,44 +152,22 @@ def timed_pair(fa, fb, repeat: int) -> tuple[float, float | None]:
     return ba, (None if fb is None else bb)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--skip-pyradiomics-filters", action="store_true",
-                    help="do not time PyRadiomics with filters (minutes on large ROIs)")
-    ap.add_argument("--output", default=str(Path(__file__).parent / "results" / "radiomics.json"))
-    args = ap.parse_args()
-    try:
-        from importlib.metadata import version
-
-        from radstore.radiomics import pyradiomics_backend as pb
-
-        pyr_version = version("pyradiomics-bhklab")
-    except ImportError:
-        pb, pyr_version = None, "not installed"
-    info = {"cpu": cpu_name(), "cpu_details": cpu_details(),
-            "first_order_order_statistics": "sort" if full_sort_is_faster() else "partition",
-            "python": platform.python_version(),
-            "torch": torch.__version__, "simpleitk": sitk.Version.VersionString(), "pyradiomics": pyr_version,
-            "numpy": np.__version__, "device": args.device,
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
-    print("hardware/versions:", json.dumps(info))
-    data = cases()
-    rows = []
-    for threads in args.threads:
+def one_run(data: dict, threads_list: list[int], device: str, pb, skip_filters: bool, run: int) -> list[dict]:
+    """One pass over every case and thread count: a row per case (``run`` recorded)."""
+    rows: list[dict] = []
+    for threads in threads_list:
         torch.set_num_threads(threads)
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
         for name, roi in data.items():
             nvox = int((roi[1] > 0).sum())
             for label, settings in (("original", ORIGINAL), ("log+wavelet", FILTERS)):
-                extract(*roi, settings, device=args.device)  # warm-up
+                extract(*roi, settings, device=device)  # warm-up
                 load = os.getloadavg()[0]
                 fb = None
-                if pb is not None and not (label != "original" and args.skip_pyradiomics_filters):
+                if pb is not None and not (label != "original" and skip_filters):
                     fb = partial(pb.extract, *roi, settings)
-                repeat = 15 if roi[0].size < 200_000 else (3 if label == "original" else 1)
-                t_ours, t_pyr = timed_pair(lambda r=roi, s=settings: extract(*r, s, device=args.device), fb,
+                repeat = 15 if roi[0].size < 200_000 else (3 if label == "original" else 2)
+                t_ours, t_pyr = timed_pair(lambda r=roi, s=settings: extract(*r, s, device=device), fb,
                                            repeat)
                 rows.append({"threads": threads, "case": name, "voxels": nvox, "images": label,
                              "torch_s": round(t_ours, 4),
@@ -200,14 +177,14 @@ def main() -> None:
                 print(rows[-1], flush=True)
         batch = [synthetic((24, 40, 40), (5 + i % 3, 8, 7 + i % 4), 10 + i) for i in range(16)]
         for label, settings in (("original", ORIGINAL), ("log+wavelet", FILTERS)):
-            extract_batch(batch[:2], settings, device=args.device)
+            extract_batch(batch[:2], settings, device=device)
             load = os.getloadavg()[0]
             repeat = 5 if label == "original" else 3
             t_batch, t_single = timed_pair(
-                lambda b=batch, s=settings: extract_batch(b, s, device=args.device),
-                lambda b=batch, s=settings: [extract(*r, s, device=args.device) for r in b], repeat)
+                lambda b=batch, s=settings: extract_batch(b, s, device=device),
+                lambda b=batch, s=settings: [extract(*r, s, device=device) for r in b], repeat)
             t_pyr = None
-            if pb is not None and not (label != "original" and args.skip_pyradiomics_filters):
+            if pb is not None and not (label != "original" and skip_filters):
                 t_pyr = pyradiomics_batch_time(batch, label, threads, repeat)
             rows.append({"threads": threads, "case": "batch_16_small_rois", "voxels": None, "images": label,
                          "torch_s": round(t_batch, 4),
@@ -227,6 +204,42 @@ def main() -> None:
                              "rois_per_s": round(16 / t_proc, 2), "repeat": repeat,
                              "load_1min": round(load, 2)})
                 print(rows[-1], flush=True)
+    for r in rows:
+        r["run"] = run
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--skip-pyradiomics-filters", action="store_true",
+                    help="do not time PyRadiomics with filters (minutes on large ROIs)")
+    ap.add_argument("--runs", type=int, default=1,
+                    help="repeat the whole table this many times (shared VMs drift): median speedups")
+    ap.add_argument("--output", default=str(Path(__file__).parent / "results" / "radiomics.json"))
+    args = ap.parse_args()
+    try:
+        from importlib.metadata import version
+
+        from radstore.radiomics import pyradiomics_backend as pb
+
+        pyr_version = version("pyradiomics-bhklab")
+    except ImportError:
+        pb, pyr_version = None, "not installed"
+    info = {"cpu": cpu_name(), "cpu_details": cpu_details(),
+            "first_order_order_statistics": "sort" if full_sort_is_faster() else "partition",
+            "python": platform.python_version(),
+            "torch": torch.__version__, "simpleitk": sitk.Version.VersionString(), "pyradiomics": pyr_version,
+            "numpy": np.__version__, "device": args.device,
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    print("hardware/versions:", json.dumps(info))
+    data = cases()
+    rows = []
+    for run in range(args.runs):
+        if args.runs > 1:
+            print(f"--- run {run + 1} of {args.runs}", flush=True)
+        rows += one_run(data, args.threads, args.device, pb, args.skip_pyradiomics_filters, run)
     hdr = (f"{'thr':>3} {'case':<29} {'voxels':>8} {'images':<12} {'torch s':>8} {'pyrad s':>8} {'x':>6} "
            f"{'load':>5}")
     print("\n" + hdr + "\n" + "-" * len(hdr))
@@ -236,8 +249,26 @@ def main() -> None:
                  if "rois_per_s" in r else "")
         print(f"{r['threads']:>3} {r['case']:<29} {r['voxels'] or '':>8} {r['images']:<12} {r['torch_s']:>8} "
               f"{r.get('pyradiomics_s') or '':>8} {r.get('speedup') or '':>6} {r['load_1min']:>5}{extra}")
+    summary = summarise(rows)
+    if args.runs > 1:
+        print(f"\nspeedup over {args.runs} runs: median (min - max)")
+        for r in summary:
+            print(f"{r['threads']:>3} {r['case']:<29} {r['images']:<12} {r['speedup_median']:>7} "
+                  f"({r['speedup_min']} - {r['speedup_max']})")
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps({"info": info, "rows": rows}, indent=2))
+    result = {"info": info, "runs": args.runs, "summary": summary, "rows": rows}
+    Path(args.output).write_text(json.dumps(result, indent=2))
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """Per (threads, case, images): the median, min and max speedup over the runs."""
+    groups: dict[tuple, list[float]] = {}
+    for r in rows:
+        if r.get("speedup") is not None:
+            groups.setdefault((r["threads"], r["case"], r["images"]), []).append(r["speedup"])
+    return [{"threads": t, "case": c, "images": i, "speedup_median": round(float(np.median(v)), 2),
+             "speedup_min": min(v), "speedup_max": max(v), "n_runs": len(v)}
+            for (t, c, i), v in groups.items()]
 
 
 if __name__ == "__main__":
