@@ -45,8 +45,6 @@ def _rtstruct_file(path: Path) -> Path | None:
 
 def read_image(path: Path | str) -> Volume:
     """A DICOM series folder or any SimpleITK-readable 3-D image file."""
-    import SimpleITK as sitk
-
     path = Path(path)
     if path.is_dir():
         from radstore.io.dicom import read_series
@@ -54,13 +52,21 @@ def read_image(path: Path | str) -> Volume:
         return read_series(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: image not found")
+    return Volume.from_sitk(_read_3d(path, "image"))
+
+
+def _read_3d(path: Path, what: str) -> Any:
+    """The 3-D SimpleITK image in file ``path``; ``ValueError`` naming the file and ``what`` it
+    should hold otherwise."""
+    import SimpleITK as sitk
+
     try:
         img = sitk.ReadImage(str(path))
     except RuntimeError as exc:
         raise ValueError(f"{path}: not an image SimpleITK can read") from exc
     if img.GetDimension() != 3:
-        raise ValueError(f"{path}: expected a 3-D image, got {img.GetDimension()}-D")
-    return Volume.from_sitk(img)
+        raise ValueError(f"{path}: expected a 3-D {what}, got {img.GetDimension()}-D")
+    return img
 
 
 ITK_COORDINATE_TOLERANCE = 1e-6  # SimpleITK's default coordinate and direction tolerance
@@ -133,12 +139,7 @@ def read_mask(path: Path | str, image: Volume, setting: Setting | None = None,
         return rasterise_rtstruct(rt, image)[0]
     if path.is_dir():
         raise ValueError(f"{path}: folder holds no DICOM RTSTRUCT")
-    try:
-        mask = sitk.ReadImage(str(path))
-    except RuntimeError as exc:
-        raise ValueError(f"{path}: not an image SimpleITK can read") from exc
-    if mask.GetDimension() != 3:
-        raise ValueError(f"{path}: expected a 3-D mask, got {mask.GetDimension()}-D")
+    mask = _read_3d(path, "mask")
     s = setting or Setting()
     why = grid_mismatch(image, mask, s.geometryTolerance)
     if why is None:
