@@ -10,10 +10,13 @@ one array argument: torch gives a scalar-only ``where`` its default dtype, float
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
 import torch
+
+from radstore.radiomics._neighbours import numpy_path
 
 Array = Any  # numpy.ndarray or torch.Tensor: the formulas take either and return the same kind
 
@@ -217,3 +220,14 @@ class TorchOps:
 def ops(x: Array) -> ArrayOps:
     """The operations for ``x``'s library: :class:`TorchOps` for a tensor, else :class:`NumpyOps`."""
     return TorchOps if isinstance(x, torch.Tensor) else NumpyOps
+
+
+def evaluate(formulas: Callable[..., dict[str, Array]], *tensors: torch.Tensor, **options: Any
+             ) -> dict[str, torch.Tensor]:
+    """``formulas(*tensors, **options)``, evaluated in NumPy when the tensors take the NumPy path
+    (CPU, outside ``torch_kernels()``: the arrays are small and NumPy's per-operation cost is a
+    fraction of torch's), in torch otherwise; the result as tensors either way."""
+    if numpy_path(tensors[0]):
+        out = formulas(*(t.numpy() for t in tensors), **options)
+        return {k: torch.from_numpy(v) for k, v in out.items()}
+    return formulas(*tensors, **options)

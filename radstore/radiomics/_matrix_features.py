@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import torch
 
-from radstore.radiomics._arrays import Array, ops
-from radstore.radiomics._neighbours import EPS, numpy_path
+from radstore.radiomics._arrays import Array, evaluate, ops
+from radstore.radiomics._neighbours import EPS
 
 
 def size_matrix_features(p: torch.Tensor, jvector: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -24,10 +24,7 @@ def size_matrix_features(p: torch.Tensor, jvector: torch.Tensor) -> dict[str, to
 
     CPU tensors are evaluated in NumPy (the matrices are small: NumPy's per-operation cost is a
     fraction of torch's), others in torch: :func:`size_matrix_formulas` either way."""
-    if numpy_path(p):
-        out = size_matrix_formulas(p.numpy(), jvector.numpy())
-        return {k: torch.from_numpy(v) for k, v in out.items()}
-    return size_matrix_formulas(p, jvector)
+    return evaluate(size_matrix_formulas, p, jvector)
 
 
 def size_matrix_formulas(p: Array, jvector: Array) -> dict[str, Array]:

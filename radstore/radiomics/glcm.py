@@ -32,7 +32,7 @@ import warnings
 import numpy as np
 import torch
 
-from radstore.radiomics._arrays import Array, ops
+from radstore.radiomics._arrays import Array, evaluate, ops
 from radstore.radiomics._neighbours import (
     EPS,
     FlatGrid,
@@ -44,7 +44,6 @@ from radstore.radiomics._neighbours import (
     direction_distances,
     flat_grid,
     grid_shape,
-    numpy_path,
     pair_slices,
     present_levels,
     small_uint,
@@ -275,10 +274,7 @@ def _from_matrices(
     """Features of the counts ``p`` [B, A, Ng, Ng] (:func:`_normalised_features`): in NumPy for CPU
     tensors (small matrices: NumPy's per-operation cost is a fraction of torch's), else in torch."""
     w = _weights(angles(params.distances, params.force2d, params.force2d_dimension), params)
-    if numpy_path(p):
-        out = _normalised_features(p.numpy(), ng_roi.numpy(), n_present.numpy(), params.symmetrical_glcm, w)
-        return {k: torch.from_numpy(v) for k, v in out.items()}
-    return _normalised_features(p, ng_roi, n_present, params.symmetrical_glcm, w)
+    return evaluate(_normalised_features, p, ng_roi, n_present, symmetrical=params.symmetrical_glcm, w=w)
 
 
 def _normalised_features(p: Array, ng_roi: Array, n_present: Array, symmetrical: bool,

@@ -25,7 +25,7 @@ import warnings
 import numpy as np
 import torch
 
-from radstore.radiomics._arrays import Array, ops
+from radstore.radiomics._arrays import Array, evaluate, ops
 from radstore.radiomics._matrix_features import size_matrix_formulas
 from radstore.radiomics._neighbours import (
     FlatGrid,
@@ -38,7 +38,6 @@ from radstore.radiomics._neighbours import (
     flat_grid,
     grid_shape,
     line_order,
-    numpy_path,
     small_uint,
 )
 from radstore.radiomics.texture_params import TextureParams
@@ -251,10 +250,7 @@ def _from_matrices(p: torch.Tensor, valid: torch.Tensor, params: TextureParams) 
     directions (merged first with a ``weighting_norm``): :func:`_direction_mean_features` in
     NumPy for CPU tensors, else in torch."""
     w = _weights(angles((1,), params.force2d, params.force2d_dimension), params)
-    if numpy_path(p):
-        out = _direction_mean_features(p.numpy(), valid.numpy(), w)
-        return {k: torch.from_numpy(v) for k, v in out.items()}
-    return _direction_mean_features(p, valid, w)
+    return evaluate(_direction_mean_features, p, valid, w=w)
 
 
 def _direction_mean_features(p: Array, valid: Array, w: list[float] | None) -> dict[str, Array]:

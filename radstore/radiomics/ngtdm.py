@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from radstore.radiomics._arrays import Array, ops
+from radstore.radiomics._arrays import Array, evaluate, ops
 from radstore.radiomics._neighbours import (
     FlatGrid,
     angles,
@@ -35,7 +35,6 @@ from radstore.radiomics._neighbours import (
     flat_grid,
     grid_shape,
     neighbourhood_sum,
-    numpy_path,
     pair_slices,
 )
 from radstore.radiomics.texture_params import TextureParams
@@ -115,9 +114,7 @@ def _matrices_torch(
 def _features(n_i: torch.Tensor, s_i: torch.Tensor) -> dict[str, torch.Tensor]:
     """NGTDM features from ``n_i``, ``s_i`` [B, Ng]: :func:`_feature_formulas` in NumPy for CPU
     tensors (small arrays: NumPy's per-operation cost is a fraction of torch's), else in torch."""
-    if numpy_path(n_i):
-        return {k: torch.from_numpy(v) for k, v in _feature_formulas(n_i.numpy(), s_i.numpy()).items()}
-    return _feature_formulas(n_i, s_i)
+    return evaluate(_feature_formulas, n_i, s_i)
 
 
 def _feature_formulas(n_i: Array, s_i: Array) -> dict[str, Array]:
