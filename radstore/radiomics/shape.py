@@ -218,13 +218,6 @@ def _cube_tables(spacing: tuple[float, float, float]) -> tuple[np.ndarray, np.nd
     return area, s0, nvec
 
 
-_N_DIRS = 32
-_DIRS = np.stack([np.cos(np.arange(_N_DIRS) * np.pi / _N_DIRS), np.sin(np.arange(_N_DIRS) * np.pi / _N_DIRS)])
-# a pair at angle phi is within pi / (2 K) of one of the K directions: D <= width_k / cos(pi / (2 K));
-# the relative slack covers rounding of the projections
-_UB_FACTOR = (1.0 + 1e-9) / np.cos(np.pi / (2 * _N_DIRS))
-
-
 def _line_extremes(verts: np.ndarray) -> list[np.ndarray]:
     """Per axis, a bool mask of the vertices (index units, multiples of 0.5) that are the first or
     last along their line parallel to that axis. A point strictly between two others on a line is a
@@ -295,13 +288,33 @@ def _pairwise_max(g: np.ndarray) -> float:
     return float(np.sqrt(d2.max()))
 
 
+def _diameter_candidates(p: np.ndarray) -> np.ndarray:
+    """Indices of the points of ``p`` [N, D] that may end a diametral pair. For any centre ``c``,
+    ``|a - b| <= r_a + r_b <= r_a + r_max`` (``r = |x - c|``), so a point with
+    ``r < D_lb - r_max`` is in no pair at least as long as ``D_lb``, a distance realised by two of
+    the points, and so in no diametral pair. ``c``: the bounding-box centre; ``D_lb``: the largest
+    distance from the point farthest from ``c`` (a compact or elongated ROI keeps a few points near
+    its ends; a sphere keeps most). The slack covers rounding of ``r``."""
+    c = (p.max(0) + p.min(0)) * 0.5
+    d = p - c
+    r = np.sqrt((d * d).sum(1))
+    a = p[np.argmax(r)]
+    da = p - a
+    lower = float(np.sqrt((da * da).sum(1).max()))
+    r_max = float(r.max())
+    return np.flatnonzero(r >= lower - r_max - 1e-9 * (lower + r_max))
+
+
 def _max_distance(points: np.ndarray, candidates: np.ndarray | None = None) -> float:
-    """Largest pairwise Euclidean distance (exact: restricted to convex-hull vertices). ``candidates``:
-    a bool mask of the points that may be hull vertices (see :func:`_line_extremes`)."""
+    """Largest pairwise Euclidean distance (exact: restricted to the :func:`_diameter_candidates`,
+    then to convex-hull vertices). ``candidates``: a bool mask of the points that may be hull
+    vertices (see :func:`_line_extremes`)."""
     if len(points) < 2:
         return 0.0
     if candidates is not None:
         points = points[candidates]
+    if len(points) > 64:
+        points = points[_diameter_candidates(points)]
     if len(points) <= 200:
         return _pairwise_max(points)
     if len(points) > 1500 and points.shape[1] >= 2:  # below that the Gram search is cheaper than Qhull
@@ -343,9 +356,9 @@ def _grouped_max_distance(points: np.ndarray, verts: np.ndarray, axis: int,
     """Largest distance between two vertices with the same index coordinate along ``axis`` (same
     slice/column/row). Only a plane's hull vertices can realise it, so points inside an in-plane
     row or column are dropped (``extremes``: :func:`_line_extremes` of ``verts``); then every plane
-    gets bounds from its widths along K directions (``max_k w_k <= D <= max_k w_k / cos(pi / 2K)``)
-    and only planes whose upper bound reaches the best exact diameter so far are searched exactly,
-    largest bound first."""
+    gets the bound ``D <= 2 max_i |x_i - c|`` (``c``: its bounding-box centre; exact for a centrally
+    symmetric section) and only planes whose bound reaches the best exact diameter so far are
+    searched exactly, largest bound first."""
     key = verts[:, axis]
     u, v = [d for d in range(3) if d != axis]
     keep = extremes[u] & extremes[v]
@@ -361,23 +374,27 @@ def _grouped_max_distance(points: np.ndarray, verts: np.ndarray, axis: int,
     ends = np.empty_like(starts)
     ends[:-1] = cut
     ends[-1] = len(kk)
-    proj = _DIRS.T @ pts.T  # [K, N]: reduceat along the contiguous axis is ~5x faster
-    width = np.maximum.reduceat(proj, starts, axis=1) - np.minimum.reduceat(proj, starts, axis=1)
-    ub = width.max(0) * _UB_FACTOR
+    pt = np.ascontiguousarray(pts.T)  # [2, N]: reduceat along the contiguous axis is ~5x faster
+    centre = (np.maximum.reduceat(pt, starts, axis=1) + np.minimum.reduceat(pt, starts, axis=1)) * 0.5
+    d = pt - np.repeat(centre, ends - starts, axis=1)
+    ub = 2.0 * np.sqrt(np.maximum.reduceat(d[0] * d[0] + d[1] * d[1], starts)) * (1.0 + 1e-9)
     best = 0.0
     for g in np.argsort(-ub, kind="stable"):
         if ub[g] < best:
             break
         if ends[g] - starts[g] > 1:
-            best = max(best, _pairwise_max(pts[starts[g]:ends[g]]))
+            best = max(best, _max_distance(pts[starts[g]:ends[g]]))
     return best
 
 
 def _max_diameter_3d(points: np.ndarray, verts: np.ndarray, extremes: list[np.ndarray]) -> float:
     """Largest distance between mesh vertices (``points`` in mm, ``verts`` in index units), searched
-    among those first or last on their axis lines (``extremes``) and, above 200 of them, on their
-    face-diagonal lines too."""
+    among those first or last on their axis lines (``extremes``), then among the
+    :func:`_diameter_candidates` and, above 200 of them, those first or last on their face-diagonal
+    lines."""
     idx = np.flatnonzero(extremes[0] & extremes[1] & extremes[2])
+    if len(idx) > 64:
+        idx = idx[_diameter_candidates(points[idx])]
     if len(idx) <= 200:  # the direct search is cheaper than any further filtering
         return _max_distance(points[idx])
     return _max_distance(points[_diagonal_extremes(verts, idx, _FACE_DIAGONALS)])

@@ -24,13 +24,17 @@ def _brute_grouped(points: np.ndarray, verts: np.ndarray, axis: int) -> float:
     return best
 
 
-@pytest.mark.parametrize("seed", range(7))
+@pytest.mark.parametrize("seed", range(9))
 def test_diameters_equal_brute_force(seed: int) -> None:
+    zz, yy, xx = np.indices((14, 26, 24))
     if seed < 6:
         mask = _blob(seed)
-    else:  # a solid ellipsoid: > 200 candidates, so the diagonal filter runs
-        zz, yy, xx = np.indices((14, 26, 24))
+    elif seed == 6:  # a solid ellipsoid
         mask = ((zz - 6.5) / 6) ** 2 + ((yy - 12.5) / 11.3) ** 2 + ((xx - 11.5) / 10.1) ** 2 < 1
+    elif seed == 7:  # a ball in mm
+        mask = ((zz - 6.5) * 1.7) ** 2 + ((yy - 12.5) * 0.6) ** 2 + ((xx - 11.5) * 0.9) ** 2 < 10.2**2
+    else:  # a thin oblique rod
+        mask = (np.abs(yy - xx) <= 1) & (np.abs(zz - yy // 2) <= 1)
     sp = (1.7, 0.6, 0.9)
     _, _, verts = shape.mesh_3d(mask, sp)
     phys = verts * np.asarray(sp)
@@ -41,6 +45,35 @@ def test_diameters_equal_brute_force(seed: int) -> None:
     for axis in range(3):
         got = shape._grouped_max_distance(phys, verts, axis, ext)
         assert got == pytest.approx(_brute_grouped(phys, verts, axis), rel=1e-14)
+
+
+def test_face_diagonal_filter_keeps_the_diameter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The path for > 200 diameter candidates (a near-perfect sphere), forced on an ellipsoid."""
+    monkeypatch.setattr(shape, "_diameter_candidates", lambda p: np.arange(len(p)))
+    zz, yy, xx = np.indices((14, 26, 24))
+    mask = ((zz - 6.5) / 6) ** 2 + ((yy - 12.5) / 11.3) ** 2 + ((xx - 11.5) / 10.1) ** 2 < 1
+    sp = (1.7, 0.6, 0.9)
+    _, _, verts = shape.mesh_3d(mask, sp)
+    phys = verts * np.asarray(sp)
+    ext = shape._line_extremes(verts)
+    assert (ext[0] & ext[1] & ext[2]).sum() > 200
+    brute3 = float(np.sqrt(((phys[:, None, :] - phys[None, :, :]) ** 2).sum(-1)).max())
+    assert shape._max_diameter_3d(phys, verts, ext) == pytest.approx(brute3, rel=1e-14)
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_diameter_candidates_keep_every_diametral_pair(dim: int) -> None:
+    rng = np.random.default_rng(dim)
+    for trial in range(20):
+        p = rng.normal(0, 1, (300, dim)) * rng.uniform(0.2, 5.0, dim)
+        if trial % 2:  # ties: points on a grid, several pairs at the maximum
+            p = np.rint(p * 2) / 2
+        d = np.sqrt(((p[:, None, :] - p[None, :, :]) ** 2).sum(-1))
+        keep = np.zeros(len(p), dtype=bool)
+        keep[shape._diameter_candidates(p)] = True
+        ia, ib = np.nonzero(d == d.max())
+        assert keep[ia].all() and keep[ib].all()
+        assert keep.sum() < len(p)
 
 
 def test_pairwise_max_exact_blocks() -> None:
