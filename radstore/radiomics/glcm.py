@@ -183,6 +183,13 @@ def _feature_formulas(p: Array, ng_roi: Array, n_present: Array) -> dict[str, Ar
     array or torch tensor, any device; PyRadiomics formulas), then averaged over the valid (non-empty)
     directions: float64 [B] per feature, of the same kind as ``p``.
 
+    Sums of a function of ``i + j`` or ``|i - j|`` are taken over ``p_x+y`` and ``p_x-y`` (the same
+    terms regrouped): cluster tendency/shade/prominence ``sum_k p_x+y(k) (k - ux - uy)^m``,
+    autocorrelation ``sum p ij = (sum p_x+y(k) k^2 - sum p_x-y(k) k^2) / 4``, and the correlation's
+    covariance ``(ClusterTendency - sigx^2 - sigy^2) / 2``. ``HXY2 = -sum px py log2(px py + eps)``
+    is ``HX + HY`` up to ``~eps / min(px py) < 1e-9`` (``HXY1``, equal without ``eps``, is summed
+    as PyRadiomics does: ``Imc1`` is a difference of near-equal entropies, exactly 0 for one level).
+
     MCC: the eigenvalues of ``Q = (P / (px py^T + eps)) P^T`` are those of ``C = Dx^1/2 Q Dx^-1/2``
     (``Dx = diag(px)``, identity where ``px = 0``), which without PyRadiomics' ``eps`` is the
     symmetric ``Dx^-1/2 P Dy^-1 P^T Dx^-1/2``; with it ``C`` has an antisymmetric part of relative
@@ -192,38 +199,33 @@ def _feature_formulas(p: Array, ng_roi: Array, n_present: Array) -> dict[str, Ar
     bsz, na, n, _ = p.shape
     valid = p.sum(axis=(2, 3)) > 0
     lv = xp.levels(p, 1, n + 1)
-    i = lv[:, None]
-    j = lv[None, :]
     px = p.sum(3)
     py = p.sum(2)
     ux = (px * lv).sum(-1)
     uy = (py * lv).sum(-1)
-    uxe, uye = ux[..., None, None], uy[..., None, None]
     flat = p.reshape(bsz, na, n * n)
     pxa, pxs = _sum_diff_distributions(flat, n)
     k_sum = xp.levels(p, 2, 2 * n + 1)
     k_diff = xp.levels(p, 0, n)
-
-    def s2(t: Array) -> Array:
-        return t.sum(axis=(-2, -1))
 
     def ent(t: Array) -> Array:
         return -(t * xp.log2(t + EPS)).sum(-1)
 
     out: dict[str, Array] = {}
     hxy = ent(flat)
-    ipj = (i + j) - uxe - uye
-    ipj2 = ipj * ipj
-    pi = p * ipj
-    out["Autocorrelation"] = s2(p * (i * j))
-    out["ClusterShade"] = s2(pi * ipj2)
-    out["ClusterTendency"] = s2(pi * ipj)
-    out["ClusterProminence"] = s2(pi * ipj * ipj2)
-    out["Contrast"] = (pxs * k_diff * k_diff).sum(-1)
+    centred = k_sum - (ux + uy)[..., None]
+    tendency = pxa * centred * centred
+    out["ClusterTendency"] = tendency.sum(-1)
+    out["ClusterShade"] = (tendency * centred).sum(-1)
+    out["ClusterProminence"] = (tendency * centred * centred).sum(-1)
+    contrast = (pxs * k_diff * k_diff).sum(-1)
+    out["Autocorrelation"] = ((pxa * k_sum * k_sum).sum(-1) - contrast) * 0.25
+    out["Contrast"] = contrast
     sumsq_x = (px * (lv - ux[..., None]) ** 2).sum(-1)
+    sumsq_y = (py * (lv - uy[..., None]) ** 2).sum(-1)
     sigx = xp.sqrt(sumsq_x)
-    sigy = xp.sqrt((py * (lv - uy[..., None]) ** 2).sum(-1))
-    corm = s2(p * (i - uxe) * (j - uye))
+    sigy = xp.sqrt(sumsq_y)
+    corm = (out["ClusterTendency"] - sumsq_x - sumsq_y) * 0.5
     corr = corm / (sigx * sigy + EPS)
     out["Correlation"] = xp.where(sigx * sigy == 0, 1.0, corr)
     diffavg = (k_diff * pxs).sum(-1)
@@ -235,12 +237,10 @@ def _feature_formulas(p: Array, ng_roi: Array, n_present: Array) -> dict[str, Ar
     hx = ent(px)
     hy = ent(py)
     pxpy = px[..., :, None] * py[..., None, :]
-    log_pxpy = xp.log2(pxpy + EPS)
-    hxy1 = -s2(p * log_pxpy)
-    hxy2 = -s2(pxpy * log_pxpy)
+    hxy1 = -(p * xp.log2(pxpy + EPS)).sum(axis=(-2, -1))
     div = xp.fmax(hx, hy)
     out["Imc1"] = xp.where(div != 0, (hxy - hxy1) / xp.where(div != 0, div, 1.0), xp.zeros_like(div))
-    dh = hxy2 - hxy
+    dh = (hx + hy) - hxy
     out["Imc2"] = xp.where(dh > 0, xp.sqrt(1 - xp.exp(-2 * xp.clamp_min0(dh))), xp.zeros_like(dh))
     ngr = xp.as_float64(ng_roi).reshape(bsz, 1, 1)
     out["Idm"] = (pxs / (1 + k_diff**2)).sum(-1)
