@@ -62,10 +62,10 @@ def size_matrix_formulas(p: Array, jvector: Array) -> dict[str, Array]:
     out["Ent"] = -(pn * xp.log2(pn + EPS)).sum(axis=(1, 2))
     out["LGE"] = (pg / i2v).sum(1) / nz
     out["HGE"] = (pg * iv * iv).sum(1) / nz
-    i2 = i2v[None, :, None]
-    j2 = j2v[None, None, :]
-    out["SLGE"] = (p / (i2 * j2)).sum(axis=(1, 2)) / nz
-    out["SHGE"] = (p * i2 / j2).sum(axis=(1, 2)) / nz
-    out["LLGE"] = (p * j2 / i2).sum(axis=(1, 2)) / nz
-    out["LHGE"] = (p * i2 * j2).sum(axis=(1, 2)) / nz
+    by_inv_j2 = p @ (1.0 / j2v)  # [G, Ng]: sum_j P(i, j) / j^2 (the joint emphases are separable)
+    by_j2 = p @ j2v
+    out["SLGE"] = (by_inv_j2 / i2v).sum(1) / nz
+    out["SHGE"] = (by_inv_j2 * i2v).sum(1) / nz
+    out["LLGE"] = (by_j2 / i2v).sum(1) / nz
+    out["LHGE"] = (by_j2 * i2v).sum(1) / nz
     return out
