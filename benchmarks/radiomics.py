@@ -39,7 +39,7 @@ import torch  # noqa: E402
 
 from benchmarks._hardware import cpu_details, cpu_name  # noqa: E402
 from radstore.radiomics import RadiomicsSettings, extract, extract_batch  # noqa: E402
-from radstore.radiomics.firstorder import full_sort_is_faster  # noqa: E402
+from radstore.radiomics.firstorder import fastest_order_method  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 ORIGINAL = RadiomicsSettings.from_params(None)
@@ -228,7 +228,7 @@ def main() -> None:
     except ImportError:
         pb, pyr_version = None, "not installed"
     info = {"cpu": cpu_name(), "cpu_details": cpu_details(),
-            "first_order_order_statistics": "sort" if full_sort_is_faster() else "partition",
+            "first_order_order_statistics": fastest_order_method(),
             "python": platform.python_version(),
             "torch": torch.__version__, "simpleitk": sitk.Version.VersionString(), "pyradiomics": pyr_version,
             "numpy": np.__version__, "device": args.device,

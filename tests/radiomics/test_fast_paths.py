@@ -384,20 +384,21 @@ def test_digitize_evenly_spaced_equals_searchsorted(scale: float) -> None:
                                   np.searchsorted(uneven, probe, side="right"))
 
 
-@pytest.mark.parametrize("order_method", ["sort", "partition"])
+@pytest.mark.parametrize("order_method", ["sort", "partition", "histogram"])
 @pytest.mark.parametrize("n", [1, 2, 7, 5300])
 def test_firstorder_numpy_order_statistics_equal_numpy(n: int, order_method: str,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    """The CPU path's percentiles (from one sort, or one partition at their ranks: whichever is
-    faster on the CPU) equal ``numpy.percentile`` bit for bit, and the robust MAD uses exactly the
-    voxels in [P10, P90] (ties at both ends)."""
+    """The CPU path's percentiles (from one sort, one partition at their ranks or a histogram
+    pre-selection: whichever is fastest on the CPU) equal ``numpy.percentile`` bit for bit, and the
+    robust MAD uses exactly the voxels in [P10, P90] (ties at both ends)."""
     import torch
 
     from radstore.radiomics import firstorder
     from radstore.radiomics.firstorder import compute
 
     monkeypatch.setattr(firstorder, "SORT_PROBE_MIN", 0)  # every ROI size takes the CPU's choice
-    monkeypatch.setattr(firstorder, "full_sort_is_faster", lambda: order_method == "sort")
+    monkeypatch.setattr(firstorder, "fastest_order_method",
+                        lambda exact_only=False: "sort" if exact_only else order_method)
     rng = np.random.default_rng(n)
     v = np.concatenate([rng.normal(0, 80, n), np.full(n // 10, 12.0)]).round(1)
     x = torch.from_numpy(v).view(1, 1, 1, -1)
@@ -413,8 +414,8 @@ def test_firstorder_numpy_order_statistics_equal_numpy(n: int, order_method: str
     assert float(got["RobustMeanAbsoluteDeviation"][0]) == pytest.approx(want, rel=1e-12, nan_ok=True)
 
 
-def test_firstorder_sort_and_partition_give_identical_features() -> None:
-    """The two order-statistics methods give every first-order feature bit for bit (the choice
+def test_firstorder_order_methods_give_identical_features() -> None:
+    """The three order-statistics methods give every first-order feature bit for bit (the choice
     between them is a per-CPU speed choice only), over a padded batch of ROIs of several sizes."""
     from radstore.radiomics.firstorder import _compute_numpy, order_statistics
 
@@ -427,8 +428,36 @@ def test_firstorder_sort_and_partition_give_identical_features() -> None:
     q = np.clip(((x - x.min()) // 25).astype(np.int64) + 1, 1, None)
     args = (x, m, q, int(q.max()), np.ones(3), 0.0, False)
     by_sort = _compute_numpy(*args, order_method="sort")
-    by_part = _compute_numpy(*args, order_method="partition")
-    for k in by_sort:
-        np.testing.assert_array_equal(by_sort[k], by_part[k], err_msg=k)
+    for method in ("partition", "histogram"):
+        other = _compute_numpy(*args, order_method=method)
+        for k in by_sort:
+            np.testing.assert_array_equal(by_sort[k], other[k], err_msg=f"{method} {k}")
     with pytest.raises(ValueError, match="method must be"):
         order_statistics(x[m], [0], "median-of-medians")
+
+
+@pytest.mark.parametrize("case", ["normal", "ties", "gaps", "constant", "few_values", "peaked", "non_finite"])
+def test_histogram_select_equals_sort(case: str) -> None:
+    """The histogram pre-selection gives the exact order statistics (ties across rank boundaries,
+    empty bins between clusters), and declines (None) a histogram too peaked to gain or values
+    that are not finite."""
+    from radstore.radiomics.firstorder import histogram_select
+
+    rng = np.random.default_rng(11)
+    n = 20_000
+    v = {
+        "normal": rng.normal(0, 30, n),
+        "ties": rng.integers(-500, 501, n).astype(np.float64),
+        "gaps": np.concatenate([rng.normal(-1e4, 300, n // 2), rng.normal(1e4, 300, n // 2), [0.0]]),
+        "few_values": rng.integers(-5, 6, n).astype(np.float64),
+        "peaked": np.concatenate([rng.normal(0, 1e-6, n), [-1e6, 1e6]]),
+        "constant": np.full(n, 3.5),
+        "non_finite": np.concatenate([rng.normal(0, 1, n), [np.inf]]),
+    }[case]
+    ranks = [0, v.size - 1, *(int(f * (v.size - 1)) + d for f in (0.1, 0.25, 0.5, 0.75, 0.9) for d in (0, 1))]
+    got = histogram_select(v, ranks)
+    if case in ("few_values", "peaked", "non_finite"):
+        assert got is None
+    else:
+        assert got is not None
+        np.testing.assert_array_equal(got, np.sort(v)[ranks])
