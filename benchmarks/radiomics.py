@@ -228,7 +228,7 @@ def main() -> None:
     except ImportError:
         pb, pyr_version = None, "not installed"
     info = {"cpu": cpu_name(), "cpu_details": cpu_details(),
-            "first_order_order_statistics": fastest_order_method(),
+            "first_order_order_statistics": {n: fastest_order_method(n) for n in (1000, 100_000)},
             "python": platform.python_version(),
             "torch": torch.__version__, "simpleitk": sitk.Version.VersionString(), "pyradiomics": pyr_version,
             "numpy": np.__version__, "device": args.device,

@@ -51,7 +51,8 @@ def _lerp(a: float, b: float, t: float) -> float:
     return b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t
 
 
-SORT_PROBE_MIN = 4096  # below this many voxels a full sort is always cheap enough
+SORT_ALWAYS_BELOW = 256  # below this many voxels a full sort is the fastest everywhere
+HISTOGRAM_MIN = 8192  # from here on the histogram pre-selection may win (a few fixed-cost passes)
 ORDER_METHODS = ("sort", "partition", "histogram")
 HISTOGRAM_BINS = 4096
 
@@ -85,45 +86,53 @@ def histogram_select(v: np.ndarray, ranks: list[int], bins: int = HISTOGRAM_BINS
     return np.partition(sub, np.unique(shifted))[shifted]
 
 
-@functools.lru_cache(maxsize=1)
-def _order_method_times() -> dict[str, float]:
-    """Best-of-3 seconds of each of :data:`ORDER_METHODS` for 10 ranks of 2^15 normal values,
-    timed once per process (~10 ms)."""
-    v = np.random.default_rng(0).normal(size=1 << 15)
-    ranks = [int(f * (v.size - 1)) + d for f in (0.1, 0.25, 0.5, 0.75, 0.9) for d in (0, 1)]
-    best = dict.fromkeys(ORDER_METHODS, float("inf"))
+@functools.lru_cache(maxsize=2)
+def _order_method_times(large: bool) -> dict[str, float]:
+    """Best-of-3 seconds of each of :data:`ORDER_METHODS` for 10 ranks of 2^15 (``large``) or 1024
+    normal values, timed once per process (~15 ms). Each trial draws new values: selection on the
+    very same array again runs faster than on new data (the branch predictor learns its pivots)."""
+    size = 1 << 15 if large else 1 << 10
+    ranks = [int(f * (size - 1)) + d for f in (0.1, 0.25, 0.5, 0.75, 0.9) for d in (0, 1)]
+    methods = ORDER_METHODS if large else ("sort", "partition")
+    best = dict.fromkeys(methods, float("inf"))
+    rng = np.random.default_rng(0)
     for _ in range(3):
-        for method in ORDER_METHODS:
+        v = rng.normal(size=size)
+        for method in methods:
             t0 = time.perf_counter()
             order_statistics(v, ranks, method)
             best[method] = min(best[method], time.perf_counter() - t0)
     return best
 
 
-def fastest_order_method(exact_only: bool = False) -> str:
-    """The fastest of :data:`ORDER_METHODS` on this CPU (``exact_only``: of the sort and the
-    partition, which never decline). Where NumPy dispatches a SIMD sort (x86-simd-sort, e.g. on
-    AVX-512 Intel CPUs) the sort is 3-8x faster than the partition; where it has none for float64
-    (seen on AMD Zen 4, NumPy 2.4) it is ~2.5x slower; the histogram pre-selection does a few linear
-    passes (on Zen 4 ~5x faster than the partition). All give the same values, so the choice only
-    changes the time."""
-    times = _order_method_times()
-    return min(("sort", "partition") if exact_only else ORDER_METHODS, key=lambda m: times[m])
+def fastest_order_method(n: int = 1 << 15, exact_only: bool = False) -> str:
+    """The fastest of :data:`ORDER_METHODS` for ``n`` values on this CPU (``exact_only``: of the
+    sort and the partition, which never decline): a sort below ``SORT_ALWAYS_BELOW``, else timed at
+    1024 values (below ``HISTOGRAM_MIN``: sort or partition) or 2^15. Where NumPy dispatches a SIMD
+    sort (x86-simd-sort, e.g. on AVX-512 Intel CPUs) the sort is 3-8x faster than the partition;
+    where it has none for float64 (seen on AMD Zen 4, NumPy 2.4) it is 2-3x slower from 1000
+    values; the histogram pre-selection does a few linear passes (on Zen 4 ~5x faster than the
+    partition on 442k values). All give the same values, so the choice only changes the time."""
+    if n < SORT_ALWAYS_BELOW:
+        return "sort"
+    large = n >= HISTOGRAM_MIN
+    times = _order_method_times(large)
+    candidates = ("sort", "partition") if exact_only or not large else ORDER_METHODS
+    return min(candidates, key=lambda m: times[m])
 
 
 def order_statistics(v: np.ndarray, ranks: list[int], method: str = "auto") -> np.ndarray:
     """The values of rank ``ranks`` (0-based, ascending order) of ``v``: from a full sort, from
     ``numpy.partition`` at those ranks or from :func:`histogram_select` (``method`` one of
-    :data:`ORDER_METHODS`; where the histogram declines, the faster of the other two; ``"auto"``: a
-    sort below ``SORT_PROBE_MIN`` values, else the fastest on this CPU,
-    :func:`fastest_order_method`). Exact either way."""
+    :data:`ORDER_METHODS`; where the histogram declines, the faster of the other two; ``"auto"``:
+    the fastest for ``v.size`` values on this CPU, :func:`fastest_order_method`). Exact either way."""
     if method == "auto":
-        method = "sort" if v.size < SORT_PROBE_MIN else fastest_order_method()
+        method = fastest_order_method(v.size)
     if method == "histogram":
         got = histogram_select(v, ranks)
         if got is not None:
             return got
-        method = fastest_order_method(exact_only=True)
+        method = fastest_order_method(v.size, exact_only=True)
     if method == "sort":
         return np.sort(v)[ranks]
     if method == "partition":

@@ -396,9 +396,8 @@ def test_firstorder_numpy_order_statistics_equal_numpy(n: int, order_method: str
     from radstore.radiomics import firstorder
     from radstore.radiomics.firstorder import compute
 
-    monkeypatch.setattr(firstorder, "SORT_PROBE_MIN", 0)  # every ROI size takes the CPU's choice
-    monkeypatch.setattr(firstorder, "fastest_order_method",
-                        lambda exact_only=False: "sort" if exact_only else order_method)
+    monkeypatch.setattr(firstorder, "fastest_order_method",  # every ROI size takes this method
+                        lambda n=0, exact_only=False: "sort" if exact_only else order_method)
     rng = np.random.default_rng(n)
     v = np.concatenate([rng.normal(0, 80, n), np.full(n // 10, 12.0)]).round(1)
     x = torch.from_numpy(v).view(1, 1, 1, -1)
