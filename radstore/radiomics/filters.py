@@ -182,11 +182,29 @@ def _wavelet_window(b: slice, n: int, reach: int) -> slice | None:
     return slice(lo, hi)
 
 
+def _swtn_level_cropped(data: np.ndarray, w: pywt.Wavelet, axes: list[int], cut: tuple[slice, ...]
+                        ) -> dict[str, np.ndarray]:
+    """``pywt.swtn(data, w, level=1, axes=axes)[0]`` restricted to ``cut``, bit for bit: swtn filters
+    one axis after another (``pywt.swt`` along it, the same C routine), and a later filter along
+    another axis never mixes positions along an earlier one, so each sub-band is cropped along an
+    axis as soon as that axis is filtered (on a small ROI's window the transform then costs a third)."""
+    coeffs: list[tuple[str, np.ndarray]] = [("", data)]
+    for axis in axes:
+        keep = tuple(cut[ax] if ax == axis else slice(None) for ax in range(data.ndim))
+        new: list[tuple[str, np.ndarray]] = []
+        for subband, x in coeffs:
+            ((ca, cd),) = pywt.swt(x, w, level=1, start_level=0, axis=axis)
+            new += [(subband + "a", ca[keep]), (subband + "d", cd[keep])]
+        coeffs = new
+    return dict(coeffs)
+
+
 def wavelet_crops(image: np.ndarray, box: Box, wavelet: str = "coif1", start_level: int = 0, level: int = 1,
                   force2d: bool = False, force2d_dimension: int = 0) -> dict[tuple[int, str], np.ndarray]:
     """All sub-bands ``{(level, "LLH"...): float64 crop of box}`` of PyRadiomics' stationary wavelet
     transform (``_swt3``: ``start_level`` + ``level`` single-level ``swtn`` steps, each on the previous
-    approximation); the approximation of the last level is included as ``"LLL"`` (or ``"LL"`` in 2D)."""
+    approximation); the approximation of the last level is included as ``"LLL"`` (or ``"LL"`` in 2D).
+    The last step is computed on the crop only (:func:`_swtn_level_cropped`)."""
     axes = [2, 1, 0]
     if force2d:
         axes.remove(force2d_dimension)
@@ -210,12 +228,17 @@ def wavelet_crops(image: np.ndarray, box: Box, wavelet: str = "coif1", start_lev
         data = pywt.swtn(data, w, level=1, start_level=0, axes=axes)[0][approx].copy()
     out: dict[tuple[int, str], np.ndarray] = {}
     for lev in range(1, level + 1):
-        dec = pywt.swtn(data, w, level=1, start_level=0, axes=axes)[0]
-        data = dec[approx].copy()
-        for key, band in dec.items():
+        if lev < level:
+            dec = pywt.swtn(data, w, level=1, start_level=0, axes=axes)[0]
+            data = dec[approx].copy()
+            bands = {key: band[cut] for key, band in dec.items()}
+        else:
+            bands = _swtn_level_cropped(data, w, axes, cut)
+        for key, band in bands.items():
             if key != approx:
-                out[(lev, key.replace("a", "L").replace("d", "H"))] = band[cut].astype(np.float64)
-    out[(level, "L" * len(axes))] = data[cut].astype(np.float64)
+                out[(lev, key.replace("a", "L").replace("d", "H"))] = band.astype(np.float64)
+        if lev == level:
+            out[(level, "L" * len(axes))] = bands[approx].astype(np.float64)
     return out
 
 
