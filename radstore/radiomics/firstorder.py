@@ -64,14 +64,19 @@ def histogram_select(v: np.ndarray, ranks: list[int], bins: int = HISTOGRAM_BINS
     ``numpy.partition`` of the voxels of the (at most 10) wanted bins, at ranks shifted by the
     counts of the bins left out below, gives the exact values. ~5x faster than a partition of all
     voxels on a CT or filtered image (a few hundred voxels per wanted bin); None when the wanted
-    bins hold over a quarter of the voxels (a very peaked histogram) or ``v`` is not finite."""
+    bins hold over a quarter of the voxels (a very peaked histogram), ``v`` is not finite or its
+    range does not scale to the bins."""
     lo, hi = float(v.min()), float(v.max())
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return None
     rk = np.asarray(ranks, dtype=np.intp)
     if hi == lo:
         return np.full(rk.size, lo)
-    idx = ((v - lo) * (bins / (hi - lo))).astype(np.intp)
+    span = hi - lo
+    scale = bins / span
+    if not (np.isfinite(span) and np.isfinite(scale)):  # a range that overflows, or of denormals
+        return None
+    idx = ((v - lo) * scale).astype(np.intp)
     np.minimum(idx, bins - 1, out=idx)
     counts = np.bincount(idx, minlength=bins)
     below = np.cumsum(counts) - counts  # voxels in the bins below each bin

@@ -435,7 +435,8 @@ def test_firstorder_order_methods_give_identical_features() -> None:
         order_statistics(x[m], [0], "median-of-medians")
 
 
-@pytest.mark.parametrize("case", ["normal", "ties", "gaps", "constant", "few_values", "peaked", "non_finite"])
+@pytest.mark.parametrize("case", ["normal", "ties", "gaps", "constant", "few_values", "peaked", "non_finite",
+                                  "denormal_range", "huge_range"])
 def test_histogram_select_equals_sort(case: str) -> None:
     """The histogram pre-selection gives the exact order statistics (ties across rank boundaries,
     empty bins between clusters), and declines (None) a histogram too peaked to gain or values
@@ -452,10 +453,12 @@ def test_histogram_select_equals_sort(case: str) -> None:
         "peaked": np.concatenate([rng.normal(0, 1e-6, n), [-1e6, 1e6]]),
         "constant": np.full(n, 3.5),
         "non_finite": np.concatenate([rng.normal(0, 1, n), [np.inf]]),
+        "denormal_range": np.concatenate([np.zeros(n), [5e-324]]),
+        "huge_range": np.concatenate([rng.normal(0, 1, n), [-1.5e308, 1.5e308]]),
     }[case]
     ranks = [0, v.size - 1, *(int(f * (v.size - 1)) + d for f in (0.1, 0.25, 0.5, 0.75, 0.9) for d in (0, 1))]
     got = histogram_select(v, ranks)
-    if case in ("few_values", "peaked", "non_finite"):
+    if case in ("few_values", "peaked", "non_finite", "denormal_range", "huge_range"):
         assert got is None
     else:
         assert got is not None
