@@ -36,15 +36,22 @@ def size_matrix_formulas(p: Array, jvector: Array) -> dict[str, Array]:
     jv = xp.as_float64(jvector)
     i2v = iv * iv
     j2v = jv * jv
-    nz = p.sum(axis=(1, 2))
-    nz = xp.where(nz == 0, 1.0, nz)
+    wi = xp.swap_last(xp.stack([1.0 / i2v, i2v]))  # [Ng, 2]
+    wj = xp.swap_last(xp.stack([1.0 / j2v, j2v, jv]))  # [J, 3]
     pg = p.sum(2)
     pj = p.sum(1)
-    np_ = (pj * jv).sum(1)
+    nz = pg.sum(1)
+    nz = xp.where(nz == 0, 1.0, nz)
+    # weighted sums as matrix products: sum_i pg (1/i^2, i^2), sum_j pj (1/j^2, j^2, j) and the
+    # joint emphases sum_ij P (1/j^2, j^2) x (1/i^2, i^2) (separable), [G, 2], [G, 3], [G, 2, 2]
+    by_i = pg @ wi
+    by_j = pj @ wj
+    joint = xp.swap_last(p @ wj[:, :2]) @ wi
+    np_ = by_j[:, 2]
     np_ = xp.where(np_ == 0, 1.0, np_)
     out: dict[str, Array] = {}
-    out["SE"] = (pj / j2v).sum(1) / nz
-    out["LE"] = (pj * jv * jv).sum(1) / nz
+    out["SE"] = by_j[:, 0] / nz
+    out["LE"] = by_j[:, 1] / nz
     gln = (pg * pg).sum(1)
     out["GLN"] = gln / nz
     out["GLNN"] = gln / nz**2
@@ -60,12 +67,10 @@ def size_matrix_formulas(p: Array, jvector: Array) -> dict[str, Array]:
     out["JV"] = (pjn * (jv - uj) ** 2).sum(1)
     pn = p / nz[:, None, None]
     out["Ent"] = -(pn * xp.log2(pn + EPS)).sum(axis=(1, 2))
-    out["LGE"] = (pg / i2v).sum(1) / nz
-    out["HGE"] = (pg * iv * iv).sum(1) / nz
-    by_inv_j2 = p @ (1.0 / j2v)  # [G, Ng]: sum_j P(i, j) / j^2 (the joint emphases are separable)
-    by_j2 = p @ j2v
-    out["SLGE"] = (by_inv_j2 / i2v).sum(1) / nz
-    out["SHGE"] = (by_inv_j2 * i2v).sum(1) / nz
-    out["LLGE"] = (by_j2 / i2v).sum(1) / nz
-    out["LHGE"] = (by_j2 * i2v).sum(1) / nz
+    out["LGE"] = by_i[:, 0] / nz
+    out["HGE"] = by_i[:, 1] / nz
+    out["SLGE"] = joint[:, 0, 0] / nz
+    out["SHGE"] = joint[:, 0, 1] / nz
+    out["LLGE"] = joint[:, 1, 0] / nz
+    out["LHGE"] = joint[:, 1, 1] / nz
     return out
