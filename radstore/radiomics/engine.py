@@ -85,12 +85,17 @@ def _anchor(settings: RadiomicsSettings, s: Setting, crop_values: np.ndarray) ->
     return float(crop_values.min())
 
 
+_NUMPY_DTYPES = {torch.float64: np.float64, torch.bool: np.bool_}
+
+
 def _pad_stack(arrs: list[np.ndarray], fill: float | bool, device: str, dtype: torch.dtype) -> torch.Tensor:
+    """``arrs`` [Z, Y, X] stacked into ``dtype`` [B, Zmax, Ymax, Xmax] on ``device``, padded with ``fill``
+    (converted while copied: one pass)."""
     shape = np.max([a.shape for a in arrs], axis=0)
-    out = np.full((len(arrs), *shape), fill, dtype=arrs[0].dtype)
+    out = np.full((len(arrs), *shape), fill, dtype=_NUMPY_DTYPES[dtype])
     for i, a in enumerate(arrs):
         out[i, : a.shape[0], : a.shape[1], : a.shape[2]] = a
-    return torch.as_tensor(out, device=device).to(dtype)
+    return torch.as_tensor(out, device=device)
 
 
 def _chunks(crops: list[_Crop], workers: int = 1, max_voxels: int = MAX_BATCH_VOXELS) -> list[list[_Crop]]:
@@ -163,7 +168,10 @@ def _intensity_features(chunk: list[_Crop], settings: RadiomicsSettings,
 
     def put(family: str, values: dict[str, torch.Tensor]) -> None:
         names = enabled[family]
-        cols = torch.stack([values[n].detach() for n in names]).to("cpu", torch.float64).numpy().tolist()
+        if x.device.type == "cpu":  # (per-tensor lists: ~3x cheaper than one stacked copy)
+            cols = [values[n].tolist() for n in names]
+        else:  # one device-to-host copy
+            cols = torch.stack([values[n].detach() for n in names]).to("cpu", torch.float64).tolist()
         keys = [f"{family}_{n}" for n in names]
         for i in range(len(chunk)):
             out[i].update(zip(keys, (c[i] for c in cols), strict=True))

@@ -126,8 +126,8 @@ def _matrices_numpy(grid: FlatGrid, offs: list[tuple[int, int, int]], n_levels: 
         h = np.bincount(key, minlength=b * n1**3).reshape(b, n1, n1, n1)
         out[a0] = h.sum(axis=3).reshape(-1)
         out[a0 + 1] = h.sum(axis=2).reshape(-1)
-    p = torch.from_numpy(out).view(len(offs), b, n1, n1)[:, :, 1:, 1:]
-    return p.transpose(0, 1).to(torch.float64)
+    p = out.reshape(len(offs), b, n1, n1)[:, :, 1:, 1:].transpose(1, 0, 2, 3)
+    return torch.from_numpy(p.astype(np.float64))
 
 
 def _matrices_torch(

@@ -108,7 +108,7 @@ def _matrices_numpy(grid: FlatGrid, n_levels: int, params: TextureParams) -> tor
     n1 = n_levels + 1
     idx = (grid.roi * n1 + grid.gv) * nj + dep[grid.v]
     p = np.bincount(idx, minlength=grid.n_rois * n1 * nj).reshape(grid.n_rois, n1, nj)[:, 1:]
-    return torch.from_numpy(p).to(torch.float64)
+    return torch.from_numpy(p.astype(np.float64))
 
 
 def _matrices_torch(

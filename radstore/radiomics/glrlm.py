@@ -175,9 +175,9 @@ def _matrices_numpy(
             valid[run_vals[touch] // n1, ai] = True
     for r, ai in np.argwhere(~valid).tolist():
         valid[r, ai] = _shares_line(grid, r, steps[ai])
-    p = torch.from_numpy(counts).view(na, b, n1, nr)[:, :, 1:].transpose(0, 1).to(torch.float64)
-    vt = torch.from_numpy(valid)
-    return p * vt.view(b, na, 1, 1), vt
+    p = np.multiply(counts.reshape(na, b, n1, nr)[:, :, 1:].transpose(1, 0, 2, 3), valid.reshape(b, na, 1, 1),
+                    dtype=np.float64)
+    return torch.from_numpy(p), torch.from_numpy(valid)
 
 
 def _direction_groups(lengths: list[int], budget: int = 1 << 20) -> list[list[int]]:

@@ -176,7 +176,7 @@ def _matrices_numpy(
     nj, n1 = jvec.size, n_levels + 1
     idx = (zroi[1:] * n1 + zlev[1:]) * nj + jinv
     p = np.bincount(idx, minlength=grid.n_rois * n1 * nj).reshape(grid.n_rois, n1, nj)[:, 1:]
-    return torch.from_numpy(p).to(torch.float64), torch.from_numpy(jvec)
+    return torch.from_numpy(p.astype(np.float64)), torch.from_numpy(jvec)
 
 
 def matrices(

@@ -414,13 +414,17 @@ def _pca_eigen(mask: np.ndarray, spacing: np.ndarray, unbiased: bool = False) ->
     idx = [np.arange(s, dtype=np.int64) for s in m.shape]
     s1: list[int] = [0] * nd
     s2 = [[0] * nd for _ in range(nd)]
+    done = [False] * nd
     for i, j in itertools.combinations(range(nd), 2):
         other = tuple(a for a in range(nd) if a not in (i, j))
         marg = cnt.sum(axis=other, dtype=np.int64) if other else cnt.astype(np.int64)  # [n_i, n_j]
         s2[i][j] = s2[j][i] = int(idx[i] @ marg @ idx[j])
-        for k, mk in ((i, marg.sum(1)), (j, marg.sum(0))):
-            s1[k] = int(idx[k] @ mk)
-            s2[k][k] = int((idx[k] * idx[k]) @ mk)
+        for k, axis in ((i, 1), (j, 0)):
+            if not done[k]:  # each axis' 1D marginal from the first pair that holds it
+                mk = marg.sum(axis)
+                s1[k] = int(idx[k] @ mk)
+                s2[k][k] = int((idx[k] * idx[k]) @ mk)
+                done[k] = True
     n = int(np.count_nonzero(m))
     denom = float(n) * (n - 1 if unbiased else n)
     cov = np.array([[float(n * s2[i][j] - s1[i] * s1[j]) / denom for j in range(nd)] for i in range(nd)])
