@@ -142,9 +142,11 @@ class NumpyOps:
 
     @staticmethod
     def mean_over_valid(stacked: Array, valid: Array) -> Array:
-        x = np.where(valid, stacked, np.nan)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.nansum(x, axis=-1) / (~np.isnan(x)).sum(-1)
+        keep = ~np.isnan(stacked)
+        keep &= valid
+        count = keep.sum(-1)
+        total = np.where(keep, stacked, 0.0).sum(-1)
+        return np.divide(total, count, out=np.full(count.shape, np.nan), where=count > 0)
 
 
 class TorchOps:

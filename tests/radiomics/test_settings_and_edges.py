@@ -86,6 +86,33 @@ def test_degenerate_rois_raise_clear_errors():
         extract(image, line, (1, 1, 1), s)
 
 
+def test_non_finite_values_raise_and_huge_finite_values_pass(monkeypatch: pytest.MonkeyPatch):
+    from radstore.radiomics import ngtdm
+
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 200, (6, 9, 9)).astype(np.int16)
+    mask = np.zeros(image.shape, np.uint8)
+    mask[1:5, 2:7, 2:7] = 1
+    s = RadiomicsSettings.from_params(None)
+    compute = ngtdm.compute
+
+    def with_value(value: float):
+        def patched(*args, **kwargs):
+            out = compute(*args, **kwargs)
+            return {**out, "Busyness": torch.full_like(out["Busyness"], value),
+                    "Coarseness": torch.full_like(out["Coarseness"], value)}
+        return patched
+
+    for bad in (float("nan"), float("inf")):
+        monkeypatch.setattr(ngtdm, "compute", with_value(bad))
+        expected = (r"ROI 0: non-finite feature values for "
+                    r"\['original_ngtdm_Busyness', 'original_ngtdm_Coarseness'\]")
+        with pytest.raises(ROIError, match=expected):
+            extract(image, mask, (1.0, 1.0, 1.0), s)
+    monkeypatch.setattr(ngtdm, "compute", with_value(1e308))  # the values' sum overflows; each is finite
+    assert extract(image, mask, (1.0, 1.0, 1.0), s)["original_ngtdm_Busyness"] == 1e308
+
+
 def test_flat_roi_single_slice_gives_defined_values():
     image = np.full((4, 8, 8), 40, dtype=np.int16)
     mask = np.zeros(image.shape, np.uint8)
