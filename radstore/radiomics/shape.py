@@ -526,7 +526,7 @@ def shape_3d(mask: np.ndarray, spacing_zyx: tuple[float, float, float], device: 
     phys = verts * sp
     ext = _line_extremes(verts)
     ev = _pca_eigen(mask, sp, unbiased_pca)
-    n = int(mask.sum())
+    n = int(np.count_nonzero(mask))
     return {
         "Elongation": float(np.sqrt(ev[1] / ev[2])), "Flatness": float(np.sqrt(ev[0] / ev[2])),
         "LeastAxisLength": float(np.sqrt(ev[0]) * 4), "MajorAxisLength": float(np.sqrt(ev[2]) * 4),
@@ -578,6 +578,6 @@ def shape_2d(mask: np.ndarray, spacing_zyx: tuple[float, float, float], dimensio
         "Elongation": float(np.sqrt(ev[0] / ev[1])), "MajorAxisLength": float(np.sqrt(ev[1]) * 4),
         "MaximumDiameter": diameter, "MeshSurface": surface, "MinorAxisLength": float(np.sqrt(ev[0]) * 4),
         "Perimeter": perimeter, "PerimeterSurfaceRatio": perimeter / surface,
-        "PixelSurface": int(m2.sum()) * float(np.prod(sp)),
+        "PixelSurface": int(np.count_nonzero(m2)) * float(np.prod(sp)),
         "Sphericity": float(2 * np.sqrt(np.pi * surface) / perimeter),
     }
