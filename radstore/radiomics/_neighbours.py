@@ -280,6 +280,18 @@ class FlatGrid:
         return math.prod(self.shape)
 
 
+def bounding_box(mask: np.ndarray) -> tuple[slice, slice, slice] | None:
+    """Bounding box of a bool ``[z, y, x]`` mask (None if empty): the slices holding voxels, then
+    the in-plane extent of their union (10x fewer passes than three 2-axis reductions)."""
+    z = np.flatnonzero(mask.reshape(mask.shape[0], -1).any(1))
+    if z.size == 0:
+        return None
+    yx = np.asarray(mask[z[0] : z[-1] + 1].any(axis=0))
+    y, x = np.flatnonzero(yx.any(axis=1)), np.flatnonzero(yx.any(axis=0))
+    zs, ys, xs = (slice(int(i[0]), int(i[-1]) + 1) for i in (z, y, x))
+    return zs, ys, xs
+
+
 def flat_grid(q: torch.Tensor, mask: torch.Tensor, n_levels: int, pad: int, first_roi: int = 0) -> FlatGrid:
     """Validate the kernel contract (as :func:`check_inputs`) and build the :class:`FlatGrid` of CPU
     tensors ``q``/``mask`` [B, Z, Y, X] with ``pad`` voxels of padding (levels as int32 when they fit);
@@ -289,11 +301,8 @@ def flat_grid(q: torch.Tensor, mask: torch.Tensor, n_levels: int, pad: int, firs
     if b == 0:
         raise ValueError("empty batch (B = 0)")
     qn, mn = q.numpy(), mask.numpy()
-    sl = []
-    for ax in (1, 2, 3):
-        nz = np.flatnonzero(mn.any(axis=tuple(a for a in (0, 1, 2, 3) if a != ax)))
-        sl.append(slice(int(nz[0]), int(nz[-1]) + 1) if nz.size else slice(0, 1))
-    qc, mc = qn[:, sl[0], sl[1], sl[2]], mn[:, sl[0], sl[1], sl[2]]
+    sl = bounding_box(mn[0] if b == 1 else np.asarray(mn.any(axis=0))) or (slice(0, 1),) * 3
+    qc, mc = qn[(slice(None), *sl)], mn[(slice(None), *sl)]
     shape = tuple(n + 2 * pad for n in qc.shape[1:])
     inside = np.where(mc, qc, 0)
     lo, hi = int(inside.min()), int(inside.max())

@@ -204,8 +204,8 @@ def compute(x: torch.Tensor, mask: torch.Tensor, q: torch.Tensor, n_levels: int,
     if method == "auto":
         method = "numpy" if numpy_path(x) else "torch"
     if method == "numpy":
-        vol = voxel_volume.numpy() if isinstance(voxel_volume, torch.Tensor) else voxel_volume
-        vv = np.broadcast_to(np.asarray(vol, dtype=np.float64), (x.shape[0],))
+        volumes = voxel_volume.numpy() if isinstance(voxel_volume, torch.Tensor) else voxel_volume
+        vv = np.broadcast_to(np.asarray(volumes, dtype=np.float64), (x.shape[0],))
         res = _compute_numpy(x.numpy(), mask.numpy(), q.numpy(), n_levels, vv, voxel_array_shift,
                              excess_kurtosis)
         return {k: torch.from_numpy(v) for k, v in res.items()}

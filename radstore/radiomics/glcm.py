@@ -338,7 +338,7 @@ def compute(
             per_roi_fixed=16 * na * n_levels * n_levels,
             fn=lambda qc, mc: _chunk_torch(qc, mc, n_levels, params),
         )
-    bad = torch.isnan(res["Contrast"]).nonzero().flatten().tolist()
+    bad = [i for i, v in enumerate(res["Contrast"].tolist()) if math.isnan(v)]
     if bad:
         warnings.warn(
             f"GLCM: ROI(s) {bad} have no voxel pair at distances {params.distances}; "

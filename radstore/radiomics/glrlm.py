@@ -20,6 +20,7 @@ then returns NaN for every feature and so do we (documented, with a warning).
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -300,7 +301,7 @@ def compute(
             per_roi_fixed=4 * na * n_levels * nr,
             fn=lambda qc, mc: _from_matrices(*_matrices_torch(qc, mc, n_levels, params), params),
         )
-    bad = torch.isnan(res["RunPercentage"]).nonzero().flatten().tolist()
+    bad = [i for i, v in enumerate(res["RunPercentage"].tolist()) if math.isnan(v)]
     if bad:
         warnings.warn(
             f"GLRLM: ROI(s) {bad} have no line with two voxels; their GLRLM features are NaN "

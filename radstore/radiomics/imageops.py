@@ -17,7 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from radstore.radiomics._neighbours import cpu_method
+from radstore.radiomics._neighbours import bounding_box, cpu_method
 from radstore.radiomics.settings import Setting
 
 
@@ -48,21 +48,12 @@ def _to_sitk(array: np.ndarray, spacing_zyx: tuple[float, float, float]) -> sitk
     return img
 
 
-def _bbox(mask: np.ndarray) -> tuple[slice, slice, slice]:
-    """Bounding box of a non-empty bool ``[z, y, x]`` mask: the slices, then the in-plane extent of
-    the slices' union within them (10x fewer passes than three 2-axis reductions)."""
-    z = np.flatnonzero(mask.reshape(mask.shape[0], -1).any(1))
-    yx = mask[z[0] : z[-1] + 1].any(0)
-    y, x = np.flatnonzero(yx.any(1)), np.flatnonzero(yx.any(0))
-    return tuple(slice(int(i[0]), int(i[-1]) + 1) for i in (z, y, x))  # type: ignore[return-value]
-
-
 def _check(mask: np.ndarray, s: Setting, label: int) -> tuple[slice, slice, slice]:
     """PyRadiomics ``checkMask``: label present, > 1 voxel, >= minimumROIDimensions, > minimumROISize."""
-    n = int(np.count_nonzero(mask))
-    if n == 0:
+    bb = bounding_box(mask)
+    if bb is None:
         raise ROIError(f"label {label} not present in mask")
-    bb = _bbox(mask)
+    n = int(np.count_nonzero(mask[bb]))
     ndims = sum((b.stop - b.start) > 1 for b in bb)
     if ndims == 0:
         raise ROIError("mask only contains 1 segmented voxel: features are undefined for a single voxel")

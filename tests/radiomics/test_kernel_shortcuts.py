@@ -72,3 +72,18 @@ def test_small_integer_keys_equal_torch_path(family: str, n_levels: int) -> None
         pairs = zip(a, b, strict=True) if isinstance(a, tuple) else [(a, b)]
         for x, y in pairs:
             torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-12)
+
+
+def test_bounding_box_equals_coordinate_extremes() -> None:
+    from radstore.radiomics._neighbours import bounding_box
+
+    rng = np.random.default_rng(11)
+    assert bounding_box(np.zeros((4, 5, 6), dtype=bool)) is None
+    for shape_ in [(1, 1, 1), (7, 9, 8), (12, 3, 20)]:
+        for density in (0.002, 0.05, 0.6):
+            mask = rng.random(shape_) < density
+            if not mask.any():
+                mask[tuple(rng.integers(0, n) for n in shape_)] = True
+            idx = np.argwhere(mask)
+            want = tuple(slice(int(lo), int(hi) + 1) for lo, hi in zip(idx.min(0), idx.max(0), strict=True))
+            assert bounding_box(mask) == want
