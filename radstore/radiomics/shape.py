@@ -218,24 +218,24 @@ def _cube_tables(spacing: tuple[float, float, float]) -> tuple[np.ndarray, np.nd
     return area, s0, nvec
 
 
-def _line_extremes(verts: np.ndarray) -> list[np.ndarray]:
-    """Per axis, a bool mask of the vertices (index units, multiples of 0.5) that are the first or
-    last along their line parallel to that axis. A point strictly between two others on a line is a
-    convex combination of them, so never a convex-hull vertex: each mask keeps every hull vertex of
-    any set of lines (a plane, the whole mesh) it is combined over."""
-    c = np.rint(verts * 2).astype(np.int64)
-    dims = c.max(0) + 1
+def _line_extremes(verts2: np.ndarray) -> list[np.ndarray]:
+    """Per axis, a bool mask of the vertices (``verts2`` [D, N]: doubled index coordinates, int) that
+    are the first or last along their line parallel to that axis. A point strictly between two others
+    on a line is a convex combination of them, so never a convex-hull vertex: each mask keeps every
+    hull vertex of any set of lines (a plane, the whole mesh) it is combined over."""
+    c = verts2
+    dims = c.max(1) + 1
     out = []
-    for axis in range(verts.shape[1]):
-        o1, o2 = [d for d in range(verts.shape[1]) if d != axis]
-        line = c[:, o1] * dims[o2] + c[:, o2]
+    for axis in range(len(c)):
+        o1, o2 = [d for d in range(len(c)) if d != axis]
+        line = c[o1] * dims[o2] + c[o2]
         # keys are unique (one vertex per position): any sort gives this order; the stable one
         # exploits the sorted runs of the scan order (3x faster along x)
-        order = np.argsort(line * dims[axis] + c[:, axis], kind="stable")
+        order = np.argsort(line * dims[axis] + c[axis], kind="stable")
         ls = line[order]
         ends = np.ones(len(ls), dtype=bool)  # first or last of its line (in sorted order)
         ends[1:-1] = (ls[1:-1] != ls[:-2]) | (ls[1:-1] != ls[2:])
-        keep = np.zeros(len(c), dtype=bool)
+        keep = np.zeros(c.shape[1], dtype=bool)
         keep[order[ends]] = True
         out.append(keep)
     return out
@@ -244,15 +244,14 @@ def _line_extremes(verts: np.ndarray) -> list[np.ndarray]:
 _FACE_DIAGONALS = ((0, 1, 1), (0, 1, -1), (1, 0, 1), (1, 0, -1), (1, 1, 0), (1, -1, 0))
 
 
-def _diagonal_extremes(verts: np.ndarray, idx: np.ndarray, dirs: tuple[tuple[int, int, int], ...]
+def _diagonal_extremes(verts2: np.ndarray, idx: np.ndarray, dirs: tuple[tuple[int, int, int], ...]
                        ) -> np.ndarray:
-    """The indices ``idx`` (into ``verts``, index units, multiples of 0.5) less those strictly between
-    two others of them on a line along one of the integer directions ``dirs`` (lines are told apart
-    by the cross product with the direction). As in :func:`_line_extremes` such a point is never a
-    convex-hull vertex of the set, of any superset, or of any plane (set of lines) holding its line,
-    so the filters can be chained."""
-    c = np.rint(verts[idx] * 2).astype(np.int64)
-    x, y, z = c[:, 0], c[:, 1], c[:, 2]
+    """The indices ``idx`` (into ``verts2`` [3, N], doubled index coordinates) less those strictly
+    between two others of them on a line along one of the integer directions ``dirs`` (lines are
+    told apart by the cross product with the direction). As in :func:`_line_extremes` such a point
+    is never a convex-hull vertex of the set, of any superset, or of any plane (set of lines) holding
+    its line, so the filters can be chained."""
+    x, y, z = np.take(verts2, idx, axis=1)
     for d0, d1, d2 in dirs:
         if len(idx) < 3:
             break
@@ -272,15 +271,22 @@ def _diagonal_extremes(verts: np.ndarray, idx: np.ndarray, dirs: tuple[tuple[int
     return idx
 
 
+def _squared_norms(d: np.ndarray) -> np.ndarray:
+    """``sum_k d[k]^2`` of coordinate-major ``d`` [D, N], in coordinate order."""
+    out = d[0] * d[0]
+    for k in range(1, len(d)):
+        out += d[k] * d[k]
+    return out
+
+
 def _pairwise_max(g: np.ndarray) -> float:
-    """Largest pairwise Euclidean distance ``sqrt(sum_k (a_k - b_k)^2)`` of a small point set (after
-    its convex hull above 200 points, where Qhull's ~0.2 ms fixed cost starts to pay)."""
-    if len(g) > 200:
+    """Largest pairwise Euclidean distance ``sqrt(sum_k (a_k - b_k)^2)`` of a small point set ``g``
+    [D, N] (after its convex hull above 200 points, where Qhull's ~0.2 ms fixed cost starts to pay)."""
+    if g.shape[1] > 200:
         with contextlib.suppress(QhullError, ValueError):
-            g = g[ConvexHull(g).vertices]
+            g = np.take(g, ConvexHull(g.T).vertices, axis=1)
     d2 = None
-    for k in range(g.shape[1]):  # per coordinate: no reduction over a tiny trailing axis
-        c = g[:, k]
+    for c in g:
         d = c[:, None] - c[None, :]
         d *= d
         d2 = d if d2 is None else d2 + d
@@ -289,47 +295,45 @@ def _pairwise_max(g: np.ndarray) -> float:
 
 
 def _diameter_candidates(p: np.ndarray) -> np.ndarray:
-    """Indices of the points of ``p`` [N, D] that may end a diametral pair. For any centre ``c``,
+    """Indices of the points of ``p`` [D, N] that may end a diametral pair. For any centre ``c``,
     ``|a - b| <= r_a + r_b <= r_a + r_max`` (``r = |x - c|``), so a point with
     ``r < D_lb - r_max`` is in no pair at least as long as ``D_lb``, a distance realised by two of
     the points, and so in no diametral pair. ``c``: the bounding-box centre; ``D_lb``: the largest
     distance from the point farthest from ``c`` (a compact or elongated ROI keeps a few points near
     its ends; a sphere keeps most). The slack covers rounding of ``r``."""
-    c = (p.max(0) + p.min(0)) * 0.5
-    d = p - c
-    r = np.sqrt((d * d).sum(1))
-    a = p[np.argmax(r)]
-    da = p - a
-    lower = float(np.sqrt((da * da).sum(1).max()))
-    r_max = float(r.max())
+    c = (p.max(1) + p.min(1)) * 0.5
+    r = np.sqrt(_squared_norms(p - c[:, None]))
+    far = int(np.argmax(r))
+    lower = float(np.sqrt(_squared_norms(p - p[:, far:far + 1]).max()))
+    r_max = float(r[far])
     return np.flatnonzero(r >= lower - r_max - 1e-9 * (lower + r_max))
 
 
 def _max_distance(points: np.ndarray, candidates: np.ndarray | None = None) -> float:
-    """Largest pairwise Euclidean distance (exact: restricted to the :func:`_diameter_candidates`,
-    then to convex-hull vertices). ``candidates``: a bool mask of the points that may be hull
-    vertices (see :func:`_line_extremes`)."""
-    if len(points) < 2:
+    """Largest pairwise Euclidean distance of ``points`` [D, N] (exact: restricted to the
+    :func:`_diameter_candidates`, then to convex-hull vertices). ``candidates``: a bool mask of the
+    points that may be hull vertices (see :func:`_line_extremes`)."""
+    if points.shape[1] < 2:
         return 0.0
     if candidates is not None:
-        points = points[candidates]
-    if len(points) > 64:
-        points = points[_diameter_candidates(points)]
-    if len(points) <= 200:
+        points = np.compress(candidates, points, axis=1)
+    if points.shape[1] > 64:
+        points = np.take(points, _diameter_candidates(points), axis=1)
+    if points.shape[1] <= 200:
         return _pairwise_max(points)
-    if len(points) > 1500 and points.shape[1] >= 2:  # below that the Gram search is cheaper than Qhull
+    if points.shape[1] > 1500 and len(points) >= 2:  # below that the Gram search is cheaper than Qhull
         with contextlib.suppress(QhullError, ValueError):
-            points = points[ConvexHull(points).vertices]
+            points = np.take(points, ConvexHull(points.T).vertices, axis=1)
     return _pairwise_max_exact(points)
 
 
 def _pairwise_max_exact(p: np.ndarray, block: int = 128) -> float:
-    """Largest pairwise distance of ``p`` [N, D]: squared distances by the Gram identity
+    """Largest pairwise distance of ``p`` [D, N]: squared distances by the Gram identity
     ``|a|^2 + |b|^2 - 2 a.b`` locate the pairs within a rounding margin of the maximum; only those are
     recomputed exactly as ``sqrt(sum (a - b)^2)``. Block ``i`` (columns ``i:i + block``) meets rows
     ``i:`` only (each unordered pair once); small blocks keep the work in cache."""
-    c = p - p.mean(0)
-    sq = (c * c).sum(1)
+    c = np.ascontiguousarray((p - p.mean(1)[:, None]).T)  # [N, D]
+    sq = _squared_norms(c.T)
     margin = 1e-9 * (4 * float(sq.max()) + 1.0)
     best2 = -1.0
     cand: list[tuple[np.ndarray, np.ndarray]] = []
@@ -347,26 +351,25 @@ def _pairwise_max_exact(p: np.ndarray, block: int = 128) -> float:
         best2 = max(best2, top)
     ia = np.concatenate([a for a, _ in cand])
     ib = np.concatenate([b for _, b in cand])
-    diff = p[ia] - p[ib]
-    return float(np.sqrt((diff * diff).sum(1).max()))
+    return float(np.sqrt(_squared_norms(np.take(p, ia, axis=1) - np.take(p, ib, axis=1)).max()))
 
 
-def _grouped_max_distance(points: np.ndarray, verts: np.ndarray, axis: int,
+def _grouped_max_distance(points: np.ndarray, verts2: np.ndarray, axis: int,
                           extremes: list[np.ndarray]) -> float:
-    """Largest distance between two vertices with the same index coordinate along ``axis`` (same
-    slice/column/row). Only a plane's hull vertices can realise it, so points inside an in-plane
-    row or column are dropped (``extremes``: :func:`_line_extremes` of ``verts``); then every plane
-    gets the bound ``D <= 2 max_i |x_i - c|`` (``c``: its bounding-box centre; exact for a centrally
-    symmetric section) and only planes whose bound reaches the best exact diameter so far are
-    searched exactly, largest bound first."""
-    key = verts[:, axis]
+    """Largest distance between two vertices (``points`` [3, N] in mm, ``verts2`` their doubled index
+    coordinates) with the same coordinate along ``axis`` (same slice/column/row). Only a plane's hull
+    vertices can realise it, so points inside an in-plane row or column are dropped (``extremes``:
+    :func:`_line_extremes` of ``verts2``); then every plane gets the bound
+    ``D <= 2 max_i |x_i - c|`` (``c``: its bounding-box centre; exact for a centrally symmetric
+    section) and only planes whose bound reaches the best exact diameter so far are searched exactly,
+    largest bound first."""
+    key = verts2[axis]
     u, v = [d for d in range(3) if d != axis]
-    keep = extremes[u] & extremes[v]
-    idx = np.flatnonzero(keep)
+    idx = np.flatnonzero(extremes[u] & extremes[v])
     idx = idx[np.argsort(key[idx], kind="stable")]
     if len(idx) < 2:
         return 0.0
-    pts = points[idx][:, [u, v]]
+    pt = np.take(points[u:v + 1:v - u], idx, axis=1)  # [2, N] (rows u, v), C order: reduceat along rows
     kk = key[idx]
     cut = np.flatnonzero(kk[1:] != kk[:-1]) + 1
     starts = np.zeros(len(cut) + 1, dtype=np.intp)
@@ -374,7 +377,6 @@ def _grouped_max_distance(points: np.ndarray, verts: np.ndarray, axis: int,
     ends = np.empty_like(starts)
     ends[:-1] = cut
     ends[-1] = len(kk)
-    pt = np.ascontiguousarray(pts.T)  # [2, N]: reduceat along the contiguous axis is ~5x faster
     centre = (np.maximum.reduceat(pt, starts, axis=1) + np.minimum.reduceat(pt, starts, axis=1)) * 0.5
     d = pt - np.repeat(centre, ends - starts, axis=1)
     ub = 2.0 * np.sqrt(np.maximum.reduceat(d[0] * d[0] + d[1] * d[1], starts)) * (1.0 + 1e-9)
@@ -383,21 +385,21 @@ def _grouped_max_distance(points: np.ndarray, verts: np.ndarray, axis: int,
         if ub[g] < best:
             break
         if ends[g] - starts[g] > 1:
-            best = max(best, _max_distance(pts[starts[g]:ends[g]]))
+            best = max(best, _max_distance(pt[:, starts[g]:ends[g]]))
     return best
 
 
-def _max_diameter_3d(points: np.ndarray, verts: np.ndarray, extremes: list[np.ndarray]) -> float:
-    """Largest distance between mesh vertices (``points`` in mm, ``verts`` in index units), searched
-    among those first or last on their axis lines (``extremes``), then among the
-    :func:`_diameter_candidates` and, above 200 of them, those first or last on their face-diagonal
-    lines."""
+def _max_diameter_3d(points: np.ndarray, verts2: np.ndarray, extremes: list[np.ndarray]) -> float:
+    """Largest distance between mesh vertices (``points`` [3, N] in mm, ``verts2`` their doubled index
+    coordinates), searched among those first or last on their axis lines (``extremes``), then among
+    the :func:`_diameter_candidates` and, above 200 of them, those first or last on their
+    face-diagonal lines."""
     idx = np.flatnonzero(extremes[0] & extremes[1] & extremes[2])
     if len(idx) > 64:
-        idx = idx[_diameter_candidates(points[idx])]
+        idx = idx[_diameter_candidates(np.take(points, idx, axis=1))]
     if len(idx) <= 200:  # the direct search is cheaper than any further filtering
-        return _max_distance(points[idx])
-    return _max_distance(points[_diagonal_extremes(verts, idx, _FACE_DIAGONALS)])
+        return _max_distance(np.take(points, idx, axis=1))
+    return _max_distance(np.take(points, _diagonal_extremes(verts2, idx, _FACE_DIAGONALS), axis=1))
 
 
 def _pca_eigen(mask: np.ndarray, spacing: np.ndarray, unbiased: bool = False) -> np.ndarray:
@@ -496,7 +498,10 @@ def _mesh_area_volume_numpy(mp: np.ndarray, sp: np.ndarray) -> tuple[float, floa
 
 def mesh_3d(mask: np.ndarray, spacing_zyx: tuple[float, float, float], device: str = "cpu"
             ) -> tuple[float, float, np.ndarray]:
-    """(surface area mm^2, mesh volume mm^3, mesh vertices [V, 3] in index units) of a bool ROI."""
+    """(surface area mm^2, mesh volume mm^3, mesh vertices) of a bool ROI. The vertices are the edge
+    midpoints between 6-neighbour voxel centres of different label, as doubled index coordinates of
+    the ROI padded by one voxel (int64 [3, V], coordinate-major: exact, and reductions over the
+    points run along contiguous rows)."""
     sp = np.asarray(spacing_zyx, dtype=np.float64)
     m = np.asarray(mask, dtype=bool)
     mp = np.zeros(tuple(n + 2 for n in m.shape), dtype=bool)  # (np.pad costs ~50 us)
@@ -505,16 +510,16 @@ def mesh_3d(mask: np.ndarray, spacing_zyx: tuple[float, float, float], device: s
         area, volume = _mesh_area_volume_numpy(mp, sp)
     else:
         area, volume = _mesh_area_volume_torch(mp, sp, device)
-    # vertices: midpoints between 6-neighbour voxel centres of different label
-    verts = []
+    verts2 = []
     for axis in range(3):
         lo = tuple(slice(None, -1) if a == axis else slice(None) for a in range(3))
         hi = tuple(slice(1, None) if a == axis else slice(None) for a in range(3))
         cut = mp[lo] != mp[hi]
-        v = np.stack(np.unravel_index(np.flatnonzero(cut), cut.shape), axis=1).astype(np.float64)
-        v[:, axis] += 0.5
-        verts.append(v)
-    return area, volume, np.concatenate(verts)
+        v = np.array(np.unravel_index(np.flatnonzero(cut), cut.shape), dtype=np.int64)
+        v *= 2
+        v[axis] += 1
+        verts2.append(v)
+    return area, volume, np.concatenate(verts2, axis=1)
 
 
 def shape_3d(mask: np.ndarray, spacing_zyx: tuple[float, float, float], device: str = "cpu",
@@ -522,18 +527,18 @@ def shape_3d(mask: np.ndarray, spacing_zyx: tuple[float, float, float], device: 
     """The 14 PyRadiomics 3D shape features of a bool ROI ``[z, y, x]`` (``unbiased_pca``: IBSI
     axis lengths from the N - 1 covariance)."""
     sp = np.asarray(spacing_zyx, dtype=np.float64)
-    area, volume, verts = mesh_3d(mask, spacing_zyx, device)
-    phys = verts * sp
-    ext = _line_extremes(verts)
+    area, volume, verts2 = mesh_3d(mask, spacing_zyx, device)
+    phys = verts2 * (sp * 0.5)[:, None]  # mm (exact halving: the same as index coordinates x spacing)
+    ext = _line_extremes(verts2)
     ev = _pca_eigen(mask, sp, unbiased_pca)
     n = int(np.count_nonzero(mask))
     return {
         "Elongation": float(np.sqrt(ev[1] / ev[2])), "Flatness": float(np.sqrt(ev[0] / ev[2])),
         "LeastAxisLength": float(np.sqrt(ev[0]) * 4), "MajorAxisLength": float(np.sqrt(ev[2]) * 4),
-        "Maximum2DDiameterColumn": _grouped_max_distance(phys, verts, 1, ext),
-        "Maximum2DDiameterRow": _grouped_max_distance(phys, verts, 2, ext),
-        "Maximum2DDiameterSlice": _grouped_max_distance(phys, verts, 0, ext),
-        "Maximum3DDiameter": _max_diameter_3d(phys, verts, ext), "MeshVolume": volume,
+        "Maximum2DDiameterColumn": _grouped_max_distance(phys, verts2, 1, ext),
+        "Maximum2DDiameterRow": _grouped_max_distance(phys, verts2, 2, ext),
+        "Maximum2DDiameterSlice": _grouped_max_distance(phys, verts2, 0, ext),
+        "Maximum3DDiameter": _max_diameter_3d(phys, verts2, ext), "MeshVolume": volume,
         "MinorAxisLength": float(np.sqrt(ev[1]) * 4),
         "Sphericity": float((36 * np.pi * volume ** 2) ** (1 / 3) / area), "SurfaceArea": area,
         "SurfaceVolumeRatio": area / volume, "VoxelVolume": n * float(np.prod(sp)),
@@ -572,7 +577,7 @@ def shape_2d(mask: np.ndarray, spacing_zyx: tuple[float, float, float], dimensio
         v = np.argwhere(np.diff(mp.astype(np.int8), axis=axis) != 0).astype(np.float64)
         v[:, axis] += 0.5
         verts.append(v)
-    diameter = _max_distance(np.concatenate(verts) * sp)
+    diameter = _max_distance(np.ascontiguousarray((np.concatenate(verts) * sp).T))
     ev = _pca_eigen(m2, sp, unbiased_pca)
     return {
         "Elongation": float(np.sqrt(ev[0] / ev[1])), "MajorAxisLength": float(np.sqrt(ev[1]) * 4),

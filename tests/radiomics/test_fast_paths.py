@@ -15,13 +15,26 @@ def _blob(seed: int, shape_: tuple[int, int, int] = (9, 14, 12)) -> np.ndarray:
     return m
 
 
-def _brute_grouped(points: np.ndarray, verts: np.ndarray, axis: int) -> float:
+def _brute_grouped(points: np.ndarray, verts2: np.ndarray, axis: int) -> float:
+    """Largest distance within each plane, all pairs (``points`` [3, N])."""
     best = 0.0
-    for k in np.unique(verts[:, axis]):
-        g = points[verts[:, axis] == k]
+    for k in np.unique(verts2[axis]):
+        g = points[:, verts2[axis] == k].T
         d = np.sqrt(((g[:, None, :] - g[None, :, :]) ** 2).sum(-1)).max()
         best = max(best, float(d))
     return best
+
+
+def _brute_max(points: np.ndarray) -> float:
+    """Largest pairwise distance, all pairs (``points`` [D, N])."""
+    g = points.T
+    return float(np.sqrt(((g[:, None, :] - g[None, :, :]) ** 2).sum(-1)).max())
+
+
+def _mesh_points(mask: np.ndarray, sp: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """(vertices in mm [3, V], doubled index coordinates [3, V]) of the mask's mesh."""
+    _, _, verts2 = shape.mesh_3d(mask, sp)
+    return verts2 / 2 * np.asarray(sp)[:, None], verts2
 
 
 @pytest.mark.parametrize("seed", range(9))
@@ -36,29 +49,26 @@ def test_diameters_equal_brute_force(seed: int) -> None:
     else:  # a thin oblique rod
         mask = (np.abs(yy - xx) <= 1) & (np.abs(zz - yy // 2) <= 1)
     sp = (1.7, 0.6, 0.9)
-    _, _, verts = shape.mesh_3d(mask, sp)
-    phys = verts * np.asarray(sp)
-    ext = shape._line_extremes(verts)
-    brute3 = float(np.sqrt(((phys[:, None, :] - phys[None, :, :]) ** 2).sum(-1)).max())
+    phys, verts2 = _mesh_points(mask, sp)
+    ext = shape._line_extremes(verts2)
+    brute3 = _brute_max(phys)
     assert shape._max_distance(phys, ext[0] & ext[1] & ext[2]) == pytest.approx(brute3, rel=1e-14)
-    assert shape._max_diameter_3d(phys, verts, ext) == pytest.approx(brute3, rel=1e-14)
+    assert shape._max_diameter_3d(phys, verts2, ext) == pytest.approx(brute3, rel=1e-14)
     for axis in range(3):
-        got = shape._grouped_max_distance(phys, verts, axis, ext)
-        assert got == pytest.approx(_brute_grouped(phys, verts, axis), rel=1e-14)
+        got = shape._grouped_max_distance(phys, verts2, axis, ext)
+        assert got == pytest.approx(_brute_grouped(phys, verts2, axis), rel=1e-14)
 
 
 def test_face_diagonal_filter_keeps_the_diameter(monkeypatch: pytest.MonkeyPatch) -> None:
     """The path for > 200 diameter candidates (a near-perfect sphere), forced on an ellipsoid."""
-    monkeypatch.setattr(shape, "_diameter_candidates", lambda p: np.arange(len(p)))
+    monkeypatch.setattr(shape, "_diameter_candidates", lambda p: np.arange(p.shape[1]))
     zz, yy, xx = np.indices((14, 26, 24))
     mask = ((zz - 6.5) / 6) ** 2 + ((yy - 12.5) / 11.3) ** 2 + ((xx - 11.5) / 10.1) ** 2 < 1
     sp = (1.7, 0.6, 0.9)
-    _, _, verts = shape.mesh_3d(mask, sp)
-    phys = verts * np.asarray(sp)
-    ext = shape._line_extremes(verts)
+    phys, verts2 = _mesh_points(mask, sp)
+    ext = shape._line_extremes(verts2)
     assert (ext[0] & ext[1] & ext[2]).sum() > 200
-    brute3 = float(np.sqrt(((phys[:, None, :] - phys[None, :, :]) ** 2).sum(-1)).max())
-    assert shape._max_diameter_3d(phys, verts, ext) == pytest.approx(brute3, rel=1e-14)
+    assert shape._max_diameter_3d(phys, verts2, ext) == pytest.approx(_brute_max(phys), rel=1e-14)
 
 
 @pytest.mark.parametrize("dim", [2, 3])
@@ -70,7 +80,7 @@ def test_diameter_candidates_keep_every_diametral_pair(dim: int) -> None:
             p = np.rint(p * 2) / 2
         d = np.sqrt(((p[:, None, :] - p[None, :, :]) ** 2).sum(-1))
         keep = np.zeros(len(p), dtype=bool)
-        keep[shape._diameter_candidates(p)] = True
+        keep[shape._diameter_candidates(np.ascontiguousarray(p.T))] = True
         ia, ib = np.nonzero(d == d.max())
         assert keep[ia].all() and keep[ib].all()
         assert keep.sum() < len(p)
@@ -80,7 +90,7 @@ def test_pairwise_max_exact_blocks() -> None:
     rng = np.random.default_rng(3)
     p = rng.normal(0, 50, (700, 3)) + 1000.0
     brute = float(np.sqrt(((p[:, None, :] - p[None, :, :]) ** 2).sum(-1)).max())
-    assert shape._pairwise_max_exact(p, block=64) == brute
+    assert shape._pairwise_max_exact(np.ascontiguousarray(p.T), block=64) == brute
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -243,12 +253,11 @@ def test_diagonal_extremes_keep_hull_vertices() -> None:
     from scipy.spatial import ConvexHull
 
     rng = np.random.default_rng(4)
-    verts = rng.integers(0, 12, (400, 3)) / 2.0
-    verts = np.unique(verts, axis=0)
-    idx = shape._diagonal_extremes(verts, np.arange(len(verts)), shape._FACE_DIAGONALS)
-    assert len(idx) < len(verts)
-    assert set(ConvexHull(verts).vertices.tolist()) <= set(idx.tolist())
-    line = np.array([[0, 0, 0], [0, 0.5, 0.5], [0, 1, 1], [3, 0, 0]])
+    verts2 = np.unique(rng.integers(0, 24, (400, 3)), axis=0)  # doubled coordinates [N, 3]
+    idx = shape._diagonal_extremes(verts2.T, np.arange(len(verts2)), shape._FACE_DIAGONALS)
+    assert len(idx) < len(verts2)
+    assert set(ConvexHull(verts2).vertices.tolist()) <= set(idx.tolist())
+    line = np.array([[0, 0, 0], [0, 1, 1], [0, 2, 2], [6, 0, 0]]).T
     assert shape._diagonal_extremes(line, np.arange(4), shape._FACE_DIAGONALS).tolist() == [0, 2, 3]
 
 
