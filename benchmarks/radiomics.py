@@ -1,8 +1,10 @@
 """Radiomics benchmark: torch engine vs PyRadiomics 3.1 (pyradiomics backend) in the same run.
 
-Cases: the IBSI CT phantom ROI, a small synthetic ROI, a large one (>= 200k voxels) and a small
-lesion in a whole 512 x 512 x 60 CT field of view, each with
-original features and with LoG (1, 3 mm) + wavelet images; plus batch throughput (ROIs/s) of
+Cases: the IBSI CT phantom ROI, a real soft-tissue sarcoma CT (STS_001, DICOM + RTSTRUCT), a small
+synthetic ROI, a large one (>= 200k voxels) and a small lesion in a whole 512 x 512 x 60 CT field of
+view, each with original features, with LoG (1, 3 mm) + wavelet images, and with original features
+after resampling to 1 mm isotropic (B-spline, PyRadiomics' default interpolator, as most published
+CT studies do); plus batch throughput (ROIs/s) of
 ``extract_batch`` on 16 small ROIs (ours one by one too; PyRadiomics as a cohort run would use the
 same cores: one case per core, a pool of N single-threaded processes for N threads; for N > 1 also
 ours on N single-threaded processes, as ``radstore radiomics cases.csv -j N`` runs).
@@ -45,6 +47,9 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 ORIGINAL = RadiomicsSettings.from_params(None)
 FILTERS = RadiomicsSettings.from_params(
     {"imageType": {"Original": {}, "LoG": {"sigma": [1.0, 3.0]}, "Wavelet": {}}})
+RESAMPLED = RadiomicsSettings.from_params(
+    {"setting": {"resampledPixelSpacing": [1, 1, 1], "interpolator": "sitkBSpline"}})
+SETTINGS = {"original": ORIGINAL, "log+wavelet": FILTERS, "resampled_1mm": RESAMPLED}
 
 
 def synthetic(shape: tuple[int, int, int], radii: tuple[float, float, float], seed: int = 0):
@@ -78,6 +83,12 @@ def cases() -> dict[str, tuple[np.ndarray, np.ndarray, tuple[float, float, float
         ma = sitk.ReadImage(str(base / "mask" / "mask.nii.gz"))
         out["ibsi_ct_phantom"] = (sitk.GetArrayFromImage(im), sitk.GetArrayFromImage(ma),
                                   tuple(float(s) for s in im.GetSpacing()[::-1]))
+    sts = SHARED / "sts" / "STS_001" / "CT" / "dicom"
+    if sts.is_dir():
+        from radstore.radiomics.files import read_image, read_mask
+
+        vol = read_image(sts / "image")
+        out["sarcoma_ct_sts_001"] = (vol.array, read_mask(sts / "mask" / "RS.dcm", vol), vol.spacing_zyx)
     out["small_roi"] = synthetic((24, 48, 48), (5, 9, 8), 1)
     out["large_roi"] = synthetic((70, 130, 130), (32, 60, 55), 2)
     out["lesion_in_full_ct"] = full_ct_lesion()
@@ -160,11 +171,11 @@ def one_run(data: dict, threads_list: list[int], device: str, pb, skip_filters: 
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
         for name, roi in data.items():
             nvox = int((roi[1] > 0).sum())
-            for label, settings in (("original", ORIGINAL), ("log+wavelet", FILTERS)):
+            for label, settings in SETTINGS.items():
                 extract(*roi, settings, device=device)  # warm-up
                 load = os.getloadavg()[0]
                 fb = None
-                if pb is not None and not (label != "original" and skip_filters):
+                if pb is not None and not (label == "log+wavelet" and skip_filters):
                     fb = partial(pb.extract, *roi, settings)
                 repeat = 15 if roi[0].size < 200_000 else (3 if label == "original" else 2)
                 t_ours, t_pyr = timed_pair(lambda r=roi, s=settings: extract(*r, s, device=device), fb,
