@@ -146,13 +146,15 @@ def resample(image: np.ndarray, x_zyx: Sequence[np.ndarray], inside: np.ndarray 
         raise ValueError(f"separable B-spline resampling needs lines of 1 or >= 3 samples, got {image.shape}")
     axes = [bspline_axis(x, n, inside is None) for x, n in zip(x_zyx, image.shape, strict=True)]
     mats, windows = [m for m, _ in axes], tuple(w for _, w in axes)
+    mz, my, mx = mats
+    if any(w.stop <= w.start for w in windows):  # the whole grid lies outside the image
+        return np.zeros((len(mz), len(my), len(mx)), dtype=image.dtype)
     v = np.asarray(image[windows], dtype=np.float64)
-    # apply the axes in the order that moves the fewest values: each product costs out x in x rest
-    pending = [0, 1, 2]
-    while pending:
-        axis = min(pending, key=lambda a: mats[a].shape[0] / max(mats[a].shape[1], 1))
-        v = np.moveaxis(np.tensordot(mats[axis], v, axes=(1, axis)), 0, axis)
-        pending.remove(axis)
+    nz, ny, _ = v.shape
+    # x, then y, then z (usually the upsampled axis): each product reads and writes C-order arrays
+    v = (v.reshape(nz * ny, -1) @ mx.T).reshape(nz, ny, -1)
+    v = np.matmul(my, v)
+    v = (mz @ v.reshape(nz, -1)).reshape(len(mz), len(my), len(mx))
     if inside is not None:
         if inside.shape != v.shape:
             raise ValueError(f"inside {inside.shape} must have the grid's shape {v.shape}")
