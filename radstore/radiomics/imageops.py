@@ -88,8 +88,9 @@ def _resample(image: np.ndarray, roi: np.ndarray, spacing_zyx: tuple[float, floa
     """PyRadiomics ``resampleImage``: a new grid aligned on the ROI box (+ padDistance); the image
     with the chosen interpolator in its own pixel type, the mask with nearest neighbour (= threshold
     0.5 on the binary label). Returns (image, ROI, spacing) on that grid. The B-spline image runs
-    separably (:mod:`radstore.radiomics.resample`: SimpleITK's values, 10-30x faster); the mask,
-    other interpolators and images with an axis of 2 voxels through SimpleITK itself."""
+    separably and the mask by nearest neighbour in NumPy (:mod:`radstore.radiomics.resample`:
+    SimpleITK's values, 10-30x faster); the mask goes through SimpleITK when a grid position ties
+    (there ITK's own rounding decides), and so do other interpolators and images with an axis of 2."""
     assert s.resampledPixelSpacing is not None
     bb = bounding_box(roi)
     if bb is None:
@@ -112,8 +113,13 @@ def _resample(image: np.ndarray, roi: np.ndarray, spacing_zyx: tuple[float, floa
     new_size = [int(n) for n in up - lo + 1]
     origin_index = 0.5 * (new_spacing - mask_spacing) / mask_spacing + lo / ratio
     out_spacing = (float(new_spacing[0]), float(new_spacing[1]), float(new_spacing[2]))
-    # the mask by SimpleITK (nearest neighbour: cheap, and its ties are decided by ITK's rounding of
-    # the positions), labelled 1 + ROI so that 0 marks the voxels ITK finds outside the image
+    x = tuple(resample.positions(float(o), float(ms), float(ns), n)
+              for o, ms, ns, n in zip(origin_index, mask_spacing, new_spacing, new_size, strict=True))
+    fast_image = resample.supported(s.interpolator, image.shape) and image.dtype in _SITK_NATIVE
+    if fast_image and not resample.ambiguous(x):
+        return resample.resample(image, x), resample.nearest(roi, x), out_spacing
+    # a position on a nearest-neighbour tie or on the image border: the mask by SimpleITK, whose
+    # rounding of its positions decides, labelled 1 + ROI so that 0 marks the voxels it finds outside
     msk = _to_sitk(roi.astype(np.uint8) + np.uint8(1), spacing_zyx)
     rif = sitk.ResampleImageFilter()
     rif.SetOutputSpacing(new_spacing[::-1].tolist())
@@ -124,9 +130,7 @@ def _resample(image: np.ndarray, roi: np.ndarray, spacing_zyx: tuple[float, floa
     rif.SetInterpolator(sitk.sitkNearestNeighbor)
     labels = sitk.GetArrayFromImage(rif.Execute(msk))
     out_roi = labels == 2
-    if resample.supported(s.interpolator, image.shape) and image.dtype in _SITK_NATIVE:
-        x = tuple(resample.positions(float(o), float(ms), float(ns), n)
-                  for o, ms, ns, n in zip(origin_index, mask_spacing, new_spacing, new_size, strict=True))
+    if fast_image:
         return resample.resample(image, x, inside=labels > 0), out_roi, out_spacing
     img = _to_sitk(image, spacing_zyx)
     rif.SetOutputPixelType(img.GetPixelID())

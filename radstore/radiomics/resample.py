@@ -57,6 +57,25 @@ def _inside(x: np.ndarray, n: int) -> np.ndarray:
     return (x >= -0.5) & (x < n - 0.5)
 
 
+def ambiguous(x_zyx: Sequence[np.ndarray], tolerance: float = 1e-9) -> bool:
+    """Whether a position lies within ``tolerance`` of a nearest-neighbour tie (``k + 0.5``) or of
+    the image border (``-0.5``, ``n - 0.5``): there ITK's rounding of its own position arithmetic
+    decides, elsewhere :func:`nearest` and ``-0.5 <= x < n - 0.5`` give ITK's results (positions
+    differ from ITK's by a few ulps)."""
+    return any(bool((np.abs(x - np.floor(x) - 0.5) < tolerance).any()) for x in x_zyx)  # (borders too)
+
+
+def nearest(image: np.ndarray, x_zyx: Sequence[np.ndarray]) -> np.ndarray:
+    """``image`` [z, y, x] at the grid ``x_zyx`` by nearest neighbour (ITK: index ``floor(x + 0.5)``;
+    0 outside ``-0.5 <= x < n - 0.5``). Equal to ITK's where the positions are not
+    :func:`ambiguous`."""
+    axes = list(zip(x_zyx, image.shape, strict=True))
+    idx = [np.clip(np.floor(x + 0.5).astype(np.int64), 0, n - 1) for x, n in axes]
+    kz, ky, kx = (_inside(x, n) for x, n in axes)
+    inside = kz[:, None, None] & ky[None, :, None] & kx[None, None, :]
+    return np.where(inside, image[np.ix_(*idx)], np.zeros((), dtype=image.dtype))
+
+
 @functools.lru_cache(maxsize=16)
 def bspline_decomposition(n: int) -> np.ndarray:
     """ITK's cubic B-spline coefficients of a line of ``n`` samples as a matrix ``P`` [n, n]

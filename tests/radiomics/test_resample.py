@@ -66,6 +66,28 @@ def test_bspline_equals_simpleitk(dtype: type) -> None:
         checked += 1
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.float64])
+def test_nearest_equals_simpleitk_away_from_ties(dtype: type) -> None:
+    """Nearest neighbour equals ITK's on grids without a position at a tie or on the image border;
+    grids with one are reported (ITK's rounding decides there: callers use SimpleITK)."""
+    rng = np.random.default_rng(11 + int(np.dtype(dtype).num))
+    checked = 0
+    while checked < 30:
+        arr, spacing, origin_index, new_spacing, size = _random_case(rng, dtype)
+        x = [resample.positions(o, s, ns, n) for o, s, ns, n in
+             zip(origin_index, spacing, new_spacing, size, strict=True)]
+        if resample.ambiguous(x):
+            continue
+        ref = _sitk_resample(arr, spacing, origin_index, new_spacing, size, "sitkNearestNeighbor")
+        got = resample.nearest(arr, x)
+        assert got.dtype == ref.dtype and np.array_equal(got, ref)
+        checked += 1
+    halving = resample.positions(0.5, 1.0, 2.0, 7)  # PyRadiomics' grid for 1 -> 2 mm: x = 2 j + 0.5
+    assert resample.ambiguous([halving, np.zeros(1), np.zeros(1)])
+    assert resample.ambiguous([np.array([-0.5]), np.zeros(1), np.zeros(1)])  # on the border
+    assert not resample.ambiguous([np.array([0.25, 3.7]), np.zeros(1), np.zeros(1)])
+
+
 def test_outside_positions_are_zero_and_single_voxel_lines_constant() -> None:
     arr = np.arange(1.0, 1.0 + 3 * 5 * 4).reshape(3, 5, 4)
     x = [np.array([-0.6, -0.5, 1.0, 2.49, 2.5]), np.array([0.0, 4.0]), np.array([1.25])]
@@ -84,17 +106,20 @@ def test_two_voxel_lines_are_left_to_simpleitk() -> None:
         resample.resample(np.zeros((2, 5, 5)), [np.zeros(1)] * 3)
 
 
-@pytest.mark.parametrize("grid", ["ct_to_1mm", "halving_odd_sizes", "spacing_098_to_1"])
-def test_prepare_resampled_equals_simpleitk_path(grid: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``prepare`` with a B-spline resampledPixelSpacing gives the arrays of the SimpleITK path, also
-    on grids whose positions tie in exact arithmetic: a last voxel exactly on the image border
-    (``x = n - 0.5`` when halving odd sizes) and nearest-neighbour ties (``0.98 -> 1`` mm)."""
+@pytest.mark.parametrize(("grid", "ties"), [("sts_ct_to_1mm", False), ("ct_098_to_1mm", True),
+                                           ("halving_odd_sizes", True)])
+def test_prepare_resampled_equals_simpleitk_path(grid: str, ties: bool,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """``prepare`` with a B-spline resampledPixelSpacing gives the arrays of the SimpleITK path: on a
+    real CT's spacings (mask by NumPy), and on grids whose positions tie in exact arithmetic (mask by
+    SimpleITK): nearest-neighbour ties (``0.98 -> 1`` mm at ``x = 24.5``) and a last voxel exactly on
+    the image border (``x = n - 0.5`` when halving odd sizes)."""
     from radstore.radiomics import imageops
     from radstore.radiomics.settings import RadiomicsSettings
 
-    shape, spacing, new = {"ct_to_1mm": ((14, 40, 36), (3.27, 0.98, 0.98), [1, 1, 1]),
-                           "halving_odd_sizes": ((15, 41, 37), (1.0, 1.0, 1.0), [2, 2, 2]),
-                           "spacing_098_to_1": ((20, 61, 57), (0.98, 0.98, 0.98), [1, 1, 1])}[grid]
+    shape, spacing, new = {"sts_ct_to_1mm": ((14, 40, 36), (3.27, 0.976562, 0.976562), [1, 1, 1]),
+                           "ct_098_to_1mm": ((14, 40, 36), (3.27, 0.98, 0.98), [1, 1, 1]),
+                           "halving_odd_sizes": ((15, 41, 37), (1.0, 1.0, 1.0), [2, 2, 2])}[grid]
     rng = np.random.default_rng(5)
     image = rng.normal(40, 200, shape).round().astype(np.int16)
     zz, yy, xx = np.indices(shape)
@@ -102,7 +127,11 @@ def test_prepare_resampled_equals_simpleitk_path(grid: str, monkeypatch: pytest.
     mask = (((zz - c[0]) / (0.45 * shape[0])) ** 2 + ((yy - c[1]) / (0.45 * shape[1])) ** 2
             + ((xx - c[2]) / (0.45 * shape[2])) ** 2 < 1).astype(np.uint8)
     s = RadiomicsSettings.from_params({"setting": {"resampledPixelSpacing": new}}).setting
+    seen: list[bool] = []
+    ambiguous = resample.ambiguous
+    monkeypatch.setattr(resample, "ambiguous", lambda x: seen.append(ambiguous(x)) or seen[-1])
     fast = imageops.prepare(image, mask, spacing, s, 1)
+    assert seen == [ties]
     monkeypatch.setattr(resample, "supported", lambda *_: False)
     slow = imageops.prepare(image, mask, spacing, s, 1)
     assert fast.array.dtype == slow.array.dtype == np.int16
