@@ -33,7 +33,7 @@ from threadpoolctl import ThreadpoolController
 
 from radstore.radiomics import firstorder, registry
 from radstore.radiomics._neighbours import shared_grids
-from radstore.radiomics.filters import derived_crops
+from radstore.radiomics.filters import derived_crops, pixel_type
 from radstore.radiomics.imageops import ROIError, bin_edges, discretise, prepare
 from radstore.radiomics.settings import RadiomicsSettings, Setting
 from radstore.radiomics.shape import shape_2d, shape_3d
@@ -56,6 +56,7 @@ class _Crop:
     mask: np.ndarray      # bool crop
     spacing: tuple[float, float, float]
     anchor: float | None  # IBSI fixed-bin-size lower edge (None: PyRadiomics edges)
+    dtype: np.dtype       # PyRadiomics' pixel type of the derived image (its bin edges' arithmetic)
     levels: int           # number of bins of its discretisation (bounds its grey levels)
 
 
@@ -166,7 +167,7 @@ def _intensity_features(chunk: list[_Crop], settings: RadiomicsSettings,
     s = chunk[0].setting
     x = _pad_stack([c.image for c in chunk], 0.0, device, torch.float64)
     m = _pad_stack([c.mask for c in chunk], False, device, torch.bool)
-    q, n_levels = discretise(x, m, s, [c.anchor for c in chunk])
+    q, n_levels = discretise(x, m, s, [c.anchor for c in chunk], dtypes=[c.dtype for c in chunk])
     spacing = chunk[0].spacing
     out: list[dict[str, float]] = [{} for _ in chunk]
 
@@ -248,13 +249,14 @@ def _prepare_roi(i: int, roi: ROI, settings: RadiomicsSettings, enabled: dict[st
                                s0.force2Ddimension)
         cmask = np.ascontiguousarray(prep.mask[prep.bbox])
         crops = []
-        for name, _kind, args in image_types:
+        for name, kind, args in image_types:
             crop = images[name]
             s = settings.setting_for(args)
             values = crop[cmask]
             anchor = _anchor(settings, s, values)
-            levels = len(bin_edges(float(values.min()), float(values.max()), s, anchor)) - 1
-            crops.append(_Crop(i, name, s, crop, cmask, prep.spacing_zyx, anchor, levels))
+            dtype = pixel_type(kind, prep.array.dtype)
+            levels = len(bin_edges(float(values.min()), float(values.max()), s, anchor, dtype)) - 1
+            crops.append(_Crop(i, name, s, crop, cmask, prep.spacing_zyx, anchor, dtype, levels))
     except ROIError as exc:
         raise ROIError(f"ROI {i}: {exc}") from exc
     return row, crops

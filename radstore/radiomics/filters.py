@@ -242,6 +242,16 @@ def wavelet_crops(image: np.ndarray, box: Box, wavelet: str = "coif1", start_lev
     return out
 
 
+def pixel_type(kind: str, image_dtype: np.dtype) -> np.dtype:
+    """The pixel type of PyRadiomics' derived image of ``kind`` ("Original", "LoG", "Wavelet") made
+    from a pre-processed image of ``image_dtype``: float32 for LoG (SimpleITK's filter output) and
+    for the original and wavelet images of a float32 image (pywt keeps float32), else float64.
+    PyRadiomics' bin edges are computed in this type (:func:`radstore.radiomics.imageops.bin_edges`)."""
+    if kind == "LoG" or np.dtype(image_dtype) == np.float32:
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)
+
+
 def derived_crops(image: np.ndarray, spacing_zyx: tuple[float, float, float], box: Box,
                   image_types: list[tuple[str, str, dict[str, Any]]],
                   force2d: bool, force2d_dimension: int) -> dict[str, np.ndarray]:

@@ -89,8 +89,9 @@ def _resample(image: np.ndarray, roi: np.ndarray, spacing_zyx: tuple[float, floa
     with the chosen interpolator in its own pixel type, the mask with nearest neighbour (= threshold
     0.5 on the binary label). Returns (image, ROI, spacing) on that grid. The B-spline image runs
     separably and the mask by nearest neighbour in NumPy (:mod:`radstore.radiomics.resample`:
-    SimpleITK's values, 10-30x faster); the mask goes through SimpleITK when a grid position ties
-    (there ITK's own rounding decides), and so do other interpolators and images with an axis of 2."""
+    SimpleITK's values, 10-30x faster); SimpleITK resamples the mask when a grid position ties and
+    the image when a value's cast is ambiguous (there ITK's own rounding decides), and other
+    interpolators and images with an axis of 2."""
     assert s.resampledPixelSpacing is not None
     bb = bounding_box(roi)
     if bb is None:
@@ -115,27 +116,36 @@ def _resample(image: np.ndarray, roi: np.ndarray, spacing_zyx: tuple[float, floa
     out_spacing = (float(new_spacing[0]), float(new_spacing[1]), float(new_spacing[2]))
     x = tuple(resample.positions(float(o), float(ms), float(ns), n)
               for o, ms, ns, n in zip(origin_index, mask_spacing, new_spacing, new_size, strict=True))
-    fast_image = resample.supported(s.interpolator, image.shape) and image.dtype in _SITK_NATIVE
-    if fast_image and not resample.ambiguous(x):
-        return resample.resample(image, x), resample.nearest(roi, x), out_spacing
-    # a position on a nearest-neighbour tie or on the image border: the mask by SimpleITK, whose
-    # rounding of its positions decides, labelled 1 + ROI so that 0 marks the voxels it finds outside
-    msk = _to_sitk(roi.astype(np.uint8) + np.uint8(1), spacing_zyx)
+    if resample.ambiguous(x):
+        # a position on a nearest-neighbour tie or on the image border: the mask by SimpleITK, whose
+        # rounding of its positions decides, labelled 1 + ROI so that 0 marks the voxels it finds outside
+        msk = _to_sitk(roi.astype(np.uint8) + np.uint8(1), spacing_zyx)
+        labels = sitk.GetArrayFromImage(_sitk_resampler(msk, new_spacing, new_size, origin_index,
+                                                        "sitkNearestNeighbor").Execute(msk))
+        out_roi, inside = labels == 2, labels > 0
+    else:
+        out_roi, inside = resample.nearest(roi, x), None
+    separable = resample.supported(s.interpolator, image.shape) and image.dtype in _SITK_NATIVE
+    img = resample.resample(image, x, inside) if separable else None
+    if img is None:  # another interpolator, or values whose cast ITK's own rounding decides
+        sitk_img = _to_sitk(image, spacing_zyx)
+        img = sitk.GetArrayFromImage(_sitk_resampler(sitk_img, new_spacing, new_size, origin_index,
+                                                     s.interpolator).Execute(sitk_img))
+    return img, out_roi, out_spacing
+
+
+def _sitk_resampler(image: sitk.Image, new_spacing_zyx: np.ndarray, new_size_zyx: list[int],
+                    origin_index_zyx: np.ndarray, interpolator: str) -> sitk.ResampleImageFilter:
+    """PyRadiomics' ``ResampleImageFilter`` for ``image``: the new grid starts at the input continuous
+    index ``origin_index_zyx``, in the input's direction and pixel type."""
     rif = sitk.ResampleImageFilter()
-    rif.SetOutputSpacing(new_spacing[::-1].tolist())
-    rif.SetOutputDirection(msk.GetDirection())
-    rif.SetSize(new_size[::-1])
-    rif.SetOutputOrigin(msk.TransformContinuousIndexToPhysicalPoint(origin_index[::-1].tolist()))
-    rif.SetOutputPixelType(msk.GetPixelID())
-    rif.SetInterpolator(sitk.sitkNearestNeighbor)
-    labels = sitk.GetArrayFromImage(rif.Execute(msk))
-    out_roi = labels == 2
-    if fast_image:
-        return resample.resample(image, x, inside=labels > 0), out_roi, out_spacing
-    img = _to_sitk(image, spacing_zyx)
-    rif.SetOutputPixelType(img.GetPixelID())
-    rif.SetInterpolator(getattr(sitk, s.interpolator))
-    return sitk.GetArrayFromImage(rif.Execute(img)), out_roi, out_spacing
+    rif.SetOutputSpacing(new_spacing_zyx[::-1].tolist())
+    rif.SetOutputDirection(image.GetDirection())
+    rif.SetSize(new_size_zyx[::-1])
+    rif.SetOutputOrigin(image.TransformContinuousIndexToPhysicalPoint(origin_index_zyx[::-1].tolist()))
+    rif.SetOutputPixelType(image.GetPixelID())
+    rif.SetInterpolator(getattr(sitk, interpolator))
+    return rif
 
 
 def _resegment(image: np.ndarray, mask: np.ndarray, s: Setting, label: int) -> np.ndarray:
@@ -191,34 +201,54 @@ def prepare(image: np.ndarray, mask: np.ndarray, spacing_zyx: tuple[float, float
         bb = _check(roi, s, label)
         if s.resegmentShape:
             shape_mask = roi
+    if arr.dtype.kind == "f":
+        _check_finite(arr[bb][roi[bb]], s)
     return Prepared(arr, roi, shape_mask, bb, spacing, itk)
 
 
-def bin_edges(values_min: float, values_max: float, s: Setting, anchor: float | None = None) -> np.ndarray:
-    """PyRadiomics ``getBinEdges``. Fixed count: ``numpy.histogram`` edges with the top edge + 1.
-    Fixed width: edges from ``min - (min mod w)`` (a multiple of w) in steps of w; a flat ROI gets
-    one bin. ``anchor`` (IBSI mode) starts the edges at that value instead."""
+def _check_finite(values: np.ndarray, s: Setting) -> None:
+    """ROIError when ROI values are NaN or infinite (PyRadiomics fails on them inside NumPy's
+    binning: ``arange: cannot compute length``)."""
+    bad = int(np.count_nonzero(~np.isfinite(values)))
+    if bad:
+        why = (" (normalize divides by the image's standard deviation: 0 for a constant image)"
+               if s.normalize else "")
+        raise ROIError(f"the image has {bad} non-finite value(s) (NaN or inf) inside the ROI{why}")
+
+
+def bin_edges(values_min: float, values_max: float, s: Setting, anchor: float | None = None,
+              dtype: np.dtype | type = np.float64) -> np.ndarray:
+    """PyRadiomics ``getBinEdges`` (float64 edges) for ROI values of pixel type ``dtype`` (float32 or
+    float64: PyRadiomics' arithmetic runs in the image's type, so float32 images get float32
+    edges, e.g. LoG images). Fixed count: ``numpy.histogram`` edges with the top edge + 1. Fixed
+    width: edges from ``min - (min mod w)`` (a multiple of w) in steps of w; a flat ROI gets one bin.
+    ``anchor`` (IBSI mode) starts the edges at that value instead."""
+    ftype = np.dtype(dtype).type
+    lo, hi = ftype(values_min), ftype(values_max)
     if s.binCount is not None:
-        edges = np.histogram_bin_edges(np.array([values_min, values_max], dtype=np.float64), s.binCount)
+        edges = np.histogram_bin_edges(np.array([lo, hi]), s.binCount)
         edges[-1] += 1
-        return edges
+        return edges.astype(np.float64)
     w = s.bin_width
     assert w is not None
-    low = anchor if anchor is not None else values_min - (values_min % w)
-    edges = np.arange(low, values_max + 2 * w, w)
+    if anchor is not None:
+        edges = np.arange(anchor, float(values_max) + 2 * w, w)
+    else:
+        edges = np.arange(lo - (lo % w), hi + 2 * w, w)
     if len(edges) == 1:
         edges = np.array([edges[0] - 0.5, edges[0] + 0.5])
-    return edges
+    return edges.astype(np.float64)
 
 
 def discretise(x: torch.Tensor, mask: torch.Tensor, s: Setting, anchors: list[float | None] | None = None,
-               method: str = "auto") -> tuple[torch.Tensor, int]:
+               method: str = "auto", dtypes: list[np.dtype] | None = None) -> tuple[torch.Tensor, int]:
     """Grey levels ``q`` (int64 [B,Z,Y,X], 1..Ng inside the ROI, 0 outside) as ``numpy.digitize`` with
-    PyRadiomics' bin edges, per ROI; returns ``(q, max level over the batch)``. ``method`` "numpy"
+    PyRadiomics' bin edges, per ROI (``dtypes``: the pixel type PyRadiomics has for each, see
+    :func:`bin_edges`; float64 when None); returns ``(q, max level over the batch)``. ``method`` "numpy"
     (the "auto" choice for CPU tensors) bins the ROI voxels only (``searchsorted(side="right")`` is
     ``digitize``); "torch" (any device) uses ``torch.bucketize(right=True)``, the same rule."""
     if cpu_method(method, x) == "numpy":
-        return _discretise_numpy(x, mask, s, anchors)
+        return _discretise_numpy(x, mask, s, anchors, dtypes)
     q = torch.zeros(x.shape, dtype=torch.int64, device=x.device)
     big = torch.finfo(x.dtype).max
     mins = torch.where(mask, x, torch.full_like(x, big)).flatten(1).amin(1).cpu().numpy()
@@ -226,7 +256,8 @@ def discretise(x: torch.Tensor, mask: torch.Tensor, s: Setting, anchors: list[fl
     n_levels = 1
     for b in range(x.shape[0]):
         anchor = anchors[b] if anchors is not None else None
-        edges = torch.as_tensor(bin_edges(float(mins[b]), float(maxs[b]), s, anchor), dtype=x.dtype,
+        dtype = dtypes[b] if dtypes is not None else np.float64
+        edges = torch.as_tensor(bin_edges(float(mins[b]), float(maxs[b]), s, anchor, dtype), dtype=x.dtype,
                                 device=x.device)
         qb = torch.bucketize(x[b], edges, right=True)
         q[b] = torch.where(mask[b], qb, torch.zeros_like(qb))
@@ -257,8 +288,8 @@ def _digitize_evenly_spaced(vals: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return np.searchsorted(edges, vals, side="right")
 
 
-def _discretise_numpy(x: torch.Tensor, mask: torch.Tensor, s: Setting, anchors: list[float | None] | None
-                      ) -> tuple[torch.Tensor, int]:
+def _discretise_numpy(x: torch.Tensor, mask: torch.Tensor, s: Setting, anchors: list[float | None] | None,
+                      dtypes: list[np.dtype] | None) -> tuple[torch.Tensor, int]:
     xn, mn = x.numpy(), mask.numpy()
     q = np.zeros(xn.shape, dtype=np.int64)
     n_levels = 1
@@ -268,7 +299,8 @@ def _discretise_numpy(x: torch.Tensor, mask: torch.Tensor, s: Setting, anchors: 
         if vals.size == 0:
             continue
         anchor = anchors[b] if anchors is not None else None
-        edges = bin_edges(float(vals.min()), float(vals.max()), s, anchor)
+        dtype = dtypes[b] if dtypes is not None else np.float64
+        edges = bin_edges(float(vals.min()), float(vals.max()), s, anchor, dtype)
         levels = _digitize_evenly_spaced(vals, edges)
         q[b][inside] = levels
         n_levels = max(n_levels, int(levels.max()))

@@ -26,6 +26,12 @@ The per-axis maps reproduce ITK 5:
   resampling by SimpleITK itself, which is exact and cheap (ties of nearest neighbour are decided
   by the same rounding).
 
+- The cast to the input pixel type (clamp, then truncate for integers): our sums differ from ITK's
+  by rounding (~1e-14 of the image's magnitude), which truncation turns into a difference of 1 where
+  the exact value is an integer: wherever the grid meets the input grid along every axis (the
+  B-spline then returns the input values) and in constant regions. :func:`resample` reports such
+  grids (None) and callers resample them with SimpleITK.
+
 Lines of exactly 2 samples are not handled (ITK's mirror reads outside the buffer there): callers use
 SimpleITK for them (:func:`supported`).
 """
@@ -146,6 +152,25 @@ def bspline_axis(x: np.ndarray, n: int, zero_outside: bool = True) -> tuple[np.n
     return out, window
 
 
+CAST_TOLERANCE = 1e-12  # x the window's largest |value|: 100x the largest difference from ITK's sums seen
+
+
+def cast_ambiguous(values: np.ndarray, dtype: np.dtype, scale: float) -> bool:
+    """Whether casting ``values`` (float64, differing from ITK's sums by rounding: at most ~1e-14 x
+    ``scale``, the input's largest magnitude) to an integer ``dtype`` could truncate differently from
+    ITK: a value within ``CAST_TOLERANCE * scale`` of a non-zero integer (truncation toward zero
+    maps both sides of 0 to 0, the value of the voxels outside the image too). Such values are
+    integers in exact arithmetic where the grid meets the input grid along every axis (the B-spline
+    returns the input there: an axis kept at its spacing, 3 -> 1 mm) or in constant regions;
+    elsewhere they are rare.
+    Float types round to nearest: never ambiguous beyond one ulp of the output type."""
+    if not np.issubdtype(dtype, np.integer) or values.size == 0:
+        return False
+    nearest = np.rint(values)
+    near = np.abs(values - nearest) <= CAST_TOLERANCE * max(scale, 1.0)
+    return bool((near & (nearest != 0)).any())
+
+
 def _cast(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """ITK's ``CastPixelWithBoundsChecking``: clamp to the type's range, then C cast (integers
     truncate toward zero, float32 rounds to nearest)."""
@@ -155,10 +180,16 @@ def _cast(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return values.astype(dtype)
 
 
-def resample(image: np.ndarray, x_zyx: Sequence[np.ndarray], inside: np.ndarray | None = None) -> np.ndarray:
+def resample(image: np.ndarray, x_zyx: Sequence[np.ndarray], inside: np.ndarray | None = None
+             ) -> np.ndarray | None:
     """``image`` [z, y, x] sampled with the cubic B-spline at the grid of per-axis input continuous
     indices ``x_zyx`` (see :func:`positions`), in ``image``'s dtype; 0 where ``inside`` [z, y, x]
-    (bool, the grid's shape) is False, or when it is None, outside ``-0.5 <= x < n - 0.5``."""
+    (bool, the grid's shape) is False, or when it is None, outside ``-0.5 <= x < n - 0.5``.
+
+    None when the result would not be ITK's for certain: an integer image with a value that ITK's
+    truncation of its own (differently rounded) sum may put on the other side of an integer
+    (:func:`cast_ambiguous`); callers then resample with SimpleITK. Float32 output may differ from
+    ITK's by one float32 ulp in rare voxels; float64 by the rounding of the sums."""
     if image.ndim != 3 or len(x_zyx) != 3:
         raise ValueError(f"need a 3-D image and 3 position arrays, got {image.shape} and {len(x_zyx)}")
     if not supported("sitkBSpline", image.shape):
@@ -169,6 +200,7 @@ def resample(image: np.ndarray, x_zyx: Sequence[np.ndarray], inside: np.ndarray 
     if any(w.stop <= w.start for w in windows):  # the whole grid lies outside the image
         return np.zeros((len(mz), len(my), len(mx)), dtype=image.dtype)
     v = np.asarray(image[windows], dtype=np.float64)
+    scale = float(np.abs(v).max())
     nz, ny, _ = v.shape
     # x, then y, then z (usually the upsampled axis): each product reads and writes C-order arrays
     v = (v.reshape(nz * ny, -1) @ mx.T).reshape(nz, ny, -1)
@@ -178,4 +210,6 @@ def resample(image: np.ndarray, x_zyx: Sequence[np.ndarray], inside: np.ndarray 
         if inside.shape != v.shape:
             raise ValueError(f"inside {inside.shape} must have the grid's shape {v.shape}")
         v[~inside] = 0.0
+    if cast_ambiguous(v, image.dtype, scale):
+        return None
     return _cast(v, image.dtype)

@@ -301,7 +301,8 @@ def test_chunks_group_by_setting_and_bin_count() -> None:
 
     def crop(roi: int, levels: int, setting: Setting, size: int = 50) -> _Crop:
         m = np.ones((size, size, size), dtype=bool)
-        return _Crop(roi, f"t{levels}", setting, m.astype(float), m, (1.0, 1.0, 1.0), None, levels)
+        return _Crop(roi, f"t{levels}", setting, m.astype(float), m, (1.0, 1.0, 1.0), None,
+                     np.dtype(np.float64), levels)
 
     s25, s5 = Setting(binWidth=25), Setting(binWidth=5)
     crops = [crop(0, 12, s25), crop(0, 14, s25), crop(0, 170, s25), crop(0, 13, s5), crop(1, 12, s25)]
@@ -329,7 +330,7 @@ def test_small_batches_run_without_a_thread_pool() -> None:
     def crop(levels: int, size: int) -> _Crop:
         m = np.ones((size, size, size), dtype=bool)
         return _Crop(0, f"t{levels}", Setting(binWidth=25), m.astype(float), m, (1.0, 1.0, 1.0), None,
-                     levels)
+                     np.dtype(np.float64), levels)
 
     small = _chunks([crop(levels, 16) for levels in (3, 12, 40)], workers=2)
     assert len(small) == 1 and _chunk_workers(small, 2) == 1
@@ -365,8 +366,10 @@ def test_discretise_numpy_equals_torch(params: dict[str, float]) -> None:
     x[1] = 7.0  # flat ROI: one bin
     s = Setting(**params)
     anchors = [None, None, -500.0]  # IBSI: an edge at or below the ROI minimum
-    qa, na = discretise(x, m, s, anchors, method="numpy")
-    qb, nb = discretise(x, m, s, anchors, method="torch")
+    x[2] = x[2].float().double()  # a float32 image: its edges in float32
+    dtypes = [np.dtype(np.float64), np.dtype(np.float64), np.dtype(np.float32)]
+    qa, na = discretise(x, m, s, anchors, method="numpy", dtypes=dtypes)
+    qb, nb = discretise(x, m, s, anchors, method="torch", dtypes=dtypes)
     assert na == nb > 1 and torch.equal(qa, qb)
     assert int(qa[~m].abs().sum()) == 0 and int(qa[m].min()) >= 1
 
@@ -472,3 +475,26 @@ def test_histogram_select_equals_sort(case: str) -> None:
     else:
         assert got is not None
         np.testing.assert_array_equal(got, np.sort(v)[ranks])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16])
+@pytest.mark.parametrize("params", [{}, {"binCount": 16}, {"binCount": 7}, {"binWidth": 0.7},
+                                    {"binWidth": 3}])
+def test_bin_edges_equal_pyradiomics_in_the_pixel_type(dtype: type, params: dict[str, float]) -> None:
+    """``bin_edges`` gives PyRadiomics' ``getBinEdges`` edges bit for bit, whose arithmetic runs in
+    the ROI's pixel type (float32 images: float32 edges; a flat float32 ROI's one voxel value lies on
+    an edge only in exact arithmetic), for spread and flat ROIs."""
+    imageoperations = pytest.importorskip("radiomics.imageoperations")
+    from radstore.radiomics.imageops import bin_edges
+    from radstore.radiomics.settings import Setting
+
+    rng = np.random.default_rng(4)
+    s = Setting(**params)
+    kwargs = {"binCount": s.binCount} if s.binCount is not None else {"binWidth": s.bin_width}
+    arrays = [rng.normal(30, 40, 50), rng.normal(30, 40, 50).round(), np.full(9, 3.590328),
+              np.full(9, -75.0), rng.normal(0.3, 0.2, 50)]
+    for values in (a.astype(dtype) for a in arrays):
+        ref = np.asarray(imageoperations.getBinEdges(values, **kwargs), dtype=np.float64)
+        edge_type = np.float32 if dtype == np.float32 else np.float64
+        ours = bin_edges(float(values.min()), float(values.max()), s, None, edge_type)
+        assert np.array_equal(ours, ref), (values[:3], ours, ref)

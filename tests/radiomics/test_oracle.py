@@ -111,3 +111,67 @@ def test_real_sarcoma_ct_from_dicom_rtstruct(shared_data, case: str, config: str
     assert ours["original_shape_MeshVolume"] > 10_000  # a real tumour (mm^3), not an empty or tiny mask
     rtol = 1e-3 if config == "log_wavelet" else 1e-4
     _assert_close(ours, extract_files(*args, backend="pyradiomics"), rtol=rtol)
+
+
+RESAMPLING_GRIDS = {  # (shape, spacing zyx, image kind, resampledPixelSpacing, interpolator, padDistance)
+    "z_kept_3mm_to_1mm_int16": ((12, 15, 14), (3.27, 3.0, 3.0), "int16", [1, 1, 0], "sitkBSpline", 5),
+    "constant_uint8_knots_5mm": ((8, 10, 9), (5.0, 2.0, 2.0), "constant_uint8", [1, 1, 1], "sitkBSpline", 1),
+    "flat_float32_on_a_bin_edge": ((20, 15, 9), (0.5, 0.8, 0.8), "constant_float32_on_edge", [1, 1, 1],
+                                   "sitkBSpline", 1),
+    "ties_098_to_1mm": ((10, 24, 22), (3.27, 0.98, 0.98), "int16", [1, 1, 1], "sitkBSpline", 5),
+    "slices_2_5mm_float32": ((14, 18, 18), (2.5, 0.8, 0.8), "float32", [1, 1, 1], "sitkBSpline", 0),
+    "halving_odd_sizes_linear": ((15, 21, 19), (1.0, 1.0, 1.0), "int16", [2, 2, 2], "sitkLinear", 1),
+    "upsampling_nearest_uint8": ((6, 9, 8), (1.5, 1.25, 1.25), "uint8", [0.5, 0.5, 0.5],
+                                 "sitkNearestNeighbor", 5),
+}
+_SPACINGS = (0.5, 0.8, 0.976562, 0.98, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 3.27, 5.0)
+_TARGETS = ([1, 1, 1], [2, 2, 2], [1, 1, 0], [0.5, 0.5, 0.5], [1.5, 1.5, 1.5], [0.8, 0.8, 2.5])
+_KINDS = ("int16", "uint8", "float32", "constant_uint8", "constant_int16", "constant_float32")
+
+
+def _random_grid(seed: int) -> tuple:
+    rng = np.random.default_rng(seed)
+    return (tuple(int(n) for n in rng.integers(4, 22, 3)),
+            (float(rng.choice(_SPACINGS)), *[float(rng.choice(_SPACINGS))] * 2),
+            str(rng.choice(_KINDS)), list(_TARGETS[rng.integers(len(_TARGETS))]),
+            str(rng.choice(["sitkBSpline", "sitkBSpline", "sitkLinear", "sitkNearestNeighbor"])),
+            int(rng.choice([0, 1, 5])))
+
+
+def _resampling_roi(seed: int, shape: tuple[int, int, int], kind: str) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    dtype = kind.removeprefix("constant_").removesuffix("_on_edge")
+    image = rng.normal(40, 200, shape).clip(*((0, 255) if dtype == "uint8" else (-1024, 3000)))
+    image = image.astype(np.float32) if dtype == "float32" else image.round().astype(dtype)
+    if kind.startswith("constant"):
+        # on_edge: 16 bins of [v - 0.5, v + 0.5] put v on edge 8 in exact arithmetic; float32 edges
+        # (PyRadiomics' for a float32 image) round that edge above v (bin 8), float64 ones not (bin 9)
+        image[:] = np.float32(3.590328) if kind.endswith("on_edge") else image.flat[0]
+    zz, yy, xx = np.indices(shape)
+    c, r = rng.uniform(0.35, 0.65, 3) * np.array(shape), rng.uniform(1.5, 5.0, 3)
+    mask = (((zz - c[0]) / r[0]) ** 2 + ((yy - c[1]) / r[1]) ** 2 + ((xx - c[2]) / r[2]) ** 2 < 1)
+    mask[tuple(int(v) for v in c)] = True
+    mask[int(c[0]), int(c[1]), int(c[2]) - 1] = True  # at least 2 voxels
+    return image, mask.astype(np.uint8)
+
+
+@pytest.mark.parametrize("grid", list(RESAMPLING_GRIDS) + [f"random_{s}" for s in range(12)])
+def test_resampled_rois_on_varied_grids(grid: str) -> None:
+    """Randomized oracle for resampling: all 107 features after PyRadiomics' resampling on grids that
+    stress exact-arithmetic corners (an axis kept at its spacing while 3 -> 1 mm in-plane, constant
+    images, nearest-neighbour ties, 2.5 mm slices, halving odd sizes; a flat float32 ROI, whose
+    value lies on a bin edge only in exact arithmetic: PyRadiomics bins it with float32 edges) and
+    on random shapes, clinical spacings, targets, pixel types, interpolators and pads."""
+    seed = int(grid.removeprefix("random_")) + 100 if grid.startswith("random_") else len(grid)
+    shape, spacing, kind, target, interpolator, pad = (
+        _random_grid(seed) if grid.startswith("random_") else RESAMPLING_GRIDS[grid])
+    image, mask = _resampling_roi(seed, shape, kind)
+    settings = RadiomicsSettings.from_params({"setting": {
+        "resampledPixelSpacing": target, "interpolator": interpolator, "padDistance": pad, "binCount": 16}})
+    try:
+        ref = pb.extract(image, mask, spacing, settings)
+    except ValueError as err:  # PyRadiomics refuses the ROI (e.g. one voxel after resampling): so must we
+        with pytest.raises(ValueError):
+            extract(image, mask, spacing, settings)
+        pytest.skip(f"both refuse the ROI: {err}")
+    _assert_close(extract(image, mask, spacing, settings), ref, rtol=1e-4)

@@ -98,6 +98,32 @@ def test_outside_positions_are_zero_and_single_voxel_lines_constant() -> None:
     np.testing.assert_allclose(out, 7.0, rtol=1e-14)
 
 
+@pytest.mark.parametrize("dtype", [np.int16, np.uint8])
+def test_casts_that_itk_rounding_decides_are_reported(dtype: type) -> None:
+    """Where the grid meets the input grid along every axis (z kept, x and y 3 -> 1 mm: one voxel in
+    9 is an input voxel) or the image is constant, the B-spline gives integers in exact arithmetic
+    and ITK's truncation of its own sums decides between two values: ``resample`` returns None
+    (callers use SimpleITK); off those grids it equals ITK's cast, float images always."""
+    rng = np.random.default_rng(2)
+    arr = rng.normal(100, 40, (9, 12, 11)).clip(0, 255).round().astype(dtype)
+    spacing, new_spacing = np.array([2.0, 3.0, 3.0]), np.array([2.0, 1.0, 1.0])
+    origin_index = 0.5 * (new_spacing - spacing) / spacing  # PyRadiomics' grid: x = -1/3 + k/3
+    size = [9, 34, 31]
+    x = [resample.positions(o, s, ns, n) for o, s, ns, n in
+         zip(origin_index, spacing, new_spacing, size, strict=True)]
+    assert resample.resample(arr, x) is None
+    ref = _sitk_resample(arr.astype(np.float64), spacing, origin_index, new_spacing, size, "sitkBSpline")
+    knots = ref[:, 1::3, 1::3]  # positions 0, 1, 2, ... of the input along y and x
+    np.testing.assert_allclose(knots, arr[:, : knots.shape[1], : knots.shape[2]], rtol=0, atol=1e-10)
+    assert resample.resample(np.full((5, 6, 7), 40, dtype), x) is None
+    assert resample.resample(arr.astype(np.float32), x) is not None
+    shifted = origin_index + np.array([0.0, 0.1, 0.1])  # off the input grid in-plane: no near-integers
+    got = resample.resample(arr, [resample.positions(o, s, ns, n) for o, s, ns, n in
+                                  zip(shifted, spacing, new_spacing, size, strict=True)])
+    assert got is not None
+    assert np.array_equal(got, _sitk_resample(arr, spacing, shifted, new_spacing, size, "sitkBSpline"))
+
+
 def test_two_voxel_lines_are_left_to_simpleitk() -> None:
     assert not resample.supported("sitkBSpline", (2, 10, 10))
     assert not resample.supported("sitkLinear", (10, 10, 10))
@@ -107,19 +133,22 @@ def test_two_voxel_lines_are_left_to_simpleitk() -> None:
 
 
 @pytest.mark.parametrize(("grid", "ties"), [("sts_ct_to_1mm", False), ("ct_098_to_1mm", True),
-                                           ("halving_odd_sizes", True)])
+                                           ("halving_odd_sizes", True), ("z_kept_3mm_to_1mm", False)])
 def test_prepare_resampled_equals_simpleitk_path(grid: str, ties: bool,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """``prepare`` with a B-spline resampledPixelSpacing gives the arrays of the SimpleITK path: on a
     real CT's spacings (mask by NumPy), and on grids whose positions tie in exact arithmetic (mask by
     SimpleITK): nearest-neighbour ties (``0.98 -> 1`` mm at ``x = 24.5``) and a last voxel exactly on
-    the image border (``x = n - 0.5`` when halving odd sizes)."""
+    the image border (``x = n - 0.5`` when halving odd sizes); and on a grid that meets the input grid
+    along every axis (z kept, 3 -> 1 mm in-plane: integer values whose truncation ITK's rounding
+    decides, the image by SimpleITK). The reference runs SimpleITK for both arrays."""
     from radstore.radiomics import imageops
     from radstore.radiomics.settings import RadiomicsSettings
 
     shape, spacing, new = {"sts_ct_to_1mm": ((14, 40, 36), (3.27, 0.976562, 0.976562), [1, 1, 1]),
                            "ct_098_to_1mm": ((14, 40, 36), (3.27, 0.98, 0.98), [1, 1, 1]),
-                           "halving_odd_sizes": ((15, 41, 37), (1.0, 1.0, 1.0), [2, 2, 2])}[grid]
+                           "halving_odd_sizes": ((15, 41, 37), (1.0, 1.0, 1.0), [2, 2, 2]),
+                           "z_kept_3mm_to_1mm": ((15, 19, 18), (3.27, 3.0, 3.0), [1, 1, 0])}[grid]
     rng = np.random.default_rng(5)
     image = rng.normal(40, 200, shape).round().astype(np.int16)
     zz, yy, xx = np.indices(shape)
@@ -133,6 +162,7 @@ def test_prepare_resampled_equals_simpleitk_path(grid: str, ties: bool,
     fast = imageops.prepare(image, mask, spacing, s, 1)
     assert seen == [ties]
     monkeypatch.setattr(resample, "supported", lambda *_: False)
+    monkeypatch.setattr(resample, "ambiguous", lambda x: True)
     slow = imageops.prepare(image, mask, spacing, s, 1)
     assert fast.array.dtype == slow.array.dtype == np.int16
     assert np.array_equal(fast.array, slow.array) and np.array_equal(fast.mask, slow.mask)

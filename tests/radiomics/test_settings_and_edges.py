@@ -113,6 +113,23 @@ def test_non_finite_values_raise_and_huge_finite_values_pass(monkeypatch: pytest
     assert extract(image, mask, (1.0, 1.0, 1.0), s)["original_ngtdm_Busyness"] == 1e308
 
 
+def test_non_finite_image_values_in_the_roi_raise_a_clear_error() -> None:
+    """NaN/inf inside the ROI (or a constant image normalised: 0/0) give an ROIError that says so
+    (PyRadiomics fails inside NumPy's binning); outside the ROI they do not matter."""
+    image = np.random.default_rng(3).normal(0, 50, (6, 9, 9)).astype(np.float32)
+    mask = np.zeros(image.shape, np.uint8)
+    mask[1:5, 2:7, 2:7] = 1
+    s = RadiomicsSettings.from_params(None)
+    image[0, 0, 0] = np.nan
+    assert np.isfinite(extract(image, mask, (1.0, 1.0, 1.0), s)["original_firstorder_Mean"])
+    image[2, 3, 3], image[3, 4, 4] = np.nan, np.inf
+    with pytest.raises(ROIError, match=r"2 non-finite value\(s\) \(NaN or inf\) inside the ROI$"):
+        extract(image, mask, (1.0, 1.0, 1.0), s)
+    normalised = RadiomicsSettings.from_params({"setting": {"normalize": True}})
+    with pytest.raises(ROIError, match="0 for a constant image"):
+        extract(np.full(image.shape, 40, np.int16), mask, (1.0, 1.0, 1.0), normalised)
+
+
 def test_flat_roi_single_slice_gives_defined_values():
     image = np.full((4, 8, 8), 40, dtype=np.int16)
     mask = np.zeros(image.shape, np.uint8)
