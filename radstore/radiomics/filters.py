@@ -57,7 +57,12 @@ def _recursive_gaussian_kernels(sigma: float, spacing: float, reach: int) -> tup
     ``spacing`` mm: smoothing (order 0) and second derivative (order 2) divided by ``spacing**2``, as
     ``LaplacianRecursiveGaussianImageFilter`` sums it. Read from the filter run on a unit impulse in
     the middle of a line of ``2 reach + 1`` zeros (zero ends add nothing: see
-    :func:`_recursive_gaussian_operators`)."""
+    :func:`_recursive_gaussian_operators`). The filter's output is float32, so each read value
+    carries a relative rounding error (~6e-8) and their sum misses ITK's DC gain (1 for smoothing,
+    0 for the second derivative, which its coefficients are normalised to) by ~1e-8: a constant
+    region of value c would get c * 1e-8 instead of ITK's ~0. The sums are restored exactly by the
+    least-squares correction for errors proportional to the values, ``h += (gain - sum h) h^2 /
+    sum h^2``."""
     n = 2 * reach + 1
     line = np.zeros((1, n))
     line[0, reach] = 1.0
@@ -70,7 +75,10 @@ def _recursive_gaussian_kernels(sigma: float, spacing: float, reach: int) -> tup
         f.SetDirection(0)
         f.SetOrder(order)
         f.SetNormalizeAcrossScale(True)
-        out.append(sitk.GetArrayFromImage(f.Execute(img))[0].astype(np.float64))
+        h = sitk.GetArrayFromImage(f.Execute(img))[0].astype(np.float64)
+        gain = 1.0 if order == sitk.RecursiveGaussianImageFilter.ZeroOrder else 0.0
+        h += (gain - h.sum()) * h**2 / np.sum(h**2)
+        out.append(h)
     smooth, second = out
     second /= spacing**2
     for h in out:

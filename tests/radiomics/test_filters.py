@@ -7,6 +7,7 @@ import pytest
 import SimpleITK as sitk
 
 from radstore.radiomics.filters import (
+    _recursive_gaussian_kernels,
     _recursive_gaussian_operators,
     _wavelet_window,
     derived_crops,
@@ -133,3 +134,17 @@ def test_line_operators_equal_itk_on_identity(sigma: float, spacing: float, leng
         want = sitk.GetArrayFromImage(f.Execute(eye)).T.astype(np.float64) * scale
         assert not op.flags.writeable
         np.testing.assert_allclose(op, want, rtol=0, atol=4 * np.finfo(np.float32).eps * np.abs(want).max())
+
+
+@pytest.mark.parametrize(("sigma", "spacing"), [(1.0, 0.977), (2.0, 3.0), (3.0, 2.5)])
+def test_log_of_a_constant_image_is_zero_as_itk(sigma: float, spacing: float) -> None:
+    """ITK's recursive Gaussian has DC gain 1 (smoothing) and 0 (second derivative); the kernels read
+    from its float32 output are corrected to those sums, so a constant region's LoG is ~0 as in
+    PyRadiomics (~1e-13) instead of c x 1e-8 from the readout's rounding."""
+    smooth, second = _recursive_gaussian_kernels(sigma, spacing, int(np.ceil(12 * sigma / spacing)) + 2)
+    assert abs(smooth.sum() - 1.0) < 1e-15 and abs(second.sum()) < 1e-15
+    image = np.full((12, 30, 30), 550, np.int16)
+    sp = (spacing, 0.7, 0.7)
+    got = log_crop(image, sp, (slice(3, 9), slice(5, 25), slice(5, 25)), sigma)
+    ref = _pyradiomics("LoG", image, sp, sigma=[sigma])[f"log-sigma-{str(sigma).replace('.', '-')}-mm-3D"]
+    assert np.abs(ref).max() < 1e-9 and np.abs(got).max() < 1e-9
