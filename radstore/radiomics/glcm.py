@@ -163,6 +163,40 @@ def _sum_diff_order(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
     return so, ss, do, ds
 
 
+@functools.lru_cache(maxsize=16)
+def _value_sum_diff_order(level_bytes: bytes) -> tuple[np.ndarray, ...]:
+    """:func:`_sum_diff_order` for grey levels of arbitrary values (float64 ``level_bytes``, increasing):
+    the cell orders by ``i + j`` and ``|i - j|``, the start of each distinct value's run, and the
+    distinct values (``|i - j|`` starts at 0: the diagonal)."""
+    lv = np.frombuffer(level_bytes, dtype=np.float64)
+    out: list[np.ndarray] = []
+    for vals in ((lv[:, None] + lv[None, :]).ravel(), np.abs(lv[:, None] - lv[None, :]).ravel()):
+        order = np.argsort(vals, kind="stable")
+        ordered = vals[order]
+        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+        out += [order, starts, ordered[starts]]
+    return tuple(out)
+
+
+def _level_sum_diff_distributions(flat: Array, level_values: Array) -> tuple[Array, Array, Array, Array]:
+    """``(p_x+y, k_sum, p_x-y, k_diff)`` over the distinct values ``k`` of ``i + j`` and ``|i - j|``
+    for matrices ``flat`` [..., N^2] whose rows/columns are the grey levels ``level_values`` [N]
+    (compacted: only those present)."""
+    if isinstance(flat, np.ndarray):
+        so, ss, k_sum, do, ds, k_diff = _value_sum_diff_order(np.ascontiguousarray(level_values).tobytes())
+        return (np.add.reduceat(flat[..., so], ss, axis=-1), k_sum,
+                np.add.reduceat(flat[..., do], ds, axis=-1), k_diff)
+    lv = level_values
+    lead = flat.shape[:-1]
+    res: list[Array] = []
+    i, j = lv.view(-1, 1), lv.view(1, -1)
+    for vals in ((i + j).flatten(), (i - j).abs().flatten()):
+        k, inverse = torch.unique(vals, sorted=True, return_inverse=True)
+        dist = torch.zeros(*lead, len(k), device=flat.device, dtype=flat.dtype).index_add_(-1, inverse, flat)
+        res += [dist, k]
+    return res[0], res[1], res[2], res[3]
+
+
 def _sum_diff_distributions(flat: Array, n: int) -> tuple[Array, Array]:
     """``p_x+y`` [..., 2N - 1] and ``p_x-y`` [..., N] of the flattened matrices ``flat`` [..., N^2]:
     NumPy by ordered sums (``reduceat``), torch by ``index_add_``."""
@@ -178,10 +212,12 @@ def _sum_diff_distributions(flat: Array, n: int) -> tuple[Array, Array]:
     return pxa, pxs
 
 
-def _feature_formulas(p: Array, ng_roi: Array, n_present: Array) -> dict[str, Array]:
+def _feature_formulas(p: Array, ng_roi: Array, n_present: Array, level_values: Array | None = None
+                      ) -> dict[str, Array]:
     """Per-direction GLCM features ``[B, A]`` of normalised matrices ``p`` [B, A, N, N] (NumPy
     array or torch tensor, any device; PyRadiomics formulas), then averaged over the valid (non-empty)
-    directions: float64 [B] per feature, of the same kind as ``p``.
+    directions: float64 [B] per feature, of the same kind as ``p``. Rows/columns are the grey levels
+    ``1..N``, or ``level_values`` [N] (float64) when the levels were compacted to those present.
 
     Sums of a function of ``i + j`` or ``|i - j|`` are taken over ``p_x+y`` and ``p_x-y`` (the same
     terms regrouped): cluster tendency/shade/prominence ``sum_k p_x+y(k) (k - ux - uy)^m``,
@@ -198,15 +234,19 @@ def _feature_formulas(p: Array, ng_roi: Array, n_present: Array) -> dict[str, Ar
     xp = ops(p)
     bsz, na, n, _ = p.shape
     valid = p.sum(axis=(2, 3)) > 0
-    lv = xp.levels(p, 1, n + 1)
     px = p.sum(3)
     py = p.sum(2)
+    flat = p.reshape(bsz, na, n * n)
+    if level_values is None:
+        lv = xp.levels(p, 1, n + 1)
+        pxa, pxs = _sum_diff_distributions(flat, n)
+        k_sum = xp.levels(p, 2, 2 * n + 1)
+        k_diff = xp.levels(p, 0, n)
+    else:
+        lv = level_values
+        pxa, k_sum, pxs, k_diff = _level_sum_diff_distributions(flat, level_values)
     ux = (px * lv).sum(-1)
     uy = (py * lv).sum(-1)
-    flat = p.reshape(bsz, na, n * n)
-    pxa, pxs = _sum_diff_distributions(flat, n)
-    k_sum = xp.levels(p, 2, 2 * n + 1)
-    k_diff = xp.levels(p, 0, n)
 
     def ent(t: Array) -> Array:
         return -(t * xp.log2(t + EPS)).sum(-1)
@@ -269,16 +309,19 @@ def _feature_formulas(p: Array, ng_roi: Array, n_present: Array) -> dict[str, Ar
 
 
 def _from_matrices(
-    p: torch.Tensor, ng_roi: torch.Tensor, n_present: torch.Tensor, params: TextureParams
+    p: torch.Tensor, ng_roi: torch.Tensor, n_present: torch.Tensor, params: TextureParams,
+    level_values: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Features of the counts ``p`` [B, A, Ng, Ng] (:func:`_normalised_features`): in NumPy for CPU
     tensors (small matrices: NumPy's per-operation cost is a fraction of torch's), else in torch."""
     w = _weights(angles(params.distances, params.force2d, params.force2d_dimension), params)
-    return evaluate(_normalised_features, p, ng_roi, n_present, symmetrical=params.symmetrical_glcm, w=w)
+    levels = () if level_values is None else (level_values,)
+    return evaluate(_normalised_features, p, ng_roi, n_present, *levels, symmetrical=params.symmetrical_glcm,
+                    w=w)
 
 
-def _normalised_features(p: Array, ng_roi: Array, n_present: Array, symmetrical: bool,
-                         w: list[float] | None) -> dict[str, Array]:
+def _normalised_features(p: Array, ng_roi: Array, n_present: Array, level_values: Array | None = None, *,
+                         symmetrical: bool, w: list[float] | None) -> dict[str, Array]:
     """Symmetrise (``P + P^T``), merge the directions with weights ``w`` (None: keep them) and
     normalise the counts ``p`` [B, A, Ng, Ng] to sum 1, then :func:`_feature_formulas`."""
     xp = ops(p)
@@ -287,27 +330,60 @@ def _normalised_features(p: Array, ng_roi: Array, n_present: Array, symmetrical:
     if w is not None:
         p = (p * xp.float64_array(w, p).reshape(1, -1, 1, 1)).sum(1, keepdims=True)
     tot = p.sum(axis=(2, 3), keepdims=True)
-    return _feature_formulas(p / xp.where(tot > 0, tot, 1.0), ng_roi, n_present)
+    return _feature_formulas(p / xp.where(tot > 0, tot, 1.0), ng_roi, n_present, level_values)
+
+
+def _level_value(index: torch.Tensor, level_values: torch.Tensor | None) -> torch.Tensor:
+    """Grey-level value of matrix index ``index`` (1-based; 0 for an empty ROI)."""
+    if level_values is None:
+        return index
+    return torch.where(index > 0, level_values[(index - 1).clamp_min(0)], torch.zeros_like(level_values[:1]))
 
 
 def _chunk_torch(
-    q: torch.Tensor, mask: torch.Tensor, n_levels: int, params: TextureParams
+    q: torch.Tensor, mask: torch.Tensor, n_levels: int, params: TextureParams,
+    level_values: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     offs = angles(params.distances, params.force2d, params.force2d_dimension)
     p = _matrices_torch(q, mask, n_levels, offs)
     qm = torch.where(mask, q, torch.zeros_like(q)).flatten(1)
-    ng_roi = qm.amax(1)
+    ng_roi = _level_value(qm.amax(1), level_values)
     present = torch.zeros(q.shape[0], n_levels + 1, dtype=torch.bool, device=q.device)
     present.scatter_(1, qm, True)
-    return _from_matrices(p, ng_roi, present[:, 1:].sum(1), params)
+    return _from_matrices(p, ng_roi, present[:, 1:].sum(1), params, level_values)
 
 
-def _chunk_numpy(grid: FlatGrid, n_levels: int, params: TextureParams) -> dict[str, torch.Tensor]:
+def _chunk_numpy(grid: FlatGrid, n_levels: int, params: TextureParams,
+                 level_values: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     offs = angles(params.distances, params.force2d, params.force2d_dimension)
     p = _matrices_numpy(grid, offs, n_levels)
     present = present_levels(grid, n_levels)
-    ng_roi = torch.from_numpy(n_levels - np.argmax(present[:, ::-1], axis=1))
-    return _from_matrices(p, ng_roi, torch.from_numpy(present.sum(1)), params)
+    ng_roi = _level_value(torch.from_numpy(n_levels - np.argmax(present[:, ::-1], axis=1)), level_values)
+    return _from_matrices(p, ng_roi, torch.from_numpy(present.sum(1)), params, level_values)
+
+
+COMPACT_MIN_LEVELS = 64  # above this many bins, matrices keep only the grey levels present
+
+
+def compact_levels(q: torch.Tensor, mask: torch.Tensor, n_levels: int
+                   ) -> tuple[torch.Tensor, int, torch.Tensor | None]:
+    """``(q', K, values)``: with more than ``COMPACT_MIN_LEVELS`` bins of which only ``K`` occur in
+    the batch, ``q`` renumbered ``1..K`` in order and the float64 values [K] of those levels
+    (PyRadiomics also drops the absent levels' empty rows and columns; the features only see
+    ``i, j`` through ``values``). The ``K^2`` matrices then stay small when many narrow bins cover
+    few voxels (a 4k-voxel ROI binned at 0.5 over 1,250 HU: 2,500 bins, dense matrices of 3 GB).
+    Otherwise ``(q, n_levels, None)``."""
+    if n_levels <= COMPACT_MIN_LEVELS:
+        return q, n_levels, None
+    present = torch.zeros(n_levels + 1, dtype=torch.bool, device=q.device)
+    present[q[mask]] = True
+    present[0] = False
+    k = int(present.sum())
+    if k == n_levels:
+        return q, n_levels, None
+    rank = torch.cumsum(present, 0) * present  # level -> 1..K where present (0 stays 0)
+    values = torch.nonzero(present).flatten().to(torch.float64)
+    return torch.where(mask, rank[q], torch.zeros_like(q)), k, values
 
 
 def compute(
@@ -319,6 +395,7 @@ def compute(
     offs = angles(params.distances, params.force2d, params.force2d_dimension)
     _weights(offs, params)
     na = len(offs)
+    q, n_levels, level_values = compact_levels(q, mask, n_levels)
     if method == "numpy":
         res = by_grid_chunks(
             q,
@@ -327,7 +404,7 @@ def compute(
             max(params.distances),
             per_voxel=4,
             per_roi_fixed=16 * na * (n_levels + 1) ** 2,
-            fn=lambda grid: _chunk_numpy(grid, n_levels, params),
+            fn=lambda grid: _chunk_numpy(grid, n_levels, params, level_values),
         )
     else:
         check_inputs(q, mask, n_levels)
@@ -336,7 +413,7 @@ def compute(
             mask,
             per_voxel=4,
             per_roi_fixed=16 * na * n_levels * n_levels,
-            fn=lambda qc, mc: _chunk_torch(qc, mc, n_levels, params),
+            fn=lambda qc, mc: _chunk_torch(qc, mc, n_levels, params, level_values),
         )
     bad = [i for i, v in enumerate(res["Contrast"].tolist()) if math.isnan(v)]
     if bad:

@@ -498,3 +498,33 @@ def test_bin_edges_equal_pyradiomics_in_the_pixel_type(dtype: type, params: dict
         edge_type = np.float32 if dtype == np.float32 else np.float64
         ours = bin_edges(float(values.min()), float(values.max()), s, None, edge_type)
         assert np.array_equal(ours, ref), (values[:3], ours, ref)
+
+
+@pytest.mark.parametrize("method", ["numpy", "torch"])
+@pytest.mark.parametrize("weighting", [None, "manhattan"])
+def test_glcm_on_present_levels_equals_dense_matrices(method: str, weighting: str | None,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many bins of which few occur (levels 1, 8, 15, ... up to 295): the GLCM on the present levels
+    only (``compact_levels``: K x K matrices, features through the level values) equals the dense
+    Ng x Ng one, every feature, both paths; the renumbering keeps order and values."""
+    import torch
+
+    from radstore.radiomics import glcm
+    from radstore.radiomics.engine import _texture_params
+    from radstore.radiomics.settings import Setting
+
+    rng = np.random.default_rng(0)
+    m = torch.from_numpy(rng.random((2, 9, 11, 10)) < 0.7)
+    q = torch.where(m, torch.from_numpy(rng.choice(np.arange(1, 300, 7), size=(2, 9, 11, 10))), 0)
+    q[1][m[1]] = torch.where(q[1][m[1]] > 150, 204, 99)  # ROI 1: two levels
+    n = int(q.max())
+    qc, k, values = glcm.compact_levels(q, m, n)
+    assert values is not None and k == len(values) < n and torch.equal(values[qc[m] - 1].long(), q[m])
+    assert glcm.compact_levels(q.clamp_max(60), m, 60)[2] is None  # few bins: dense
+    params = _texture_params(Setting(weightingNorm=weighting), (2.0, 0.8, 0.8))
+    compact = glcm.compute(q, m, n, params, method=method)
+    monkeypatch.setattr(glcm, "COMPACT_MIN_LEVELS", 10**9)
+    dense = glcm.compute(q, m, n, params, method=method)
+    for name in glcm.FEATURES:
+        np.testing.assert_allclose(compact[name].numpy(), dense[name].numpy(), rtol=1e-12, atol=1e-14,
+                                   err_msg=name)
