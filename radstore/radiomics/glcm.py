@@ -18,7 +18,11 @@ matrices, in NumPy on CPU and torch elsewhere, one formula for both (MCC by ``ei
 
 Degenerate ROIs: a ROI without any voxel pair at the configured distances (e.g. one voxel) has no
 GLCM; PyRadiomics then returns NaN for every feature and so do we (documented, with a warning).
-``MCC`` is 1 when the ROI holds a single grey level (PyRadiomics' rule). ``Imc2`` is set to 0 when
+``MCC`` is 1 when the ROI holds a single grey level (PyRadiomics' rule); where a direction's second
+eigenvalue is 0 in exact arithmetic (few grey levels), PyRadiomics' rounding may make it negative
+and drop that direction from the mean: such ROIs take PyRadiomics' own arithmetic
+(:func:`_pyradiomics_mcc`). With more than ``COMPACT_MIN_LEVELS`` bins the matrices keep only the
+grey levels present (:func:`compact_levels`). ``Imc2`` is set to 0 when
 ``HXY2 - HXY`` is not positive (PyRadiomics: exactly 0 when equal; rounding-level negatives would
 give its NaN).
 """
@@ -212,8 +216,8 @@ def _sum_diff_distributions(flat: Array, n: int) -> tuple[Array, Array]:
     return pxa, pxs
 
 
-def _feature_formulas(p: Array, ng_roi: Array, n_present: Array, level_values: Array | None = None
-                      ) -> dict[str, Array]:
+def _feature_formulas(p: Array, ng_roi: Array, n_present: Array, level_values: Array | None = None,
+                      mcc_check: bool = False) -> dict[str, Array]:
     """Per-direction GLCM features ``[B, A]`` of normalised matrices ``p`` [B, A, N, N] (NumPy
     array or torch tensor, any device; PyRadiomics formulas), then averaged over the valid (non-empty)
     directions: float64 [B] per feature, of the same kind as ``p``. Rows/columns are the grey levels
@@ -230,7 +234,10 @@ def _feature_formulas(p: Array, ng_roi: Array, n_present: Array, level_values: A
     (``Dx = diag(px)``, identity where ``px = 0``), which without PyRadiomics' ``eps`` is the
     symmetric ``Dx^-1/2 P Dy^-1 P^T Dx^-1/2``; with it ``C`` has an antisymmetric part of relative
     size ~1e-7 that moves no eigenvalue to first order, so ``eigvalsh`` of the symmetric part of
-    ``C`` gives PyRadiomics' ``eigvals(Q)`` to ~1e-14 relative, 20x faster."""
+    ``C`` gives PyRadiomics' ``eigvals(Q)`` to ~1e-14 relative, 20x faster. With ``mcc_check`` the
+    result also holds ``MCC_near_zero`` (bool [B]): a valid direction's second eigenvalue is 0 in
+    exact arithmetic (within 1e-10 of the largest), whose sign only rounding decides
+    (:func:`_pyradiomics_mcc`)."""
     xp = ops(p)
     bsz, na, n, _ = p.shape
     valid = p.sum(axis=(2, 3)) > 0
@@ -296,16 +303,22 @@ def _feature_formulas(p: Array, ng_roi: Array, n_present: Array, level_values: A
         q_mat = (p / (pxpy + EPS)) @ xp.swap_last(p)
         sc = xp.where(px > 0, xp.sqrt(px), 1.0)
         c = sc[..., :, None] * q_mat / sc[..., None, :]
-        second = xp.eigvalsh((c + xp.swap_last(c)) * 0.5)[..., -2]
+        eig = xp.eigvalsh((c + xp.swap_last(c)) * 0.5)
+        second = eig[..., -2]
+        near_zero = ((abs(second) <= 1e-10 * abs(eig[..., -1])) & valid).any(-1) & (n_present >= 2)
     else:
         second = xp.zeros_like(ux)
+        near_zero = n_present < 0
     out["MCC"] = xp.sqrt(xp.clamp_min0(second))
     names = list(out)
     means = xp.mean_over_valid(xp.stack([out[k] for k in names]), valid)
     res = dict(zip(names, means, strict=True))
     res["MCC"] = xp.where(n_present < 2, 1.0, res["MCC"])
     res["JointAverage"] = xp.mean_over_valid(ux, valid)
-    return {k: res[k] for k in FEATURES}
+    final = {k: res[k] for k in FEATURES}
+    if mcc_check:
+        final["MCC_near_zero"] = near_zero
+    return final
 
 
 def _from_matrices(
@@ -330,7 +343,7 @@ def _normalised_features(p: Array, ng_roi: Array, n_present: Array, level_values
     if w is not None:
         p = (p * xp.float64_array(w, p).reshape(1, -1, 1, 1)).sum(1, keepdims=True)
     tot = p.sum(axis=(2, 3), keepdims=True)
-    return _feature_formulas(p / xp.where(tot > 0, tot, 1.0), ng_roi, n_present, level_values)
+    return _feature_formulas(p / xp.where(tot > 0, tot, 1.0), ng_roi, n_present, level_values, mcc_check=True)
 
 
 def _level_value(index: torch.Tensor, level_values: torch.Tensor | None) -> torch.Tensor:
@@ -338,6 +351,65 @@ def _level_value(index: torch.Tensor, level_values: torch.Tensor | None) -> torc
     if level_values is None:
         return index
     return torch.where(index > 0, level_values[(index - 1).clamp_min(0)], torch.zeros_like(level_values[:1]))
+
+
+def _pyradiomics_mcc(counts: np.ndarray, present: np.ndarray, params: TextureParams) -> float:
+    """PyRadiomics' MCC of one ROI, by its own arithmetic (``RadiomicsGLCM``: empty levels deleted,
+    symmetrised, weighted, empty angles deleted, normalised; ``Q``, ``numpy.linalg.eigvals``,
+    ``sqrt`` of the second largest, ``nanmean`` over angles): for a direction whose second eigenvalue
+    is 0 in exact arithmetic, PyRadiomics' rounding gives it a sign, and a negative one makes that
+    direction NaN and drops it from the mean (or gives NaN when no direction remains). ``counts``
+    [A, N, N] raw co-occurrences, ``present`` the 0-based indices of the ROI's grey levels."""
+    offs = angles(params.distances, params.force2d, params.force2d_dimension)
+    p = np.ascontiguousarray(counts.transpose(1, 2, 0))[None][:, present][:, :, present]  # (1, K, K, A)
+    if params.symmetrical_glcm:
+        p += np.transpose(p, (0, 2, 1, 3)).copy()
+    if params.weighting_norm is not None:
+        spacing = np.array(params.spacing_zyx)
+        weights = np.empty(len(offs))
+        for a_idx, a in enumerate(np.abs(np.array(offs))):
+            if params.weighting_norm == "infinity":
+                weights[a_idx] = np.exp(-max(a * spacing) ** 2)
+            elif params.weighting_norm == "euclidean":
+                weights[a_idx] = np.exp(-np.sum((a * spacing) ** 2))
+            elif params.weighting_norm == "manhattan":
+                weights[a_idx] = np.exp(-np.sum(a * spacing) ** 2)
+            else:
+                weights[a_idx] = 1
+        p = np.sum(p * weights[None, None, None, :], 3, keepdims=True)
+    sum_p = np.sum(p, (1, 2))
+    if p.shape[3] > 1:
+        empty = np.where(np.sum(sum_p, 0) == 0)
+        if len(empty[0]) > 0:
+            p = np.delete(p, empty, 3)
+            sum_p = np.delete(sum_p, empty, 1)
+    sum_p[sum_p == 0] = np.nan
+    p /= sum_p[:, None, None, :]
+    px, py, eps = p.sum(2, keepdims=True), p.sum(1, keepdims=True), np.spacing(1)
+    q = (p[:, :, None, 0, :] * p[:, None, :, 0, :]) / (px[:, :, None, 0, :] * py[:, None, :, 0, :] + eps)
+    for gl in range(1, p.shape[1]):
+        q += ((p[:, :, None, gl, :] * p[:, None, :, gl, :])
+              / (px[:, :, None, 0, :] * py[:, None, :, gl, :] + eps))
+    eig = np.linalg.eigvals(q.transpose((0, 3, 1, 2)))
+    eig.sort()
+    if eig.shape[2] < 2:
+        return 1.0
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # nanmean over only NaN directions
+        return float(np.nanmean(np.sqrt(eig[:, :, -2]), 1).real[0])
+
+
+def _mcc_as_pyradiomics(res: dict[str, torch.Tensor], counts: torch.Tensor, present: np.ndarray,
+                        params: TextureParams) -> dict[str, torch.Tensor]:
+    """``res`` with the MCC of the ROIs flagged ``MCC_near_zero`` taken from :func:`_pyradiomics_mcc`
+    (the flag removed); ``present`` bool [B, N + 1] (column 0: outside)."""
+    flagged = np.flatnonzero(res.pop("MCC_near_zero").cpu().numpy())
+    if flagged.size:
+        mcc = res["MCC"].cpu().numpy().copy()
+        for b in flagged:
+            mcc[b] = _pyradiomics_mcc(counts[b].cpu().numpy(), np.flatnonzero(present[b, 1:]), params)
+        res["MCC"] = torch.from_numpy(mcc).to(res["MCC"].device)
+    return res
 
 
 def _chunk_torch(
@@ -350,7 +422,9 @@ def _chunk_torch(
     ng_roi = _level_value(qm.amax(1), level_values)
     present = torch.zeros(q.shape[0], n_levels + 1, dtype=torch.bool, device=q.device)
     present.scatter_(1, qm, True)
-    return _from_matrices(p, ng_roi, present[:, 1:].sum(1), params, level_values)
+    present[:, 0] = False
+    res = _from_matrices(p, ng_roi, present[:, 1:].sum(1), params, level_values)
+    return _mcc_as_pyradiomics(res, p, present.cpu().numpy(), params)
 
 
 def _chunk_numpy(grid: FlatGrid, n_levels: int, params: TextureParams,
@@ -359,7 +433,8 @@ def _chunk_numpy(grid: FlatGrid, n_levels: int, params: TextureParams,
     p = _matrices_numpy(grid, offs, n_levels)
     present = present_levels(grid, n_levels)
     ng_roi = _level_value(torch.from_numpy(n_levels - np.argmax(present[:, ::-1], axis=1)), level_values)
-    return _from_matrices(p, ng_roi, torch.from_numpy(present.sum(1)), params, level_values)
+    res = _from_matrices(p, ng_roi, torch.from_numpy(present.sum(1)), params, level_values)
+    return _mcc_as_pyradiomics(res, p, present, params)
 
 
 COMPACT_MIN_LEVELS = 64  # above this many bins, matrices keep only the grey levels present

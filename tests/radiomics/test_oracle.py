@@ -185,3 +185,17 @@ def test_many_narrow_bins_over_few_voxels() -> None:
     settings = RadiomicsSettings.from_params({"setting": {"binWidth": 2}})
     _assert_close(extract(image, mask, spacing, settings), pb.extract(image, mask, spacing, settings),
                   rtol=1e-4)
+
+
+@pytest.mark.parametrize("seed", [70, 106, 118, 386])
+def test_two_level_rois_where_mcc_rests_on_rounding(seed: int) -> None:
+    """Two grey levels, non-symmetrical GLCM: along some direction the second eigenvalue of ``Q`` is
+    0 in exact arithmetic, PyRadiomics' rounding makes it negative and drops that direction from
+    the MCC mean; ours reproduces its arithmetic for such ROIs (``glcm._pyradiomics_mcc``)."""
+    rng = np.random.default_rng(seed)
+    image = np.where(rng.random((4, 6, 6)) < 0.5, 0, 100).astype(np.int16)
+    mask = (rng.random((4, 6, 6)) < 0.6).astype(np.uint8)
+    settings = RadiomicsSettings.from_params({"setting": {"binWidth": 25, "symmetricalGLCM": False},
+                                              "featureClass": {"glcm": None}})
+    _assert_close(extract(image, mask, (1.0, 1.0, 1.0), settings),
+                  pb.extract(image, mask, (1.0, 1.0, 1.0), settings), rtol=1e-4)
