@@ -3,8 +3,9 @@
 Wraps ``radiomics.featureextractor.RadiomicsFeatureExtractor`` (PyRadiomics 3.1, optional extra
 ``pyradiomics``): the test oracle, and a drop-in for users who want PyRadiomics' output bit for bit.
 Returns the same names (``feature_names(settings)``), diagnostics dropped. shape2D is computed by
-calling PyRadiomics' ``RadiomicsShape2D`` class on the ROI box, because its extractor skips shape2D
-for 3-D input. ``compatibility: ibsi`` is not a PyRadiomics mode and is rejected here.
+calling PyRadiomics' ``RadiomicsShape2D`` class on the mask the extractor's own steps give shape,
+because its extractor skips shape2D for 3-D input. ``compatibility: ibsi`` is not a PyRadiomics
+mode and is rejected here.
 """
 
 from __future__ import annotations
@@ -33,13 +34,23 @@ def _extractor(settings: RadiomicsSettings) -> RadiomicsFeatureExtractor:
     return featureextractor.RadiomicsFeatureExtractor(params)
 
 
-def _shape2d(image: sitk.Image, mask: sitk.Image, settings: RadiomicsSettings, label: int
+def _shape2d(extractor: RadiomicsFeatureExtractor, image: sitk.Image, mask: sitk.Image, label: int
              ) -> dict[str, float]:
+    """PyRadiomics' shape2D class on the mask its extractor gives shape (``execute``'s steps: label,
+    normalise, resample, check, re-segment, the re-segmented mask when ``resegmentShape``, crop to
+    the bounding box)."""
     from radiomics import imageoperations, shape2D
 
-    kwargs = {**settings.pyradiomics_params()["setting"], "label": label}
-    mask = imageoperations.getMask(mask, **kwargs)
-    bb, _ = imageoperations.checkMask(image, mask, **kwargs)
+    kwargs = {**extractor.settings, "label": label}
+    image, mask = extractor.loadImage(image, mask, None, **kwargs)
+    bb, corrected = imageoperations.checkMask(image, mask, **kwargs)
+    if corrected is not None:
+        mask = corrected
+    if kwargs.get("resegmentRange") is not None:
+        resegmented = imageoperations.resegmentMask(image, mask, **kwargs)
+        bb, _ = imageoperations.checkMask(image, resegmented, **kwargs)
+        if kwargs.get("resegmentShape", False):
+            mask = resegmented
     ci, cm = imageoperations.cropToTumorMask(image, mask, bb)
     cls = shape2D.RadiomicsShape2D(ci, cm, **kwargs)
     cls.enableAllFeatures()
@@ -56,13 +67,14 @@ def extract(image: np.ndarray, mask: np.ndarray, spacing_zyx: tuple[float, float
     msk = sitk.GetImageFromArray(np.ascontiguousarray(mask).astype(np.uint32))
     for x in (img, msk):
         x.SetSpacing(tuple(float(s) for s in spacing_zyx[::-1]))
+    extractor = _extractor(settings)
     try:
-        raw = _extractor(settings).execute(img, msk, label=lab)
+        raw = extractor.execute(img, msk, label=lab)
+        out = {k: float(v) for k, v in raw.items() if not k.startswith("diagnostics_")}
+        if "shape2D" in settings.enabled_features():
+            out.update(_shape2d(extractor, img, msk, lab))
     except ValueError as exc:
         raise ROIError(str(exc)) from exc
-    out = {k: float(v) for k, v in raw.items() if not k.startswith("diagnostics_")}
-    if "shape2D" in settings.enabled_features():
-        out.update(_shape2d(img, msk, settings, lab))
     names = feature_names(settings)
     missing = [n for n in names if n not in out]
     if missing:

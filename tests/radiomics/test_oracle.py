@@ -58,12 +58,16 @@ def test_synthetic_resampled_bincount():
     _assert_close(extract(*roi, settings), pb.extract(*roi, settings), rtol=1e-4)
 
 
-def test_force2d_shape2d_single_slice():
+@pytest.mark.parametrize("extra", [{}, {"resegmentRange": [0, 120], "resegmentShape": True},
+                                   {"resegmentRange": [0.3, 1.0], "resegmentMode": "relative"}])
+def test_force2d_shape2d_single_slice(extra: dict) -> None:
+    """shape2D of a single-slice ROI, also on the re-segmented mask (``resegmentShape``) and with
+    the bounding box of the re-segmented ROI (PyRadiomics' steps for shape)."""
     image, mask, spacing = _synthetic(5)
     single = np.zeros_like(mask)
     single[7] = mask[7]
     settings = RadiomicsSettings.from_params({
-        "setting": {"force2D": True, "force2Ddimension": 0},
+        "setting": {"force2D": True, "force2Ddimension": 0, **extra},
         "featureClass": {"shape2D": None, "firstorder": None, "glcm": None, "glrlm": None}})
     ours = extract(image, single, spacing, settings)
     assert any(k.startswith("original_shape2D_") for k in ours)
