@@ -203,3 +203,23 @@ def test_two_level_rois_where_mcc_rests_on_rounding(seed: int) -> None:
                                               "featureClass": {"glcm": None}})
     _assert_close(extract(image, mask, (1.0, 1.0, 1.0), settings),
                   pb.extract(image, mask, (1.0, 1.0, 1.0), settings), rtol=1e-4)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("kind", ["settings", "shape2d"])
+def test_random_settings(kind: str, seed: int) -> None:
+    """A fixed sample of the randomized oracle (``tests/radiomics/_random_cases.py``: random ROIs,
+    pixel types and PyRadiomics settings; run it over thousands of seeds to search for more)."""
+    from tests.radiomics._random_cases import GENERATORS, compare
+
+    assert compare(GENERATORS[kind](seed)) is None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["settings", "shape2d"])
+def test_random_settings_sweep(kind: str) -> None:
+    """The randomized oracle over 60 more seeds per generator (slow: ~30 s)."""
+    from tests.radiomics._random_cases import GENERATORS, compare
+
+    problems = [f"seed {s}: {p}" for s in range(6, 66) if (p := compare(GENERATORS[kind](s))) is not None]
+    assert not problems, "\n".join(problems)

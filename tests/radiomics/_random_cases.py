@@ -1,0 +1,227 @@
+"""Random ROIs and PyRadiomics settings for the randomized oracle (torch backend vs PyRadiomics).
+
+Two generators, each a pure function of its seed:
+
+- :func:`settings_case`: random shapes, spacings, pixel types (int16, uint8, float32, float64,
+  integer-valued float32, two-level and constant images), labels with other labels around, and
+  settings drawn over binWidth/binCount, normalisation (+ outliers), resampling (B-spline, linear,
+  nearest; [1, 1, 0] keeps an axis), re-segmentation, voxelArrayShift, force2D, distances, GLCM
+  symmetry and weighting, preCrop, LoG and wavelet.
+- :func:`shape2d_case`: wavelet options (other wavelets, start_level, level 2), re-segmentation
+  modes with ``resegmentShape``, single-slice ROIs with force2D + shape2D, minimum ROI size and
+  dimensions, label 5 among label 7 noise.
+
+A sweep over many seeds (minutes per thousand cases on 2 cores)::
+
+    python -m tests.radiomics._random_cases settings 0 500
+    python -m tests.radiomics._random_cases shape2d 0 500
+
+prints every case whose features differ (beyond 1e-4 relative, 1e-3 with filters) or where one side
+refuses the ROI and the other does not; ``test_oracle.py`` runs a fixed sample of both.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+
+Case = tuple[np.ndarray, np.ndarray, tuple[float, float, float], dict[str, Any], bool]
+KINDS = ("int16", "uint8", "float32", "float64", "constant_float32", "constant_int16", "ct_float32",
+         "two_level_int16")
+ALL_CLASSES = ("shape", "firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm")
+
+
+def _ellipsoid(rng: np.random.Generator, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    zz, yy, xx = np.indices(shape)
+    c, r = rng.uniform(0.3, 0.7, 3) * np.array(shape), rng.uniform(1.5, 7, 3)
+    return (((zz - c[0]) / r[0]) ** 2 + ((yy - c[1]) / r[1]) ** 2 + ((xx - c[2]) / r[2]) ** 2) < 1, c
+
+
+def settings_case(seed: int) -> Case:
+    """(image, label map, spacing z/y/x, PyRadiomics params, filters enabled) for ``seed``."""
+    rng = np.random.default_rng(seed)
+    shape = tuple(int(v) for v in rng.integers(5, 26, 3))
+    sp = (float(rng.choice([0.8, 1.0, 1.5, 2.5, 3.0, 5.0])),
+          *[float(rng.choice([0.5, 0.7, 0.976562, 1.0]))] * 2)
+    kind = str(rng.choice(KINDS))
+    dt = kind.split("_")[-1]
+    img = rng.normal(40, 200, shape)
+    if kind.startswith("ct"):
+        img = img.round()
+    if kind.startswith("two_level"):
+        img = np.where(rng.random(shape) < 0.5, -100.0, 300.0)
+    if dt == "uint8":
+        img = img.clip(0, 255).round()
+    img = img.astype(dt) if dt.startswith("float") else img.round().astype(dt)
+    if kind.startswith("constant"):
+        img[:] = img.flat[0]
+    inside, c = _ellipsoid(rng, shape)
+    label = int(rng.choice([1, 1, 2]))
+    mask = np.where(inside, label, 0).astype(np.uint8)
+    mask[tuple(int(v) for v in c)] = label
+    mask[int(c[0]), int(c[1]), max(int(c[2]) - 1, 0)] = label
+    if rng.random() < 0.3:
+        mask[rng.random(shape) < 0.05] = 3 - label
+    st: dict[str, Any] = {"label": label}
+    if rng.random() < 0.25:
+        st["normalize"] = True
+        st["normalizeScale"] = float(rng.choice([1, 100, 500]))
+        if rng.random() < 0.5:
+            st["removeOutliers"] = float(rng.choice([1.5, 3]))
+    if rng.random() < 0.5:
+        st["binCount"] = int(rng.choice([8, 16, 25, 32, 64, 7]))
+    elif st.get("normalizeScale") == 1:  # values of a few units
+        st["binWidth"] = float(rng.choice([0.1, 0.25, 0.5]))
+    else:  # (narrower bins over ~1,000 HU: minutes in PyRadiomics; see test_many_narrow_bins...)
+        st["binWidth"] = float(rng.choice([25, 10, 5, 12.5]))
+    if rng.random() < 0.3:
+        st["resampledPixelSpacing"] = [[1, 1, 1], [2, 2, 2], [1, 1, 0], [0.7, 0.7, 2]][rng.integers(4)]
+        st["interpolator"] = str(rng.choice(["sitkBSpline", "sitkLinear", "sitkNearestNeighbor"]))
+    if rng.random() < 0.2:
+        st["resegmentRange"] = [-50.0, 250.0] if rng.random() < 0.5 else [0.0]
+        if st.get("normalize"):
+            st["resegmentRange"] = [-1.0 * st["normalizeScale"], 1.0 * st["normalizeScale"]]
+    if rng.random() < 0.2:
+        st["voxelArrayShift"] = int(rng.choice([0, 300, 1000]))
+    if rng.random() < 0.2:
+        st["force2D"] = True
+        st["force2Ddimension"] = int(rng.integers(3))
+    if rng.random() < 0.2:
+        st["distances"] = [[1, 2], [2], [1, 3]][rng.integers(3)]
+    if rng.random() < 0.2:
+        st["symmetricalGLCM"] = False
+    if rng.random() < 0.2:
+        st["gldm_a"] = int(rng.integers(0, 3))
+    if rng.random() < 0.2:
+        st["weightingNorm"] = str(rng.choice(["manhattan", "euclidean", "infinity", "no_weighting"]))
+    if rng.random() < 0.15:
+        st["preCrop"] = True
+    image_types: dict[str, Any] = {"Original": {}}
+    filtered = False
+    if rng.random() < 0.12 and not kind.startswith("constant"):  # LoG of a constant: rounding noise
+        image_types["LoG"] = {"sigma": [float(rng.choice([1.0, 2.0, 3.0]))]}
+        filtered = True
+    if rng.random() < 0.1:
+        image_types["Wavelet"] = {}
+        filtered = True
+    params: dict[str, Any] = {"setting": st, "imageType": image_types}
+    if st.get("force2D"):  # shape2D needs a single-slice ROI: not this generator's
+        params["featureClass"] = {fc: None for fc in ALL_CLASSES}
+    return img, mask, sp, params, filtered
+
+
+def shape2d_case(seed: int) -> Case:
+    """As :func:`settings_case`, over wavelet options, re-segmentation modes, single-slice ROIs
+    with force2D + shape2D, minimum ROI size/dimensions and label 5 among label-7 noise."""
+    rng = np.random.default_rng(seed)
+    shape = tuple(int(v) for v in rng.integers(6, 24, 3))
+    sp = (float(rng.choice([1.0, 2.0, 3.0, 5.0])), *[float(rng.choice([0.6, 0.8, 1.0]))] * 2)
+    dt = str(rng.choice(["int16", "float32", "float64", "uint16"]))
+    img = rng.normal(300, 150, shape).clip(0, None)
+    img = img.astype(dt) if dt.startswith("float") else img.round().astype(dt)
+    inside, c = _ellipsoid(rng, shape)
+    label = int(rng.choice([1, 2, 5]))
+    mask = np.where(inside, label, 0).astype(np.uint8)
+    mask[tuple(int(v) for v in c)] = label
+    mask[int(c[0]), int(c[1]), max(int(c[2]) - 1, 0)] = label
+    mask[(rng.random(shape) < 0.1) & ~inside] = 7
+    st: dict[str, Any] = {"label": label}
+    single = bool(rng.random() < 0.25)
+    if single:
+        dim = int(rng.integers(3))
+        keep = [slice(None)] * 3
+        keep[dim] = slice(int(c[dim]), int(c[dim]) + 1)
+        kept = mask[tuple(keep)].copy()
+        mask[mask == label] = 0
+        mask[tuple(keep)] = kept
+        st["force2D"] = True
+        st["force2Ddimension"] = dim
+    if rng.random() < 0.5:
+        st["binCount"] = int(rng.choice([8, 16, 32, 5]))
+    else:
+        st["binWidth"] = float(rng.choice([25, 10, 5, 2.5]))
+    if rng.random() < 0.35:
+        mode = str(rng.choice(["absolute", "relative", "sigma"]))
+        st["resegmentMode"] = mode
+        st["resegmentRange"] = {"absolute": [150.0, 500.0], "relative": [0.2, 0.9],
+                                "sigma": [-2.0, 2.0]}[mode]
+        if rng.random() < 0.5:
+            st["resegmentShape"] = True
+    if rng.random() < 0.2:
+        st["minimumROIDimensions"] = int(rng.choice([1, 2, 3]))
+    if rng.random() < 0.2:
+        st["minimumROISize"] = int(rng.choice([5, 50]))
+    if rng.random() < 0.2:
+        st["preCrop"] = True
+    image_types: dict[str, Any] = {"Original": {}}
+    filtered = False
+    if rng.random() < 0.3 and not single:
+        wavelet: dict[str, Any] = {"wavelet": str(rng.choice(["coif1", "haar", "db2", "sym3"]))}
+        if rng.random() < 0.3:
+            wavelet["start_level"] = 1
+        if rng.random() < 0.3:
+            wavelet["level"] = 2
+        image_types["Wavelet"] = wavelet
+        filtered = True
+    if rng.random() < 0.2:
+        image_types["LoG"] = {"sigma": [float(rng.choice([1.0, 2.0]))]}
+        filtered = True
+    params: dict[str, Any] = {"setting": st, "imageType": image_types}
+    if single:
+        params["featureClass"] = {fc: None for fc in ("shape2D", *ALL_CLASSES[1:])}
+    return img, mask, sp, params, filtered
+
+
+GENERATORS = {"settings": settings_case, "shape2d": shape2d_case}
+
+
+def compare(case: Case) -> str | None:
+    """None when both backends agree (same features within tolerance, or both refuse the ROI), else
+    a one-line description of the difference."""
+    from radstore.radiomics import RadiomicsSettings, extract
+    from radstore.radiomics import pyradiomics_backend as pb
+
+    img, mask, spacing, params, filtered = case
+    settings = RadiomicsSettings.from_params(params)
+    try:
+        ref = pb.extract(img, mask, spacing, settings)
+    except Exception as exc:  # PyRadiomics refuses the ROI: so must we
+        try:
+            extract(img, mask, spacing, settings)
+        except Exception:
+            return None
+        return f"PyRadiomics raised {type(exc).__name__}: {str(exc)[:120]} but ours did not"
+    try:
+        ours = extract(img, mask, spacing, settings)
+    except Exception as exc:
+        return f"ours raised {type(exc).__name__}: {str(exc)[:160]}"
+    if list(ours) != list(ref):
+        return f"names differ: {sorted(set(ours) ^ set(ref))[:5]}"
+    rtol = 1e-3 if filtered else 1e-4
+    bad = [(k, ours[k], ref[k]) for k in ref if not (np.isnan(ours[k]) and np.isnan(ref[k]))
+           and not np.isclose(ours[k], ref[k], rtol=rtol, atol=1e-6)]
+    return f"{len(bad)}/{len(ref)} features differ: {bad[:3]}" if bad else None
+
+
+def main(argv: list[str]) -> int:
+    import warnings
+
+    warnings.simplefilter("ignore")
+    kind, start, count = argv[0], int(argv[1]), int(argv[2])
+    generator = GENERATORS[kind]
+    failures = 0
+    for seed in range(start, start + count):
+        case = generator(seed)
+        problem = compare(case)
+        if problem is not None:
+            failures += 1
+            img, _, spacing, params, _ = case
+            print(f"seed {seed}: {img.dtype} {img.shape} {spacing} {params}\n  {problem}", flush=True)
+    print(f"{kind} seeds {start}..{start + count - 1}: {failures} differ", flush=True)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
