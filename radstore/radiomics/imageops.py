@@ -90,7 +90,8 @@ def _resample(image: np.ndarray, roi: np.ndarray, spacing_zyx: tuple[float, floa
     0.5 on the binary label). Returns (image, ROI, spacing) on that grid. The B-spline image runs
     separably and the mask by nearest neighbour in NumPy (:mod:`radstore.radiomics.resample`:
     SimpleITK's values, 10-30x faster); SimpleITK resamples the mask when a grid position ties and
-    the image when a value's cast is ambiguous (there ITK's own rounding decides), and other
+    the image when a value's cast is ambiguous (there ITK's own rounding decides), float64 images
+    (their values keep the sums' rounding, which ties in later order statistics can expose), other
     interpolators and images with an axis of 2."""
     assert s.resampledPixelSpacing is not None
     bb = bounding_box(roi)
@@ -125,7 +126,11 @@ def _resample(image: np.ndarray, roi: np.ndarray, spacing_zyx: tuple[float, floa
         out_roi, inside = labels == 2, labels > 0
     else:
         out_roi, inside = resample.nearest(roi, x), None
-    separable = resample.supported(s.interpolator, image.shape) and image.dtype in _SITK_NATIVE
+    # float64 (e.g. normalised) images: our sums differ from ITK's by rounding (~1e-15), and ties
+    # that ITK's rounding makes or breaks (mirror symmetry at the end slices, a wavelet's periodic
+    # symmetry on a tiny image) move percentile thresholds: SimpleITK, bit for bit
+    separable = (resample.supported(s.interpolator, image.shape) and image.dtype in _SITK_NATIVE
+                 and image.dtype != np.float64)
     img = resample.resample(image, x, inside) if separable else None
     if img is None:  # another interpolator, or values whose cast ITK's own rounding decides
         sitk_img = _to_sitk(image, spacing_zyx)

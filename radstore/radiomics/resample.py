@@ -32,10 +32,9 @@ The per-axis maps reproduce ITK 5:
   B-spline then returns the input values) and in constant regions. :func:`resample` reports such
   grids (None) and callers resample them with SimpleITK.
 
-- Float64 images keep our sums' rounding (within ~1e-13 of the magnitude); where two positions
-  mirror each other about the first or last sample, ITK's rounding may tie their values exactly
-  and the percentile thresholds of first-order features see that tie: such grids are resampled by
-  SimpleITK (:func:`mirror_pairs`).
+- Float64 output keeps the sums' rounding (~1e-15 of the magnitude); ties that ITK's rounding makes
+  or breaks then reach order statistics downstream, so ``imageops`` resamples float64 images with
+  SimpleITK.
 
 Lines of exactly 2 samples are not handled (ITK's mirror reads outside the buffer there): callers use
 SimpleITK for them (:func:`supported`).
@@ -176,23 +175,6 @@ def cast_ambiguous(values: np.ndarray, dtype: np.dtype, scale: float) -> bool:
     return bool((near & (nearest != 0)).any())
 
 
-def mirror_pairs(x_zyx: Sequence[np.ndarray], shape: tuple[int, ...], tolerance: float = 1e-9) -> bool:
-    """Whether two positions of an axis mirror each other about its first or last sample (``x``
-    and ``-x``, or ``x`` and ``2 (n - 1) - x``): the mirrored B-spline gives both the same value in
-    exact arithmetic, and ITK's rounding may or may not make them equal (float64 output keeps that
-    tie, which order statistics such as the 10th/90th percentile thresholds then see)."""
-    for x, n in zip(x_zyx, shape, strict=True):
-        srt = np.sort(x)
-        inner = x[_inside(x, n)]  # (outside positions are 0)
-        for partners in (-inner[inner < 0], 2.0 * (n - 1) - inner[inner > n - 1]):
-            if partners.size:
-                i = np.clip(np.searchsorted(srt, partners), 1, len(srt) - 1)
-                gap = np.minimum(np.abs(srt[i] - partners), np.abs(srt[i - 1] - partners))
-                if bool((gap < tolerance).any()):
-                    return True
-    return False
-
-
 def _cast(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """ITK's ``CastPixelWithBoundsChecking``: clamp to the type's range, then C cast (integers
     truncate toward zero, float32 rounds to nearest)."""
@@ -210,15 +192,12 @@ def resample(image: np.ndarray, x_zyx: Sequence[np.ndarray], inside: np.ndarray 
 
     None when the result would not be ITK's for certain: an integer image with a value that ITK's
     truncation of its own (differently rounded) sum may put on the other side of an integer
-    (:func:`cast_ambiguous`), or a float64 image on a grid with mirrored positions
-    (:func:`mirror_pairs`); callers then resample with SimpleITK. Float32 output may differ from
+    (:func:`cast_ambiguous`); callers then resample with SimpleITK. Float32 output may differ from
     ITK's by one float32 ulp in rare voxels; float64 by the rounding of the sums."""
     if image.ndim != 3 or len(x_zyx) != 3:
         raise ValueError(f"need a 3-D image and 3 position arrays, got {image.shape} and {len(x_zyx)}")
     if not supported("sitkBSpline", image.shape):
         raise ValueError(f"separable B-spline resampling needs lines of 1 or >= 3 samples, got {image.shape}")
-    if image.dtype == np.float64 and mirror_pairs(x_zyx, image.shape):
-        return None
     axes = [bspline_axis(x, n, inside is None) for x, n in zip(x_zyx, image.shape, strict=True)]
     mats, windows = [m for m, _ in axes], tuple(w for _, w in axes)
     mz, my, mx = mats

@@ -124,25 +124,23 @@ def test_casts_that_itk_rounding_decides_are_reported(dtype: type) -> None:
     assert np.array_equal(got, _sitk_resample(arr, spacing, shifted, new_spacing, size, "sitkBSpline"))
 
 
-def test_float64_grids_with_mirrored_positions_are_left_to_simpleitk() -> None:
-    """6 slices of 5 mm to 1 mm: positions 4.8 and 5.2 mirror each other about the last slice (the
-    B-spline's mirror boundary gives them one value; ITK's rounding may or may not tie them, and the
-    percentile thresholds of first-order features see the tie). Float64 images on such grids go
-    to SimpleITK (``resample`` returns None); integer and float32 images keep the separable path
-    (their cast absorbs the rounding), and so do float64 grids without mirrored positions."""
-    spacing, new_spacing, size = np.array([5.0, 0.5, 0.5]), np.array([1.0, 1.0, 1.0]), [30, 11, 3]
-    origin_index = 0.5 * (new_spacing - spacing) / spacing
-    x = [resample.positions(o, s, ns, n) for o, s, ns, n in zip(origin_index, spacing, new_spacing, size,
-                                                                 strict=True)]
-    assert resample.mirror_pairs(x, (6, 22, 6))
-    arr = np.random.default_rng(3).normal(0, 200, (6, 22, 6))
-    assert resample.resample(arr, x) is None
-    assert resample.resample(arr.astype(np.float32), x) is not None
-    assert resample.resample(arr.round().astype(np.int16), x) is not None
-    shifted = [x[0] + 0.05, x[1], x[2]]  # 4.85 and 5.25: no longer mirrored
-    assert not resample.mirror_pairs(shifted, (6, 22, 6)) and resample.resample(arr, shifted) is not None
-    assert resample.mirror_pairs([x[0][x[0] < 5]], (6,))  # -0.2 and 0.2 mirror about the first slice
-    assert not resample.mirror_pairs([x[0][(x[0] >= 0) & (x[0] <= 5)]], (6,))  # none beyond either end
+def test_prepare_resamples_float64_images_with_simpleitk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A float64 (e.g. normalised) image on a grid whose positions mirror each other about the last
+    slice (6 x 5 mm -> 1 mm): ``prepare`` gives SimpleITK's values bit for bit (ties that ITK's
+    rounding makes there reach the percentile thresholds of first-order features)."""
+    from radstore.radiomics import imageops
+    from radstore.radiomics.settings import RadiomicsSettings
+
+    image = np.random.default_rng(3).normal(0, 200, (6, 22, 6))
+    mask = np.zeros(image.shape, np.uint8)
+    mask[1:6, 4:18, 1:5] = 1
+    s = RadiomicsSettings.from_params({"setting": {"resampledPixelSpacing": [1, 1, 1]}}).setting
+    fast = imageops.prepare(image, mask, (5.0, 0.5, 0.5), s, 1)
+    monkeypatch.setattr(resample, "supported", lambda *_: False)
+    monkeypatch.setattr(resample, "ambiguous", lambda x: True)
+    slow = imageops.prepare(image, mask, (5.0, 0.5, 0.5), s, 1)
+    assert fast.array.dtype == slow.array.dtype == np.float64
+    assert np.array_equal(fast.array, slow.array) and np.array_equal(fast.mask, slow.mask)
 
 
 def test_two_voxel_lines_are_left_to_simpleitk() -> None:
