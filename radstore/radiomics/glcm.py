@@ -358,7 +358,8 @@ def _pyradiomics_mcc(counts: np.ndarray, present: np.ndarray, params: TexturePar
     symmetrised, weighted, empty angles deleted, normalised; ``Q``, ``numpy.linalg.eigvals``,
     ``sqrt`` of the second largest, ``nanmean`` over angles): for a direction whose second eigenvalue
     is 0 in exact arithmetic, PyRadiomics' rounding gives it a sign, and a negative one makes that
-    direction NaN and drops it from the mean (or gives NaN when no direction remains). ``counts``
+    direction NaN and drops it from the mean. When no direction remains PyRadiomics gives NaN; we
+    give the exact value, 0 (a NaN would cost the ROI all its features). ``counts``
     [A, N, N] raw co-occurrences, ``present`` the 0-based indices of the ROI's grey levels."""
     offs = angles(params.distances, params.force2d, params.force2d_dimension)
     p = np.ascontiguousarray(counts.transpose(1, 2, 0))[None][:, present][:, :, present]  # (1, K, K, A)
@@ -396,7 +397,8 @@ def _pyradiomics_mcc(counts: np.ndarray, present: np.ndarray, params: TexturePar
         return 1.0
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # nanmean over only NaN directions
-        return float(np.nanmean(np.sqrt(eig[:, :, -2]), 1).real[0])
+        mcc = float(np.nanmean(np.sqrt(eig[:, :, -2]), 1).real[0])
+    return 0.0 if math.isnan(mcc) else mcc
 
 
 def _mcc_as_pyradiomics(res: dict[str, torch.Tensor], counts: torch.Tensor, present: np.ndarray,

@@ -528,3 +528,21 @@ def test_glcm_on_present_levels_equals_dense_matrices(method: str, weighting: st
     for name in glcm.FEATURES:
         np.testing.assert_allclose(compact[name].numpy(), dense[name].numpy(), rtol=1e-12, atol=1e-14,
                                    err_msg=name)
+
+
+def test_pyradiomics_mcc_of_rank_one_matrices_is_zero_or_rounding() -> None:
+    """Rank-1 co-occurrences (``u v^T``): the second eigenvalue is 0 in exact arithmetic. Following
+    PyRadiomics' arithmetic, its rounding gives a tiny positive value (MCC ~1e-8) or a negative one
+    (NaN, dropped; with every direction dropped PyRadiomics returns NaN, we the exact 0)."""
+    from radstore.radiomics import glcm
+    from radstore.radiomics.texture_params import TextureParams
+
+    params = TextureParams(symmetrical_glcm=False, weighting_norm="no_weighting")  # one merged direction
+    values = []
+    for seed in range(50):
+        rng = np.random.default_rng(seed)
+        u, v = rng.integers(1, 9, 3), rng.integers(1, 9, 3)
+        counts = np.repeat((u[:, None] * v[None, :]).astype(float)[None], 13, 0)
+        values.append(glcm._pyradiomics_mcc(counts, np.arange(3), params))
+    assert all(0.0 <= m < 1e-7 for m in values)
+    assert 0.0 in values and any(m > 0 for m in values)
