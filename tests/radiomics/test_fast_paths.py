@@ -546,3 +546,24 @@ def test_pyradiomics_mcc_of_rank_one_matrices_is_zero_or_rounding() -> None:
         values.append(glcm._pyradiomics_mcc(counts, np.arange(3), params))
     assert all(0.0 <= m < 1e-7 for m in values)
     assert 0.0 in values and any(m > 0 for m in values)
+
+
+@pytest.mark.parametrize("method", ["numpy", "torch"])
+def test_ngtdm_on_present_levels_equals_all_levels(method: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many bins of which few occur: NGTDM formulas over the present levels only (with their
+    values) equal those over all ``Ng`` levels, both paths."""
+    import torch
+
+    from radstore.radiomics import ngtdm
+    from radstore.radiomics.engine import _texture_params
+    from radstore.radiomics.settings import Setting
+
+    rng = np.random.default_rng(1)
+    m = torch.from_numpy(rng.random((2, 9, 11, 10)) < 0.7)
+    q = torch.where(m, torch.from_numpy(rng.choice(np.arange(1, 300, 7), size=(2, 9, 11, 10))), 0)
+    params = _texture_params(Setting(), (2.0, 0.8, 0.8))
+    compact = ngtdm.compute(q, m, int(q.max()), params, method=method)
+    monkeypatch.setattr(ngtdm, "COMPACT_MIN_LEVELS", 10**9)
+    dense = ngtdm.compute(q, m, int(q.max()), params, method=method)
+    for name in ngtdm.FEATURES:
+        np.testing.assert_allclose(compact[name].numpy(), dense[name].numpy(), rtol=1e-12, err_msg=name)
