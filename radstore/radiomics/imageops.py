@@ -132,7 +132,7 @@ def _resample(image: np.ndarray, roi: np.ndarray, spacing_zyx: tuple[float, floa
     separable = (resample.supported(s.interpolator, image.shape) and image.dtype in _SITK_NATIVE
                  and image.dtype != np.float64)
     img = resample.resample(image, x, inside) if separable else None
-    if img is None:  # another interpolator, or values whose cast ITK's own rounding decides
+    if img is None:  # another interpolator, a float64 image, or casts that ITK's rounding decides
         sitk_img = _to_sitk(image, spacing_zyx)
         img = sitk.GetArrayFromImage(_sitk_resampler(sitk_img, new_spacing, new_size, origin_index,
                                                      s.interpolator).Execute(sitk_img))
