@@ -20,8 +20,9 @@ Degenerate ROIs: a ROI without any voxel pair at the configured distances (e.g. 
 GLCM; PyRadiomics then returns NaN for every feature and so do we (documented, with a warning).
 ``MCC`` is 1 when the ROI holds a single grey level (PyRadiomics' rule); where a direction's second
 eigenvalue is 0 in exact arithmetic (few grey levels), PyRadiomics' rounding may make it negative
-and drop that direction from the mean: such ROIs take PyRadiomics' own arithmetic
-(:func:`_pyradiomics_mcc`). With more than ``COMPACT_MIN_LEVELS`` bins the matrices keep only the
+and drop that direction from the mean, and where a marginal holds one grey level its Correlation is
+``0 / 0`` up to rounding: such ROIs take PyRadiomics' own arithmetic for both
+(:func:`_pyradiomics_mcc_correlation`). With more than ``COMPACT_MIN_LEVELS`` bins the matrices keep only the
 grey levels present (:func:`compact_levels`). ``Imc2`` is set to 0 when
 ``HXY2 - HXY`` is not positive (PyRadiomics: exactly 0 when equal; rounding-level negatives would
 give its NaN).
@@ -235,9 +236,10 @@ def _feature_formulas(p: Array, ng_roi: Array, n_present: Array, level_values: A
     symmetric ``Dx^-1/2 P Dy^-1 P^T Dx^-1/2``; with it ``C`` has an antisymmetric part of relative
     size ~1e-7 that moves no eigenvalue to first order, so ``eigvalsh`` of the symmetric part of
     ``C`` gives PyRadiomics' ``eigvals(Q)`` to ~1e-14 relative, 20x faster. With ``mcc_check`` the
-    result also holds ``MCC_near_zero`` (bool [B]): a valid direction's second eigenvalue is 0 in
-    exact arithmetic (within 1e-10 of the largest), whose sign only rounding decides
-    (:func:`_pyradiomics_mcc`)."""
+    result also holds ``rounding_decides`` (bool [B]): in a valid direction the second eigenvalue
+    is 0 in exact arithmetic (within 1e-10 of the largest), or a marginal holds one grey level
+    (``sigx sigy = 0``): there PyRadiomics' rounding decides MCC and Correlation
+    (:func:`_pyradiomics_mcc_correlation`)."""
     xp = ops(p)
     bsz, na, n, _ = p.shape
     valid = p.sum(axis=(2, 3)) > 0
@@ -309,6 +311,8 @@ def _feature_formulas(p: Array, ng_roi: Array, n_present: Array, level_values: A
     else:
         second = xp.zeros_like(ux)
         near_zero = n_present < 0
+    one_level = ((px > 0).sum(-1) == 1) | ((py > 0).sum(-1) == 1)  # sigx sigy = 0 in exact arithmetic
+    rounding_decides = near_zero | ((one_level & valid).any(-1) & (n_present >= 2))
     out["MCC"] = xp.sqrt(xp.clamp_min0(second))
     names = list(out)
     means = xp.mean_over_valid(xp.stack([out[k] for k in names]), valid)
@@ -317,7 +321,7 @@ def _feature_formulas(p: Array, ng_roi: Array, n_present: Array, level_values: A
     res["JointAverage"] = xp.mean_over_valid(ux, valid)
     final = {k: res[k] for k in FEATURES}
     if mcc_check:
-        final["MCC_near_zero"] = near_zero
+        final["rounding_decides"] = rounding_decides
     return final
 
 
@@ -353,16 +357,13 @@ def _level_value(index: torch.Tensor, level_values: torch.Tensor | None) -> torc
     return torch.where(index > 0, level_values[(index - 1).clamp_min(0)], torch.zeros_like(level_values[:1]))
 
 
-def _pyradiomics_mcc(counts: np.ndarray, present: np.ndarray, params: TextureParams) -> float:
-    """PyRadiomics' MCC of one ROI, by its own arithmetic (``RadiomicsGLCM``: empty levels deleted,
-    symmetrised, weighted, empty angles deleted, normalised; ``Q``, ``numpy.linalg.eigvals``,
-    ``sqrt`` of the second largest, ``nanmean`` over angles): for a direction whose second eigenvalue
-    is 0 in exact arithmetic, PyRadiomics' rounding gives it a sign, and a negative one makes that
-    direction NaN and drops it from the mean. When no direction remains PyRadiomics gives NaN; we
-    give the exact value, 0 (a NaN would cost the ROI all its features). ``counts``
-    [A, N, N] raw co-occurrences, ``present`` the 0-based indices of the ROI's grey levels."""
+def _pyradiomics_matrix(counts: np.ndarray, present: np.ndarray, params: TextureParams) -> np.ndarray:
+    """PyRadiomics' normalised ``P_glcm`` (1, K, K, A) of one ROI by its own arithmetic
+    (``RadiomicsGLCM._calculateMatrix``: absent levels deleted, symmetrised, weighted, empty angles
+    deleted, normalised) from raw ``counts`` [A, N, N]; ``present``: 0-based indices of the ROI's
+    grey levels."""
     offs = angles(params.distances, params.force2d, params.force2d_dimension)
-    p = np.ascontiguousarray(counts.transpose(1, 2, 0))[None][:, present][:, :, present]  # (1, K, K, A)
+    p = np.ascontiguousarray(counts.transpose(1, 2, 0))[None][:, present][:, :, present]
     if params.symmetrical_glcm:
         p += np.transpose(p, (0, 2, 1, 3)).copy()
     if params.weighting_norm is not None:
@@ -386,7 +387,29 @@ def _pyradiomics_mcc(counts: np.ndarray, present: np.ndarray, params: TexturePar
             sum_p = np.delete(sum_p, empty, 1)
     sum_p[sum_p == 0] = np.nan
     p /= sum_p[:, None, None, :]
-    px, py, eps = p.sum(2, keepdims=True), p.sum(1, keepdims=True), np.spacing(1)
+    return p
+
+
+def _pyradiomics_mcc_correlation(p: np.ndarray, grey_levels: np.ndarray) -> tuple[float, float]:
+    """PyRadiomics' MCC and Correlation of ``P_glcm`` (:func:`_pyradiomics_matrix`) with its grey
+    levels, by its own arithmetic, where rounding decides them. MCC: the second largest of
+    ``numpy.linalg.eigvals(Q)``; when it is 0 in exact arithmetic, a negative rounding makes its
+    ``sqrt`` NaN and drops that direction from the mean (when every direction is dropped PyRadiomics
+    gives NaN; we give the exact value, 0: a NaN would cost the ROI all its features).
+    Correlation: ``corm / (sigx sigy + eps)``, 1 where ``sigx sigy == 0``; with one grey level in a
+    marginal both are 0 in exact arithmetic and PyRadiomics' rounding (a marginal summing to 1
+    exactly, or not) gives 1 or a ratio of rounding errors."""
+    eps = np.spacing(1)
+    i, j = np.meshgrid(grey_levels.astype(float), grey_levels.astype(float), indexing="ij", sparse=True)
+    ux = np.sum(i[None, :, :, None] * p, (1, 2), keepdims=True)
+    uy = np.sum(j[None, :, :, None] * p, (1, 2), keepdims=True)
+    sigx = np.sum(p * ((i[None, :, :, None] - ux) ** 2), (1, 2), keepdims=True) ** 0.5
+    sigy = np.sum(p * ((j[None, :, :, None] - uy) ** 2), (1, 2), keepdims=True) ** 0.5
+    corm = np.sum(p * (i[None, :, :, None] - ux) * (j[None, :, :, None] - uy), (1, 2), keepdims=True)
+    corr = corm / (sigx * sigy + eps)
+    corr[sigx * sigy == 0] = 1
+    correlation = float(np.nanmean(corr, (1, 2, 3))[0])
+    px, py = p.sum(2, keepdims=True), p.sum(1, keepdims=True)
     q = (p[:, :, None, 0, :] * p[:, None, :, 0, :]) / (px[:, :, None, 0, :] * py[:, None, :, 0, :] + eps)
     for gl in range(1, p.shape[1]):
         q += ((p[:, :, None, gl, :] * p[:, None, :, gl, :])
@@ -394,23 +417,30 @@ def _pyradiomics_mcc(counts: np.ndarray, present: np.ndarray, params: TexturePar
     eig = np.linalg.eigvals(q.transpose((0, 3, 1, 2)))
     eig.sort()
     if eig.shape[2] < 2:
-        return 1.0
+        return 1.0, correlation
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # nanmean over only NaN directions
         mcc = float(np.nanmean(np.sqrt(eig[:, :, -2]), 1).real[0])
-    return 0.0 if math.isnan(mcc) else mcc
+    return (0.0 if math.isnan(mcc) else mcc), correlation
 
 
-def _mcc_as_pyradiomics(res: dict[str, torch.Tensor], counts: torch.Tensor, present: np.ndarray,
-                        params: TextureParams) -> dict[str, torch.Tensor]:
-    """``res`` with the MCC of the ROIs flagged ``MCC_near_zero`` taken from :func:`_pyradiomics_mcc`
-    (the flag removed); ``present`` bool [B, N + 1] (column 0: outside)."""
-    flagged = np.flatnonzero(res.pop("MCC_near_zero").cpu().numpy())
+def _rounding_as_pyradiomics(res: dict[str, torch.Tensor], counts: torch.Tensor, present: np.ndarray,
+                             params: TextureParams, level_values: torch.Tensor | None
+                             ) -> dict[str, torch.Tensor]:
+    """``res`` with MCC and Correlation of the ROIs flagged ``rounding_decides`` taken from
+    :func:`_pyradiomics_mcc_correlation` (the flag removed); ``present`` bool [B, N + 1] (column 0:
+    outside), ``level_values`` the grey level of each matrix row (None: ``1..N``)."""
+    flagged = np.flatnonzero(res.pop("rounding_decides").cpu().numpy())
     if flagged.size:
-        mcc = res["MCC"].cpu().numpy().copy()
+        values = None if level_values is None else level_values.cpu().numpy()
+        mcc, corr = res["MCC"].cpu().numpy().copy(), res["Correlation"].cpu().numpy().copy()
         for b in flagged:
-            mcc[b] = _pyradiomics_mcc(counts[b].cpu().numpy(), np.flatnonzero(present[b, 1:]), params)
+            idx = np.flatnonzero(present[b, 1:])
+            levels = idx + 1.0 if values is None else values[idx]
+            p = _pyradiomics_matrix(counts[b].cpu().numpy(), idx, params)
+            mcc[b], corr[b] = _pyradiomics_mcc_correlation(p, levels)
         res["MCC"] = torch.from_numpy(mcc).to(res["MCC"].device)
+        res["Correlation"] = torch.from_numpy(corr).to(res["Correlation"].device)
     return res
 
 
@@ -426,7 +456,7 @@ def _chunk_torch(
     present.scatter_(1, qm, True)
     present[:, 0] = False
     res = _from_matrices(p, ng_roi, present[:, 1:].sum(1), params, level_values)
-    return _mcc_as_pyradiomics(res, p, present.cpu().numpy(), params)
+    return _rounding_as_pyradiomics(res, p, present.cpu().numpy(), params, level_values)
 
 
 def _chunk_numpy(grid: FlatGrid, n_levels: int, params: TextureParams,
@@ -436,7 +466,7 @@ def _chunk_numpy(grid: FlatGrid, n_levels: int, params: TextureParams,
     present = present_levels(grid, n_levels)
     ng_roi = _level_value(torch.from_numpy(n_levels - np.argmax(present[:, ::-1], axis=1)), level_values)
     res = _from_matrices(p, ng_roi, torch.from_numpy(present.sum(1)), params, level_values)
-    return _mcc_as_pyradiomics(res, p, present, params)
+    return _rounding_as_pyradiomics(res, p, present, params, level_values)
 
 
 COMPACT_MIN_LEVELS = 64  # above this many bins, matrices keep only the grey levels present

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -195,7 +197,7 @@ def test_many_narrow_bins_over_few_voxels() -> None:
 def test_two_level_rois_where_mcc_rests_on_rounding(seed: int) -> None:
     """Two grey levels, non-symmetrical GLCM: along some direction the second eigenvalue of ``Q`` is
     0 in exact arithmetic, PyRadiomics' rounding makes it negative and drops that direction from
-    the MCC mean; ours reproduces its arithmetic for such ROIs (``glcm._pyradiomics_mcc``)."""
+    the MCC mean; ours reproduces its arithmetic for such ROIs (``glcm._pyradiomics_mcc_correlation``)."""
     rng = np.random.default_rng(seed)
     image = np.where(rng.random((4, 6, 6)) < 0.5, 0, 100).astype(np.int16)
     mask = (rng.random((4, 6, 6)) < 0.6).astype(np.uint8)
@@ -223,3 +225,23 @@ def test_random_settings_sweep(kind: str) -> None:
 
     problems = [f"seed {s}: {p}" for s in range(6, 66) if (p := compare(GENERATORS[kind](s))) is not None]
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("seed", [8, 105, 149])
+@pytest.mark.parametrize("device_code", [False, True])
+def test_three_level_rois_where_correlation_rests_on_rounding(seed: int, device_code: bool) -> None:
+    """Three grey levels, non-symmetrical GLCM at distances 1 and 2: along some direction a marginal
+    holds one grey level, so ``sigx sigy`` and ``corm`` are 0 in exact arithmetic and PyRadiomics'
+    Correlation for it is 1 or a ratio of rounding errors, as its arithmetic falls; ours follows
+    that arithmetic on the NumPy path and on the device (torch) path alike."""
+    from radstore.radiomics import torch_kernels
+
+    rng = np.random.default_rng(seed)
+    image = (rng.integers(0, 3, (3, 5, 5)) * 50).astype(np.int16)
+    mask = (rng.random((3, 5, 5)) < 0.35).astype(np.uint8)
+    settings = RadiomicsSettings.from_params({
+        "setting": {"binWidth": 25, "symmetricalGLCM": False, "distances": [1, 2]},
+        "featureClass": {"glcm": None}})
+    with torch_kernels() if device_code else contextlib.nullcontext():
+        ours = extract(image, mask, (1.0, 1.0, 1.0), settings)
+    _assert_close(ours, pb.extract(image, mask, (1.0, 1.0, 1.0), settings), rtol=1e-4)
