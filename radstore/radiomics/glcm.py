@@ -424,18 +424,20 @@ def _pyradiomics_mcc_correlation(p: np.ndarray, grey_levels: np.ndarray) -> tupl
     return (0.0 if math.isnan(mcc) else mcc), correlation
 
 
-def _rounding_as_pyradiomics(res: dict[str, torch.Tensor], counts: torch.Tensor, present: np.ndarray,
+def _rounding_as_pyradiomics(res: dict[str, torch.Tensor], counts: torch.Tensor, present: torch.Tensor,
                              params: TextureParams, level_values: torch.Tensor | None
                              ) -> dict[str, torch.Tensor]:
     """``res`` with MCC and Correlation of the ROIs flagged ``rounding_decides`` taken from
     :func:`_pyradiomics_mcc_correlation` (the flag removed); ``present`` bool [B, N + 1] (column 0:
-    outside), ``level_values`` the grey level of each matrix row (None: ``1..N``)."""
+    outside; copied to the host only when a ROI is flagged), ``level_values`` the grey level of each
+    matrix row (None: ``1..N``)."""
     flagged = np.flatnonzero(res.pop("rounding_decides").cpu().numpy())
     if flagged.size:
         values = None if level_values is None else level_values.cpu().numpy()
+        present_np = present.cpu().numpy()
         mcc, corr = res["MCC"].cpu().numpy().copy(), res["Correlation"].cpu().numpy().copy()
         for b in flagged:
-            idx = np.flatnonzero(present[b, 1:])
+            idx = np.flatnonzero(present_np[b, 1:])
             levels = idx + 1.0 if values is None else values[idx]
             p = _pyradiomics_matrix(counts[b].cpu().numpy(), idx, params)
             mcc[b], corr[b] = _pyradiomics_mcc_correlation(p, levels)
@@ -456,7 +458,7 @@ def _chunk_torch(
     present.scatter_(1, qm, True)
     present[:, 0] = False
     res = _from_matrices(p, ng_roi, present[:, 1:].sum(1), params, level_values)
-    return _rounding_as_pyradiomics(res, p, present.cpu().numpy(), params, level_values)
+    return _rounding_as_pyradiomics(res, p, present, params, level_values)
 
 
 def _chunk_numpy(grid: FlatGrid, n_levels: int, params: TextureParams,
@@ -466,7 +468,7 @@ def _chunk_numpy(grid: FlatGrid, n_levels: int, params: TextureParams,
     present = present_levels(grid, n_levels)
     ng_roi = _level_value(torch.from_numpy(n_levels - np.argmax(present[:, ::-1], axis=1)), level_values)
     res = _from_matrices(p, ng_roi, torch.from_numpy(present.sum(1)), params, level_values)
-    return _rounding_as_pyradiomics(res, p, present, params, level_values)
+    return _rounding_as_pyradiomics(res, p, torch.from_numpy(present), params, level_values)
 
 
 COMPACT_MIN_LEVELS = 64  # above this many bins, matrices keep only the grey levels present
