@@ -186,3 +186,38 @@ def test_prepare_resampled_equals_simpleitk_path(grid: str, ties: bool,
     assert fast.array.dtype == slow.array.dtype == np.int16
     assert np.array_equal(fast.array, slow.array) and np.array_equal(fast.mask, slow.mask)
     assert fast.bbox == slow.bbox and fast.spacing_zyx == slow.spacing_zyx
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_nearest_mask_probes_equal_simpleitk_on_the_whole_mask(seed: int,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """``_sitk_nearest`` by its two small probes (forced here for small masks) picks the voxels that
+    SimpleITK picks resampling the whole mask, on grids full of nearest-neighbour ties (1.5 or 2.5 mm
+    slices to 1 mm, halved and kept axes, grids starting outside the image) and whatever thread count
+    ITK splits the whole mask over."""
+    from radstore.radiomics import imageops
+
+    rng = np.random.default_rng(100 + seed)
+    common = [0.5, 0.7, 0.8, 0.9765625, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0]
+    for _ in range(25):
+        shape = tuple(int(v) for v in rng.integers(1, 30, 3))
+        spacing = tuple(float(rng.choice(common)) if rng.random() < 0.8 else float(rng.uniform(0.3, 4))
+                        for _ in range(3))
+        new_spacing = np.array([float(rng.choice([0.5, 1.0, 1.5, 2.0, 3.0])) for _ in range(3)])
+        roi = rng.random(shape) < 0.3
+        origin_index = (0.5 * (new_spacing - np.array(spacing)) / np.array(spacing)
+                        + rng.integers(-2, 3, 3) * new_spacing / np.array(spacing))
+        size = [max(1, int(n * s / ns) + int(rng.integers(-1, 3))) for n, s, ns in
+                zip(shape, spacing, new_spacing, strict=True)]
+        monkeypatch.setattr(imageops, "PROBE_MIN_VOXELS", 0)
+        got_roi, got_inside = imageops._sitk_nearest(roi, spacing, new_spacing, size, origin_index)
+        monkeypatch.setattr(imageops, "PROBE_MIN_VOXELS", 1 << 62)
+        before = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+        for threads in (1, 2, 5):
+            sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
+            try:
+                want_roi, want_inside = imageops._sitk_nearest(roi, spacing, new_spacing, size, origin_index)
+            finally:
+                sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(before)
+            assert np.array_equal(got_inside, want_inside), (shape, spacing, new_spacing, size, threads)
+            assert np.array_equal(got_roi, want_roi), (shape, spacing, new_spacing, size, threads)
