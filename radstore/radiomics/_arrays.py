@@ -41,8 +41,11 @@ class ArrayOps(Protocol):
     def clamp_min0(x: Array) -> Array:
         """``max(x, 0)``."""
     @staticmethod
-    def stack(xs: list[Array]) -> Array:
-        """Along a new first axis."""
+    def stack(xs: list[Array], axis: int = 0) -> Array:
+        """Along a new axis (default: first)."""
+    @staticmethod
+    def concat(xs: list[Array], axis: int = -1) -> Array:
+        """Along an existing axis (default: last)."""
     @staticmethod
     def zeros_like(x: Array) -> Array: ...
     @staticmethod
@@ -103,8 +106,12 @@ class NumpyOps:
         return np.maximum(x, 0.0)
 
     @staticmethod
-    def stack(xs: list[Array]) -> Array:
-        return np.stack(xs)
+    def stack(xs: list[Array], axis: int = 0) -> Array:
+        return np.stack(xs, axis=axis)
+
+    @staticmethod
+    def concat(xs: list[Array], axis: int = -1) -> Array:
+        return np.concatenate(xs, axis=axis)
 
     @staticmethod
     def zeros_like(x: Array) -> Array:
@@ -143,6 +150,10 @@ class NumpyOps:
 
     @staticmethod
     def mean_over_valid(stacked: Array, valid: Array) -> Array:
+        if valid.all():  # (the common case: the plain mean, the same sums, unless a NaN is among them)
+            total = stacked.sum(-1)
+            if not np.isnan(total).any():
+                return total / stacked.shape[-1]
         keep = ~np.isnan(stacked)
         keep &= valid
         count = keep.sum(-1)
@@ -182,8 +193,12 @@ class TorchOps:
         return x.clamp(min=0)
 
     @staticmethod
-    def stack(xs: list[Array]) -> Array:
-        return torch.stack(xs)
+    def stack(xs: list[Array], axis: int = 0) -> Array:
+        return torch.stack(xs, dim=axis)
+
+    @staticmethod
+    def concat(xs: list[Array], axis: int = -1) -> Array:
+        return torch.cat(xs, dim=axis)
 
     @staticmethod
     def zeros_like(x: Array) -> Array:

@@ -267,8 +267,15 @@ def _feature_formulas(p: Array, ng_roi: Array, n_present: Array, level_values: A
     out["ClusterTendency"] = tendency.sum(-1)
     out["ClusterShade"] = (tendency * centred).sum(-1)
     out["ClusterProminence"] = (tendency * centred * centred).sum(-1)
-    contrast = (pxs * k_diff * k_diff).sum(-1)
-    out["Autocorrelation"] = ((pxa * k_sum * k_sum).sum(-1) - contrast) * 0.25
+    # sums of functions of k over p_x-y and p_x+y: one matrix product, a column per function
+    k2 = k_diff * k_diff
+    inv_k2 = xp.where(k_diff > 0, 1.0 / xp.where(k_diff > 0, k2, 1.0), 0.0)
+    by_diff = pxs @ xp.stack([k_diff, k2, 1.0 / (1 + k2), 1.0 / (1 + k_diff), inv_k2], axis=-1)
+    ngr = xp.as_float64(ng_roi).reshape(bsz, 1)
+    by_diff_ng = pxs @ xp.stack([1.0 / (1 + k2 / ngr**2), 1.0 / (1 + k_diff / ngr)], axis=-1)
+    by_sum = pxa @ xp.stack([k_sum, k_sum * k_sum], axis=-1)
+    contrast = by_diff[..., 1]
+    out["Autocorrelation"] = (by_sum[..., 1] - contrast) * 0.25
     out["Contrast"] = contrast
     sumsq_x = (px * (lv - ux[..., None]) ** 2).sum(-1)
     sumsq_y = (py * (lv - uy[..., None]) ** 2).sum(-1)
@@ -277,7 +284,7 @@ def _feature_formulas(p: Array, ng_roi: Array, n_present: Array, level_values: A
     corm = (out["ClusterTendency"] - sumsq_x - sumsq_y) * 0.5
     corr = corm / (sigx * sigy + EPS)
     out["Correlation"] = xp.where(sigx * sigy == 0, 1.0, corr)
-    diffavg = (k_diff * pxs).sum(-1)
+    diffavg = by_diff[..., 0]
     out["DifferenceAverage"] = diffavg
     out["DifferenceEntropy"] = ent(pxs)
     out["DifferenceVariance"] = (pxs * (k_diff - diffavg[..., None]) ** 2).sum(-1)
@@ -291,14 +298,13 @@ def _feature_formulas(p: Array, ng_roi: Array, n_present: Array, level_values: A
     out["Imc1"] = xp.where(div != 0, (hxy - hxy1) / xp.where(div != 0, div, 1.0), xp.zeros_like(div))
     dh = (hx + hy) - hxy
     out["Imc2"] = xp.where(dh > 0, xp.sqrt(1 - xp.exp(-2 * xp.clamp_min0(dh))), xp.zeros_like(dh))
-    ngr = xp.as_float64(ng_roi).reshape(bsz, 1, 1)
-    out["Idm"] = (pxs / (1 + k_diff**2)).sum(-1)
-    out["Idmn"] = (pxs / (1 + k_diff**2 / ngr**2)).sum(-1)
-    out["Id"] = (pxs / (1 + k_diff)).sum(-1)
-    out["Idn"] = (pxs / (1 + k_diff / ngr)).sum(-1)
-    out["InverseVariance"] = (pxs[..., 1:] / k_diff[1:] ** 2).sum(-1)
+    out["Idm"] = by_diff[..., 2]
+    out["Idmn"] = by_diff_ng[..., 0]
+    out["Id"] = by_diff[..., 3]
+    out["Idn"] = by_diff_ng[..., 1]
+    out["InverseVariance"] = by_diff[..., 4]
     out["MaximumProbability"] = xp.amax(flat, -1)
-    out["SumAverage"] = (k_sum * pxa).sum(-1)
+    out["SumAverage"] = by_sum[..., 0]
     out["SumEntropy"] = ent(pxa)
     out["SumSquares"] = sumsq_x
     if n > 1:
