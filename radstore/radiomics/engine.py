@@ -236,13 +236,18 @@ def _prepare_roi(i: int, roi: ROI, settings: RadiomicsSettings, enabled: dict[st
     s0 = settings.setting
     ibsi = settings.compatibility == "ibsi"
     try:
-        prep = prepare(np.asarray(image), np.asarray(mask), _spacing3(spacing), s0, lab)
+        prep = prepare(np.asarray(image), np.asarray(mask), _spacing3(spacing), s0, lab, ibsi)
         row: dict[str, float] = {}
         sm = prep.shape_mask[prep.bbox]
         if "shape" in enabled:
             vals = shape_3d(sm, prep.spacing_zyx, device, unbiased_pca=ibsi)
             row.update({f"original_shape_{n}": vals[n] for n in enabled["shape"]})
         if "shape2D" in enabled:
+            thick = sm.shape[s0.force2Ddimension]
+            if thick != 1:
+                raise ROIError(f"shape2D needs the ROI in one slice along force2Ddimension "
+                               f"{s0.force2Ddimension}, this one spans {thick} (PyRadiomics skips shape2D "
+                               "then): leave shape2D out of featureClass for such ROIs")
             vals = shape_2d(sm, prep.spacing_zyx, s0.force2Ddimension, unbiased_pca=ibsi)
             row.update({f"original_shape2D_{n}": vals[n] for n in enabled["shape2D"]})
         images = derived_crops(prep.array, prep.spacing_zyx, prep.bbox, image_types, s0.force2D,

@@ -186,6 +186,51 @@ def _sitk_nearest(roi: np.ndarray, spacing_zyx: tuple[float, float, float], new_
     return labels == 2, labels > 0
 
 
+IBSI_PARTIAL_VOLUME = 0.5  # IBSI 1: a resampled voxel is in the ROI when the interpolated mask is >= this
+
+
+def _resample_ibsi(image: np.ndarray, roi: np.ndarray, spacing_zyx: tuple[float, float, float], s: Setting
+                   ) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
+    """IBSI 1 interpolation (reference manual, image interpolation; ``compatibility: ibsi``): a grid
+    over the whole image with its centre on the image's centre, ``n_b = ceil(n_a s_a / s_b)`` voxels
+    per axis, voxel ``i`` at input index ``((n_a - 1) s_a - (n_b - 1) s_b) / (2 s_a) + i s_b / s_a``
+    (an axis whose new spacing is 0 keeps its grid); the image by ``s.interpolator`` (linear in
+    IBSI's CT configurations B-D), rounded to the nearest integer when every input value is one
+    (CT in HU, as IBSI prescribes), and the ROI by linear interpolation of the mask kept where it is
+    at least 0.5. Only the part of the grid around the ROI (plus ``padDistance`` voxels) is
+    computed: the same values, cheaper. PyRadiomics instead starts the grid at its ROI box and
+    resamples the mask by nearest neighbour (:func:`_resample`)."""
+    assert s.resampledPixelSpacing is not None
+    bb = bounding_box(roi)
+    if bb is None:
+        raise ROIError("label not present in mask")
+    sp = np.array(spacing_zyx, dtype=float)
+    new = np.array(s.resampledPixelSpacing, dtype=float)[::-1]
+    new = np.where(new == 0, sp, new)
+    if (new == sp).all():  # the same grid
+        box = _crop_box(roi.shape, bb, s.padDistance)
+        return image[box], roi[box], spacing_zyx
+    n_a = np.array(image.shape)
+    n_b = np.ceil(n_a * sp / new).astype(np.int64)
+    step = new / sp
+    start = ((n_a - 1) * sp - (n_b - 1) * new) / (2 * sp)
+    lo = np.array([b.start for b in bb], dtype=float) - 1.0  # (linear interpolation reaches 1 voxel)
+    hi = np.array([b.stop - 1 for b in bb], dtype=float) + 1.0
+    first = np.maximum(np.floor((lo - start) / step).astype(np.int64) - s.padDistance, 0)
+    last = np.minimum(np.ceil((hi - start) / step).astype(np.int64) + s.padDistance, n_b - 1)
+    origin_index = start + first * step
+    size = [int(v) for v in last - first + 1]
+    sitk_img = _to_sitk(image.astype(np.float64, copy=False), spacing_zyx)
+    img = sitk.GetArrayFromImage(_sitk_resampler(sitk_img, new, size, origin_index, s.interpolator)
+                                 .Execute(sitk_img))
+    if image.dtype.kind in "iub" or bool(np.array_equal(image, np.round(image))):
+        img = np.round(img)
+    msk = _to_sitk(roi.astype(np.float64), spacing_zyx)
+    weights = sitk.GetArrayFromImage(_sitk_resampler(msk, new, size, origin_index, "sitkLinear").Execute(msk))
+    out_spacing = (float(new[0]), float(new[1]), float(new[2]))
+    return img.astype(image.dtype), weights >= IBSI_PARTIAL_VOLUME, out_spacing
+
+
 def _sitk_resampler(image: sitk.Image, new_spacing_zyx: np.ndarray, new_size_zyx: list[int],
                     origin_index_zyx: np.ndarray, interpolator: str) -> sitk.ResampleImageFilter:
     """PyRadiomics' ``ResampleImageFilter`` for ``image``: the new grid starts at the input continuous
@@ -223,8 +268,9 @@ def _resegment(image: np.ndarray, mask: np.ndarray, s: Setting, label: int) -> n
 
 
 def prepare(image: np.ndarray, mask: np.ndarray, spacing_zyx: tuple[float, float, float], s: Setting,
-            label: int) -> Prepared:
-    """Normalise/resample/crop/check/re-segment one image + label map as PyRadiomics does."""
+            label: int, ibsi: bool = False) -> Prepared:
+    """Normalise/resample/crop/check/re-segment one image + label map as PyRadiomics does (``ibsi``:
+    resampling on IBSI's grid, :func:`_resample_ibsi`)."""
     if image.ndim != 3 or mask.shape != image.shape:
         raise ROIError(f"image {image.shape} and mask {mask.shape} must be 3-D arrays on the same grid")
     roi = mask.copy() if mask.dtype == bool else mask == label
@@ -241,7 +287,7 @@ def prepare(image: np.ndarray, mask: np.ndarray, spacing_zyx: tuple[float, float
     else:
         arr = np.ascontiguousarray(image)
     if s.resampledPixelSpacing is not None:
-        arr, roi, spacing = _resample(arr, roi, spacing, s)
+        arr, roi, spacing = (_resample_ibsi if ibsi else _resample)(arr, roi, spacing, s)
         itk = None
     elif s.preCrop:
         box = _crop_box(roi.shape, _check(roi, s, label), s.padDistance)

@@ -145,8 +145,10 @@ def feature_def(family: str, name: str) -> FeatureDef:
     raise KeyError(f"unknown feature {family}_{name}")
 
 
-def ibsi_table() -> list[tuple[str, str, str]]:
-    """(IBSI tag with PyRadiomics' aggregation suffix, family, feature) for every mapped feature."""
+def ibsi_table(force2d: bool = False) -> list[tuple[str, str, str]]:
+    """(IBSI tag with PyRadiomics' aggregation suffix, family, feature) for every mapped feature.
+    With ``force2d`` the texture matrices are in-plane and summed over the slices (one per direction
+    for GLCM/GLRLM, one for the others), which IBSI names 2.5D (``_2_5D_avg``, ``_2_5D``)."""
     out = []
     for fam, defs in FEATURES.items():
         if fam == "shape2D":
@@ -154,6 +156,8 @@ def ibsi_table() -> list[tuple[str, str, str]]:
         for f in defs:
             if f.ibsi_tag:
                 suffix = IBSI_AGGREGATION.get(fam)
+                if suffix and force2d:
+                    suffix = suffix.replace("3D", "2_5D")
                 out.append((f"{f.ibsi_tag}_{suffix}" if suffix else f.ibsi_tag, fam, f.name))
     return out
 

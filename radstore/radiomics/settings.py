@@ -239,10 +239,12 @@ class RadiomicsSettings(BaseModel):
 
     # ------------------------------------------------------------------ derived views
     def enabled_features(self) -> dict[str, tuple[str, ...]]:
-        """family -> enabled feature names. No ``featureClass`` = PyRadiomics' defaults (all families,
-        shape2D only with force2D)."""
+        """family -> enabled feature names. No ``featureClass`` = every family but shape2D, which
+        needs ``featureClass: {shape2D: ...}``. (PyRadiomics' own default also enables shape2D, but
+        computes it only with force2D on ROIs one slice thick and skips it, with a warning, for all
+        others: our columns depend on the settings alone.)"""
         if self.featureClass is None:
-            fams = [f for f in registry.FAMILIES if f != "shape2D" or self.setting.force2D]
+            fams = [f for f in registry.FAMILIES if f != "shape2D"]
             return {f: registry.family_features(f) for f in fams}
         return {fam: tuple(feats) if feats is not None else registry.family_features(fam)
                 for fam, feats in self.featureClass.items()}

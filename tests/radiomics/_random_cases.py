@@ -106,9 +106,7 @@ def settings_case(seed: int) -> Case:
     if rng.random() < 0.1:
         image_types["Wavelet"] = {}
         filtered = True
-    params: dict[str, Any] = {"setting": st, "imageType": image_types}
-    if st.get("force2D"):  # shape2D needs a single-slice ROI: not this generator's
-        params["featureClass"] = {fc: None for fc in ALL_CLASSES}
+    params: dict[str, Any] = {"setting": st, "imageType": image_types}  # (defaults: shape2D left out)
     return img, mask, sp, params, filtered
 
 

@@ -86,6 +86,34 @@ def test_degenerate_rois_raise_clear_errors():
         extract(image, line, (1, 1, 1), s)
 
 
+def test_force2d_defaults_leave_shape2d_out_and_asking_for_it_on_a_thick_roi_is_a_clear_error():
+    """A PyRadiomics params file with ``force2D`` and no ``featureClass`` on a 3D tumour: PyRadiomics
+    skips shape2D (it needs a single-slice ROI) and computes everything else; so do we, and the
+    columns equal its own. Asking for shape2D explicitly on such a ROI names the ROI and the fix."""
+    from radstore.radiomics import pyradiomics_backend
+
+    rng = np.random.default_rng(4)
+    image = rng.normal(0, 50, (6, 12, 12)).round().astype(np.int16)
+    mask = np.zeros(image.shape, np.uint8)
+    mask[1:5, 2:10, 3:9] = 1
+    s = RadiomicsSettings.from_params({"setting": {"force2D": True, "force2Ddimension": 0}})
+    assert "shape2D" not in s.enabled_features() and "shape" in s.enabled_features()
+    ours = extract(image, mask, (2.0, 1.0, 1.0), s)
+    theirs = pyradiomics_backend.extract(image, mask, (2.0, 1.0, 1.0), s)
+    assert list(ours) == list(theirs) == feature_names(s)
+    assert not any("shape2D" in k for k in ours)
+    for k, v in theirs.items():
+        assert ours[k] == pytest.approx(v, rel=1e-4, abs=1e-6), k
+    asked = RadiomicsSettings.from_params({"setting": {"force2D": True, "force2Ddimension": 0},
+                                           "featureClass": {"shape2D": None, "firstorder": None}})
+    with pytest.raises(ROIError, match=r"ROI 0: shape2D needs the ROI in one slice .* spans 4"):
+        extract(image, mask, (2.0, 1.0, 1.0), asked)
+    flat = np.zeros(image.shape, np.uint8)
+    flat[3, 2:10, 3:9] = 1
+    one_slice = extract(image, flat, (2.0, 1.0, 1.0), asked)
+    assert one_slice["original_shape2D_PixelSurface"] == pytest.approx(48.0)
+
+
 def test_non_finite_values_raise_and_huge_finite_values_pass(monkeypatch: pytest.MonkeyPatch):
     from radstore.radiomics import ngtdm
 
