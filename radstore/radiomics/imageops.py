@@ -246,25 +246,41 @@ def _sitk_resampler(image: sitk.Image, new_spacing_zyx: np.ndarray, new_size_zyx
 
 
 def _resegment(image: np.ndarray, mask: np.ndarray, s: Setting, label: int) -> np.ndarray:
-    """PyRadiomics ``resegmentMask``: keep ROI voxels inside the (absolute/relative/sigma) range."""
-    assert s.resegmentRange is not None
-    vals = image[mask]
-    rng = sorted(s.resegmentRange)
-    if s.resegmentMode == "relative":
-        th = [float(vals.max()) * r for r in rng]
-    elif s.resegmentMode == "sigma":
-        th = [float(vals.mean()) + float(vals.std()) * r for r in rng]
-    else:
-        th = list(rng)
-    keep = vals >= th[0]
-    if len(th) == 2:
-        keep &= vals <= th[1]
-    out = np.zeros_like(mask)
-    out[mask] = keep
-    if out.sum() <= 1:
-        raise ROIError(f"re-segmentation {s.resegmentMode} {list(s.resegmentRange)} kept "
-                       f"{int(out.sum())} voxel(s) of label {label}: cannot extract features")
-    return out
+    """PyRadiomics ``resegmentMask``: keep ROI voxels inside the (absolute/relative/sigma) range; then,
+    with ``resegmentOutliers`` ``k`` (IBSI mode), those within mean +- k sd of the voxels left
+    (IBSI's intensity outlier filtering; sd over the voxels, N in the denominator)."""
+    keep = mask
+    if s.resegmentRange is not None:
+        vals = image[mask]
+        rng = sorted(s.resegmentRange)
+        if s.resegmentMode == "relative":
+            th = [float(vals.max()) * r for r in rng]
+        elif s.resegmentMode == "sigma":
+            th = [float(vals.mean()) + float(vals.std()) * r for r in rng]
+        else:
+            th = list(rng)
+        inside = vals >= th[0]
+        if len(th) == 2:
+            inside &= vals <= th[1]
+        keep = np.zeros_like(mask)
+        keep[mask] = inside
+        _check_kept(keep, f"re-segmentation {s.resegmentMode} {list(s.resegmentRange)}", label)
+    if s.resegmentOutliers is not None:
+        vals = image[keep]
+        mean, sd = float(vals.mean()), float(vals.std())
+        k = s.resegmentOutliers
+        inside = (vals >= mean - k * sd) & (vals <= mean + k * sd)
+        out = np.zeros_like(mask)
+        out[keep] = inside
+        keep = out
+        _check_kept(keep, f"outlier filtering (mean +- {k:g} sd)", label)
+    return keep
+
+
+def _check_kept(keep: np.ndarray, step: str, label: int) -> None:
+    n = int(np.count_nonzero(keep))
+    if n <= 1:
+        raise ROIError(f"{step} kept {n} voxel(s) of label {label}: cannot extract features")
 
 
 def prepare(image: np.ndarray, mask: np.ndarray, spacing_zyx: tuple[float, float, float], s: Setting,
@@ -294,7 +310,7 @@ def prepare(image: np.ndarray, mask: np.ndarray, spacing_zyx: tuple[float, float
         arr, roi, itk = arr[box], roi[box], None
     bb = _check(roi, s, label)
     shape_mask = roi
-    if s.resegmentRange is not None:
+    if s.resegmentRange is not None or s.resegmentOutliers is not None:
         roi = _resegment(arr, roi, s, label)
         bb = _check(roi, s, label)
         if s.resegmentShape:

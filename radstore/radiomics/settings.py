@@ -25,7 +25,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from radstore.radiomics import registry
 
@@ -53,6 +62,9 @@ class Setting(BaseModel):
     resegmentRange: tuple[float] | tuple[float, float] | None = None
     resegmentMode: Literal["absolute", "relative", "sigma"] = "absolute"
     resegmentShape: bool = False
+    # radstore extension (compatibility: ibsi only): IBSI's intensity outlier filtering, after the
+    # resegmentRange: keep ROI voxels within mean +- k sd of those left (IBSI CT configuration E)
+    resegmentOutliers: float | None = Field(None, gt=0)
     normalize: bool = False
     normalizeScale: float = Field(1.0, gt=0)
     removeOutliers: float | None = Field(None, gt=0)
@@ -69,6 +81,15 @@ class Setting(BaseModel):
     correctMask: bool = False
     geometryTolerance: float | None = None
     additionalInfo: bool = False  # accepted for compatibility; diagnostics are never emitted
+
+    @model_serializer(mode="wrap")
+    def _without_unset_extensions(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """PyRadiomics' keys, plus radstore's extensions only when set: settings without them keep
+        their dump, hence their version hash."""
+        out = handler(self)
+        if self.resegmentOutliers is None:
+            out.pop("resegmentOutliers", None)
+        return out
 
     @field_validator("interpolator", mode="before")
     @classmethod
@@ -197,6 +218,9 @@ class RadiomicsSettings(BaseModel):
     def _consistent(self) -> RadiomicsSettings:
         if self.compatibility == "ibsi" and self.setting.voxelArrayShift != 0:
             raise ValueError("compatibility 'ibsi' requires voxelArrayShift = 0 (IBSI energy is unshifted)")
+        if self.compatibility != "ibsi" and self.setting.resegmentOutliers is not None:
+            raise ValueError("resegmentOutliers (IBSI's intensity outlier filtering, a radstore extension) "
+                             "needs compatibility: ibsi; PyRadiomics' own is resegmentMode: sigma")
         if self.featureClass is not None and "shape2D" in self.featureClass and not self.setting.force2D:
             raise ValueError("featureClass shape2D needs setting force2D: true")
         for args in self.imageType.values():

@@ -1,5 +1,5 @@
 """IBSI 1 phantoms in IBSI mode: every IBSI feature with a PyRadiomics counterpart, against the
-consortium's reference values (digital phantom; CT phantom configurations A-C)."""
+consortium's reference values (digital phantom; CT phantom configurations A-E)."""
 
 from __future__ import annotations
 
@@ -48,21 +48,25 @@ def _matched(values: dict[str, float], ref: dict[str, tuple[float, float]], forc
 
 # IBSI 1 CT phantom configurations (reference manual, table of configurations) as PyRadiomics
 # parameters in IBSI mode. A, B: 2D (force2D: in-plane matrices summed over the slices, IBSI's 2.5D
-# aggregation); B, C: resampled on IBSI's grid, linear, CT intensities rounded, mask >= 0.5.
-# D and E re-segment twice (range, then mean +- 3 sd), which one resegmentRange cannot say; E
-# also interpolates by tricubic spline: not compared.
+# aggregation); B-E: resampled on IBSI's grid, CT intensities rounded, mask interpolated >= 0.5;
+# D: outlier filtering alone (PyRadiomics' sigma re-segmentation); E: the range, then outlier
+# filtering on the voxels left (radstore's resegmentOutliers), tricubic spline (sitkBSpline).
 IBSI_CT_CONFIGS = {
     "a": {"resegmentRange": [-500, 400], "binWidth": 25, "force2D": True, "force2Ddimension": 0},
     "b": {"resegmentRange": [-500, 400], "binCount": 32, "force2D": True, "force2Ddimension": 0,
           "resampledPixelSpacing": [2, 2, 0], "interpolator": "sitkLinear"},
     "c": {"resegmentRange": [-1000, 400], "binWidth": 25, "resampledPixelSpacing": [2, 2, 2],
           "interpolator": "sitkLinear"},
+    "d": {"resegmentRange": [-3, 3], "resegmentMode": "sigma", "binCount": 32,
+          "resampledPixelSpacing": [2, 2, 2], "interpolator": "sitkLinear"},
+    "e": {"resegmentRange": [-1000, 400], "resegmentOutliers": 3, "binCount": 32,
+          "resampledPixelSpacing": [2, 2, 2], "interpolator": "sitkBSpline"},
 }
 
 
 @pytest.mark.parametrize("config", sorted(IBSI_CT_CONFIGS))
 def test_ibsi_ct_phantom_configurations(shared_data, config: str):
-    """IBSI 1 CT phantom (a chest CT), configurations A-C: every mapped feature within the published
+    """IBSI 1 CT phantom (a chest CT), configurations A-E: every mapped feature within the published
     tolerance (102 of 102 each; fixed bin size edges from the re-segmentation's lower bound)."""
     base = shared_data / "ibsi1" / "ct_phantom" / "nifti"
     image, mask, spacing = read_pair(base / "image" / "phantom.nii.gz", base / "mask" / "mask.nii.gz")

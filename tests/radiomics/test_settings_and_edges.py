@@ -71,6 +71,31 @@ def test_version_hash_is_stable_and_sensitive():
     json.dumps(a.model_dump(mode="json"))
 
 
+def test_resegment_outliers_is_an_ibsi_extension_that_keeps_existing_versions():
+    """``resegmentOutliers`` (IBSI's outlier filtering after the range) needs IBSI mode, leaves the
+    canonical dump (so the version) of settings without it unchanged, and filters mean +- k sd of the
+    voxels the range kept."""
+    from radstore.radiomics.imageops import _resegment
+
+    plain = RadiomicsSettings.from_params({"setting": {"binWidth": 25}})
+    assert "resegmentOutliers" not in plain.model_dump(mode="json")["setting"]
+    with pytest.raises(SettingsError, match="needs compatibility: ibsi"):
+        RadiomicsSettings.from_params({"setting": {"resegmentOutliers": 3}})
+    ibsi = RadiomicsSettings.from_params({"compatibility": "ibsi", "setting": {
+        "resegmentRange": [-1000, 400], "resegmentOutliers": 2}})
+    assert ibsi.model_dump(mode="json")["setting"]["resegmentOutliers"] == 2
+    assert settings_version(ibsi) != settings_version(RadiomicsSettings.from_params(
+        {"compatibility": "ibsi", "setting": {"resegmentRange": [-1000, 400]}}))
+    values = np.array([-2000.0, 0, 10, 20, 30, 40, 50, 60, 70, 80, 500, 300], dtype=float)
+    image = values.reshape(1, 3, 4)
+    mask = np.ones(image.shape, bool)
+    kept = image[_resegment(image, mask, ibsi.setting, 1)]
+    inside = values[(values >= -1000) & (values <= 400)]  # the range first: -2000 and 500 go
+    mean, sd = inside.mean(), inside.std()
+    assert sorted(kept) == sorted(inside[np.abs(inside - mean) <= 2 * sd])
+    assert 300 not in kept and 0 in kept  # (300 is beyond 2 sd of the range-kept voxels)
+
+
 def test_degenerate_rois_raise_clear_errors():
     image = np.arange(5 * 6 * 7, dtype=np.int16).reshape(5, 6, 7)
     s = RadiomicsSettings.from_params(None)
