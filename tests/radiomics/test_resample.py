@@ -255,3 +255,27 @@ def test_ibsi_grid_resampling_equals_a_direct_interpolation() -> None:
     half = np.abs(want_img - np.floor(want_img) - 0.5) < 1e-6  # (x.5 values may round either way)
     assert np.array_equal(img[~half], np.round(want_img[~half]))
     assert np.abs(img[half] - want_img[half]).max(initial=0.0) <= 0.5 + 1e-6
+
+
+def test_prepare_on_a_whole_ct_with_tie_grids_uses_the_probes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lesion in a whole 512 x 512 x 60 CT resampled to 1 mm from 1.5 mm slices (every other output
+    slice a nearest-neighbour tie): ``prepare`` takes the probes, with the arrays of the whole-mask
+    SimpleITK path."""
+    from radstore.radiomics import imageops
+    from radstore.radiomics.settings import RadiomicsSettings
+
+    rng = np.random.default_rng(8)
+    image = rng.normal(40, 30, (60, 512, 512)).round().astype(np.int16)
+    zz, yy, xx = np.ogrid[:60, :512, :512]
+    r2 = ((zz - 30) / 6.5) ** 2 + ((yy - 300) / 15.0) ** 2 + ((xx - 200) / 14.0) ** 2
+    mask = (r2 < 1).astype(np.uint8)
+    s = RadiomicsSettings.from_params({"setting": {"resampledPixelSpacing": [1, 1, 1]}}).setting
+    calls: list[int] = []
+    nearest = imageops._sitk_nearest
+    monkeypatch.setattr(imageops, "_sitk_nearest", lambda *a: calls.append(a[0].size) or nearest(*a))
+    fast = imageops.prepare(image, mask, (1.5, 0.75, 0.75), s, 1)
+    assert calls == [image.size] and image.size >= imageops.PROBE_MIN_VOXELS
+    monkeypatch.setattr(imageops, "PROBE_MIN_VOXELS", 1 << 62)
+    whole = imageops.prepare(image, mask, (1.5, 0.75, 0.75), s, 1)
+    assert np.array_equal(fast.mask, whole.mask) and np.array_equal(fast.array, whole.array)
+    assert fast.mask.any() and fast.bbox == whole.bbox
