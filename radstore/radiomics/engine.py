@@ -78,10 +78,13 @@ def _texture_params(s: Setting, spacing: tuple[float, float, float]) -> TextureP
                          force2d_dimension=s.force2Ddimension, spacing_zyx=spacing)
 
 
-def _anchor(settings: RadiomicsSettings, s: Setting, crop_values: np.ndarray) -> float | None:
+def _anchor(settings: RadiomicsSettings, s: Setting, crop_values: np.ndarray, original: bool) -> float | None:
+    """IBSI mode's fixed-bin-size lower edge: the absolute re-segmentation range's lower bound for the
+    original image (its intensities lie above it), else the ROI minimum (filtered images: their
+    response values are not bounded by the range); None: PyRadiomics' edges."""
     if settings.compatibility != "ibsi" or s.binCount is not None:
         return None
-    if s.resegmentRange is not None and s.resegmentMode == "absolute":
+    if original and s.resegmentRange is not None and s.resegmentMode == "absolute":
         return float(min(s.resegmentRange))
     return float(crop_values.min())
 
@@ -258,7 +261,9 @@ def _prepare_roi(i: int, roi: ROI, settings: RadiomicsSettings, enabled: dict[st
             crop = images[name]
             s = settings.setting_for(args)
             values = crop[cmask]
-            anchor = _anchor(settings, s, values)
+            if not np.isfinite(values).all():
+                raise ROIError(f"non-finite values in the ROI of the {name} image")
+            anchor = _anchor(settings, s, values, kind == "Original")
             dtype = pixel_type(kind, prep.array.dtype)
             levels = len(bin_edges(float(values.min()), float(values.max()), s, anchor, dtype)) - 1
             crops.append(_Crop(i, name, s, crop, cmask, prep.spacing_zyx, anchor, dtype, levels))

@@ -303,6 +303,11 @@ def prepare(image: np.ndarray, mask: np.ndarray, spacing_zyx: tuple[float, float
     else:
         arr = np.ascontiguousarray(image)
     if s.resampledPixelSpacing is not None:
+        if s.interpolator == "sitkBSpline" and 2 in arr.shape:
+            raise ROIError(f"B-spline resampling of an image with an axis of 2 voxels {arr.shape}: ITK "
+                           "mirrors that axis outside its buffer, so its values (PyRadiomics' too) are "
+                           "read from unrelated memory and change from run to run; use interpolator "
+                           "sitkLinear for this image")
         arr, roi, spacing = (_resample_ibsi if ibsi else _resample)(arr, roi, spacing, s)
         itk = None
     elif s.preCrop:

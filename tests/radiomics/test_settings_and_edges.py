@@ -96,6 +96,41 @@ def test_resegment_outliers_is_an_ibsi_extension_that_keeps_existing_versions():
     assert 300 not in kept and 0 in kept  # (300 is beyond 2 sd of the range-kept voxels)
 
 
+def test_bspline_resampling_of_a_two_voxel_axis_is_refused():
+    """SimpleITK's B-spline mirrors a 2-voxel axis outside its buffer: its output (PyRadiomics' too)
+    is read from unrelated memory and changes from run to run (NaN or 1e297 now and then). A clear
+    error instead; linear interpolation works."""
+    rng = np.random.default_rng(2)
+    image = rng.normal(0, 100, (2, 17, 17))
+    mask = (rng.random(image.shape) < 0.6).astype(np.uint8)
+    bspline = RadiomicsSettings.from_params({"setting": {"resampledPixelSpacing": [1, 1, 1]}})
+    with pytest.raises(ROIError, match=r"axis of 2 voxels .* use interpolator sitkLinear"):
+        extract(image, mask, (2.5, 1.0, 1.0), bspline)
+    linear = RadiomicsSettings.from_params({"setting": {"resampledPixelSpacing": [1, 1, 1],
+                                                        "interpolator": "sitkLinear"}})
+    assert np.isfinite(list(extract(image, mask, (2.5, 1.0, 1.0), linear).values())).all()
+
+
+def test_ibsi_bin_edges_of_filtered_images_start_at_their_minimum():
+    """IBSI mode with a re-segmentation range and a fixed bin width: the original image's edges start
+    at the range's lower bound, a filtered image's at its ROI minimum (its responses are not bounded
+    by the range; starting at the bound left values below the first edge)."""
+    from radstore.radiomics.engine import _anchor
+
+    rng = np.random.default_rng(5)
+    image = rng.normal(0, 40, (9, 12, 12)).round().astype(np.int16)
+    mask = np.zeros(image.shape, np.uint8)
+    mask[2:7, 2:10, 2:10] = 1
+    s = RadiomicsSettings.from_params({"compatibility": "ibsi", "setting": {
+        "resegmentRange": [-50, 50], "binWidth": 10, "voxelArrayShift": 0},
+        "imageType": {"Original": {}, "Wavelet": {}, "LoG": {"sigma": [1.0]}}})
+    values = extract(image, mask, (1.0, 1.0, 1.0), s)
+    assert np.isfinite(list(values.values())).all()
+    crop = np.array([-80.0, 3.0, 7.5])
+    assert _anchor(s, s.setting, crop, original=True) == -50.0
+    assert _anchor(s, s.setting, crop, original=False) == -80.0
+
+
 def test_degenerate_rois_raise_clear_errors():
     image = np.arange(5 * 6 * 7, dtype=np.int16).reshape(5, 6, 7)
     s = RadiomicsSettings.from_params(None)
