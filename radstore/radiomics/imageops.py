@@ -345,7 +345,11 @@ def bin_edges(values_min: float, values_max: float, s: Setting, anchor: float | 
     ftype = np.dtype(dtype).type
     lo, hi = ftype(values_min), ftype(values_max)
     if s.binCount is not None:
-        edges = np.histogram_bin_edges(np.array([lo, hi]), s.binCount)
+        try:
+            edges = np.histogram_bin_edges(np.array([lo, hi]), s.binCount)
+        except ValueError as exc:  # a range too narrow for the count in this type (PyRadiomics fails too)
+            raise ROIError(f"binCount {s.binCount} cannot split the ROI's value range [{lo!r}, {hi!r}] "
+                           f"into finite bins ({exc})") from exc
         edges[-1] += 1
         return edges.astype(np.float64)
     w = s.bin_width

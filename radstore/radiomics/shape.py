@@ -541,7 +541,10 @@ def shape_3d(mask: np.ndarray, spacing_zyx: tuple[float, float, float], device: 
         "Maximum3DDiameter": _max_diameter_3d(phys, verts2, ext), "MeshVolume": volume,
         "MinorAxisLength": float(np.sqrt(ev[1]) * 4),
         "Sphericity": float((36 * np.pi * volume ** 2) ** (1 / 3) / area), "SurfaceArea": area,
-        "SurfaceVolumeRatio": area / volume, "VoxelVolume": n * float(np.prod(sp)),
+        # (a mesh volume of 0, e.g. voxels touching only along edges in PyRadiomics' marching-cubes
+        # table: PyRadiomics gives NaN, which extract reports as a ROIError naming the feature)
+        "SurfaceVolumeRatio": area / volume if volume else float("nan"),
+        "VoxelVolume": n * float(np.prod(sp)),
     }
 
 

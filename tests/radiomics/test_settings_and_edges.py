@@ -131,6 +131,29 @@ def test_ibsi_bin_edges_of_filtered_images_start_at_their_minimum():
     assert _anchor(s, s.setting, crop, original=False) == -80.0
 
 
+def test_zero_mesh_volume_is_pyradiomics_and_its_ratio_a_roi_error():
+    """12 scattered voxels whose marching-cubes mesh (PyRadiomics' table: voxels touching along an
+    edge are ambiguous) has a signed volume of 0 on the ROI box: MeshVolume 0 as PyRadiomics, whose
+    SurfaceVolumeRatio divides by it (NaN there); ours names the feature in a ROIError instead of a
+    ZeroDivisionError (found by the tiny-input fuzz)."""
+    from radstore.radiomics import pyradiomics_backend
+
+    mask = np.zeros((15, 9, 2), np.uint8)
+    for p in [(0, 8, 0), (0, 8, 1), (3, 3, 1), (4, 8, 0), (7, 4, 1), (10, 0, 0), (10, 6, 1), (13, 0, 0),
+              (13, 4, 0), (14, 1, 1), (14, 2, 0), (14, 7, 1)]:
+        mask[p] = 1
+    image = np.random.default_rng(0).normal(0, 100, mask.shape)
+    spacing = (0.5, 2.5, 1.0)
+    with pytest.raises(ROIError, match="SurfaceVolumeRatio"):
+        extract(image, mask, spacing, RadiomicsSettings.from_params(None))
+    shape_only = RadiomicsSettings.from_params({"featureClass": {"shape": ["MeshVolume", "SurfaceArea"]}})
+    ours = extract(image, mask, spacing, shape_only)
+    theirs = pyradiomics_backend.extract(image, mask, spacing, shape_only)
+    assert ours["original_shape_MeshVolume"] == theirs["original_shape_MeshVolume"] == 0.0
+    area = theirs["original_shape_SurfaceArea"]
+    assert ours["original_shape_SurfaceArea"] == pytest.approx(area, rel=1e-12)
+
+
 def test_degenerate_rois_raise_clear_errors():
     image = np.arange(5 * 6 * 7, dtype=np.int16).reshape(5, 6, 7)
     s = RadiomicsSettings.from_params(None)
