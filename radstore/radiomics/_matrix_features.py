@@ -18,21 +18,24 @@ from radstore.radiomics._arrays import Array, evaluate, ops
 from radstore.radiomics._neighbours import EPS
 
 
-def size_matrix_features(p: torch.Tensor, jvector: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The 16 generic features of ``p`` [G, Ng, J] (float64; grey levels ``1..Ng``, ``j`` values
-    ``jvector`` [J]); groups with ``Nz = 0`` use ``Nz = 1`` and ``Np = 1`` (PyRadiomics).
+def size_matrix_features(p: torch.Tensor, jvector: torch.Tensor, level_values: torch.Tensor | None = None
+                         ) -> dict[str, torch.Tensor]:
+    """The 16 generic features of ``p`` [G, Ng, J] (float64; grey levels ``1..Ng``, or the values
+    ``level_values`` [Ng] of compacted levels, ``j`` values ``jvector`` [J]); groups with ``Nz = 0``
+    use ``Nz = 1`` and ``Np = 1`` (PyRadiomics).
 
     CPU tensors are evaluated in NumPy (the matrices are small: NumPy's per-operation cost is a
     fraction of torch's), others in torch: :func:`size_matrix_formulas` either way."""
-    return evaluate(size_matrix_formulas, p, jvector)
+    levels = () if level_values is None else (level_values,)
+    return evaluate(size_matrix_formulas, p, jvector, *levels)
 
 
-def size_matrix_formulas(p: Array, jvector: Array) -> dict[str, Array]:
+def size_matrix_formulas(p: Array, jvector: Array, level_values: Array | None = None) -> dict[str, Array]:
     """:func:`size_matrix_features` of a NumPy array or a torch tensor (any device): float64 [G]
     per feature, of the same kind as ``p``."""
     xp = ops(p)
     ng = p.shape[1]
-    iv = xp.levels(p, 1, ng + 1)
+    iv = xp.levels(p, 1, ng + 1) if level_values is None else xp.as_float64(level_values)
     jv = xp.as_float64(jvector)
     i2v = iv * iv
     j2v = jv * jv

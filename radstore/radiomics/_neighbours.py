@@ -379,6 +379,28 @@ def by_grid_chunks(
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
+def compact_levels(q: torch.Tensor, mask: torch.Tensor, n_levels: int, min_levels: int = 64
+                   ) -> tuple[torch.Tensor, int, torch.Tensor | None]:
+    """``(q', K, values)``: with more than ``min_levels`` bins of which only ``K`` occur in
+    the batch, ``q`` renumbered ``1..K`` in order and the float64 values [K] of those levels
+    (PyRadiomics also drops the absent levels' empty rows and columns; the features only see
+    grey levels through ``values``). The matrices (GLCM ``K x K``, the size-type ones ``K x J``) then
+    stay small when many narrow bins cover few voxels (a 4k-voxel ROI binned at 0.5 over 1,250 HU:
+    2,500 bins, dense GLCMs of 3 GB; binWidth 0.001 on HU: a GLRLM of 29 GB).
+    Otherwise ``(q, n_levels, None)``."""
+    if n_levels <= min_levels:
+        return q, n_levels, None
+    present = torch.zeros(n_levels + 1, dtype=torch.bool, device=q.device)
+    present[q[mask]] = True
+    present[0] = False
+    k = int(present.sum())
+    if k == n_levels:
+        return q, n_levels, None
+    rank = torch.cumsum(present, 0) * present  # level -> 1..K where present (0 stays 0)
+    values = torch.nonzero(present).flatten().to(torch.float64)
+    return torch.where(mask, rank[q], torch.zeros_like(q)), k, values
+
+
 def small_uint(top: int) -> type[np.integer]:
     """The smallest unsigned integer type holding ``0..top`` (int64 beyond 32 bits): keys and levels
     in it move the fewest bytes through gathers, adds and copies (``bincount`` widens them once)."""

@@ -32,7 +32,7 @@ import torch
 from threadpoolctl import ThreadpoolController
 
 from radstore.radiomics import firstorder, registry
-from radstore.radiomics._neighbours import shared_grids
+from radstore.radiomics._neighbours import angles, shared_grids
 from radstore.radiomics.filters import derived_crops, pixel_type
 from radstore.radiomics.imageops import ROIError, bin_edges, discretise, prepare
 from radstore.radiomics.settings import RadiomicsSettings, Setting
@@ -45,6 +45,8 @@ CPU_BATCH_VOXELS = 262_144  # on CPU only small crops gain from batching (per-ca
 MIN_SPLIT_VOXELS = 65_536  # batches are split over workers only down to this size (below: GIL-bound)
 POOL_IMAGE_VOXELS = 262_144  # ROIs are prepared on the workers only when their images average this size
 LEVEL_RATIO = 1.5  # crops batched together have bin counts within about this factor
+LONE_LEVELS = 1024  # crops with more bins get a kernel call of their own (matrices over their levels only)
+GLCM_MAX_CELLS = 1 << 26  # present grey levels^2 x directions of one crop's GLCM (0.5 GiB per float64 copy)
 
 
 @dataclass
@@ -112,7 +114,10 @@ def _chunks(crops: list[_Crop], workers: int = 1, max_voxels: int = MAX_BATCH_VO
     they keep ``MIN_SPLIT_VOXELS`` (smaller batches spend their time in Python holding the GIL:
     threads would not run them in parallel, and splitting loses the batching gain)."""
     classes: dict[tuple[tuple[float, float, float], str], dict[int, list[_Crop]]] = {}
+    alone = [[c] for c in crops if c.levels > LONE_LEVELS]
     for c in crops:
+        if c.levels > LONE_LEVELS:
+            continue
         level_class = int(math.log(max(c.levels, 1)) / math.log(LEVEL_RATIO))
         key = (c.spacing, c.setting.model_dump_json())
         classes.setdefault(key, {}).setdefault(level_class, []).append(c)
@@ -142,7 +147,7 @@ def _chunks(crops: list[_Crop], workers: int = 1, max_voxels: int = MAX_BATCH_VO
             cur_shape = shape
         if cur:
             out.append(cur)
-    return out
+    return out + alone
 
 
 def _roi_workers(rois: Sequence[ROI], workers: int) -> int:
@@ -265,11 +270,29 @@ def _prepare_roi(i: int, roi: ROI, settings: RadiomicsSettings, enabled: dict[st
                 raise ROIError(f"non-finite values in the ROI of the {name} image")
             anchor = _anchor(settings, s, values, kind == "Original")
             dtype = pixel_type(kind, prep.array.dtype)
-            levels = len(bin_edges(float(values.min()), float(values.max()), s, anchor, dtype)) - 1
+            edges = bin_edges(float(values.min()), float(values.max()), s, anchor, dtype)
+            levels = len(edges) - 1
+            if "glcm" in enabled:
+                _check_glcm_size(values, edges, s, name)
             crops.append(_Crop(i, name, s, crop, cmask, prep.spacing_zyx, anchor, dtype, levels))
     except ROIError as exc:
         raise ROIError(f"ROI {i}: {exc}") from exc
     return row, crops
+
+
+def _check_glcm_size(values: np.ndarray, edges: np.ndarray, s: Setting, name: str) -> None:
+    """ROIError when the GLCM of a crop's present grey levels (``K^2`` cells per direction, about ten
+    float64 copies while its features are computed) would exceed ``GLCM_MAX_CELLS``: each voxel its
+    own bin, e.g. binWidth 25 on values in the millions (PyRadiomics allocates its ``Ng^2`` matrices
+    over every bin and fails likewise, later)."""
+    na = len(angles(tuple(s.distances), s.force2D, s.force2Ddimension))
+    if min(len(edges) - 1, values.size) ** 2 * na <= GLCM_MAX_CELLS:  # (the usual case: no count needed)
+        return
+    k = int(np.unique(np.searchsorted(edges, values, side="right")).size)
+    if k * k * na > GLCM_MAX_CELLS:
+        raise ROIError(f"the {name} image's ROI holds {k:,} distinct grey levels ({len(edges) - 1:,} bins): "
+                       f"its GLCM over {na} directions would take {k * k * na * 8 / 2**30:.1f} GiB; use a "
+                       "larger binWidth or a binCount (or leave glcm out of featureClass)")
 
 
 def feature_names(settings: RadiomicsSettings) -> list[str]:

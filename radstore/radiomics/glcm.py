@@ -45,6 +45,7 @@ from radstore.radiomics._neighbours import (
     by_chunks,
     by_grid_chunks,
     check_inputs,
+    compact_levels,
     cpu_method,
     direction_distances,
     flat_grid,
@@ -480,27 +481,6 @@ def _chunk_numpy(grid: FlatGrid, n_levels: int, params: TextureParams,
 COMPACT_MIN_LEVELS = 64  # above this many bins, matrices keep only the grey levels present
 
 
-def compact_levels(q: torch.Tensor, mask: torch.Tensor, n_levels: int
-                   ) -> tuple[torch.Tensor, int, torch.Tensor | None]:
-    """``(q', K, values)``: with more than ``COMPACT_MIN_LEVELS`` bins of which only ``K`` occur in
-    the batch, ``q`` renumbered ``1..K`` in order and the float64 values [K] of those levels
-    (PyRadiomics also drops the absent levels' empty rows and columns; the features only see
-    ``i, j`` through ``values``). The ``K^2`` matrices then stay small when many narrow bins cover
-    few voxels (a 4k-voxel ROI binned at 0.5 over 1,250 HU: 2,500 bins, dense matrices of 3 GB).
-    Otherwise ``(q, n_levels, None)``."""
-    if n_levels <= COMPACT_MIN_LEVELS:
-        return q, n_levels, None
-    present = torch.zeros(n_levels + 1, dtype=torch.bool, device=q.device)
-    present[q[mask]] = True
-    present[0] = False
-    k = int(present.sum())
-    if k == n_levels:
-        return q, n_levels, None
-    rank = torch.cumsum(present, 0) * present  # level -> 1..K where present (0 stays 0)
-    values = torch.nonzero(present).flatten().to(torch.float64)
-    return torch.where(mask, rank[q], torch.zeros_like(q)), k, values
-
-
 def compute(
     q: torch.Tensor, mask: torch.Tensor, n_levels: int, params: TextureParams, method: str = "auto"
 ) -> dict[str, torch.Tensor]:
@@ -510,7 +490,7 @@ def compute(
     offs = angles(params.distances, params.force2d, params.force2d_dimension)
     _weights(offs, params)
     na = len(offs)
-    q, n_levels, level_values = compact_levels(q, mask, n_levels)
+    q, n_levels, level_values = compact_levels(q, mask, n_levels, COMPACT_MIN_LEVELS)
     if method == "numpy":
         res = by_grid_chunks(
             q,

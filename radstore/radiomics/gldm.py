@@ -23,6 +23,7 @@ from radstore.radiomics._neighbours import (
     by_chunks,
     by_grid_chunks,
     check_inputs,
+    compact_levels,
     cpu_method,
     flat_grid,
     grid_shape,
@@ -127,9 +128,12 @@ def _matrices_torch(
     return torch.bincount(idx, minlength=b * n_levels * nj).to(torch.float64).view(b, n_levels, nj)
 
 
-def _from_matrix(p: torch.Tensor) -> dict[str, torch.Tensor]:
-    feats = size_matrix_features(p, torch.arange(1, p.shape[2] + 1, device=p.device))
+def _from_matrix(p: torch.Tensor, level_values: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    feats = size_matrix_features(p, torch.arange(1, p.shape[2] + 1, device=p.device), level_values)
     return {_NAMES[k]: v for k, v in feats.items() if k in _NAMES}
+
+
+COMPACT_MIN_LEVELS = 64  # above this many bins (and gldm_a = 0) the rows are the levels present only
 
 
 def compute(
@@ -140,6 +144,9 @@ def compute(
     if params.gldm_a < 0:
         raise ValueError(f"gldm_a must be >= 0, got {params.gldm_a}")
     na = len(angles(params.distances, params.force2d, params.force2d_dimension))
+    level_values = None
+    if params.gldm_a == 0:  # (dependence on equal levels only: renumbering keeps it; a > 0 needs values)
+        q, n_levels, level_values = compact_levels(q, mask, n_levels, COMPACT_MIN_LEVELS)
     if cpu_method(method, q) == "numpy":
         res = by_grid_chunks(
             q,
@@ -148,7 +155,7 @@ def compute(
             max(params.distances),
             per_voxel=8,
             per_roi_fixed=8 * (n_levels + 1) * (2 * na + 1),
-            fn=lambda grid: _from_matrix(_matrices_numpy(grid, n_levels, params)),
+            fn=lambda grid: _from_matrix(_matrices_numpy(grid, n_levels, params), level_values),
         )
     else:
         check_inputs(q, mask, n_levels)
@@ -157,6 +164,6 @@ def compute(
             mask,
             per_voxel=6,
             per_roi_fixed=4 * n_levels * (2 * na + 1),
-            fn=lambda qc, mc: _from_matrix(_matrices_torch(qc, mc, n_levels, params)),
+            fn=lambda qc, mc: _from_matrix(_matrices_torch(qc, mc, n_levels, params), level_values),
         )
     return {k: res[k] for k in FEATURES}

@@ -34,6 +34,7 @@ from radstore.radiomics._neighbours import (
     by_chunks,
     by_grid_chunks,
     check_inputs,
+    compact_levels,
     cpu_method,
     direction_distances,
     flat_grid,
@@ -246,15 +247,18 @@ def _matrices_torch(
     return p, valid
 
 
-def _from_matrices(p: torch.Tensor, valid: torch.Tensor, params: TextureParams) -> dict[str, torch.Tensor]:
+def _from_matrices(p: torch.Tensor, valid: torch.Tensor, params: TextureParams,
+                   level_values: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Features of run-length counts ``p`` [B, A, Ng, Nr] averaged over the ``valid`` [B, A]
     directions (merged first with a ``weighting_norm``): :func:`_direction_mean_features` in
     NumPy for CPU tensors, else in torch."""
     w = _weights(angles((1,), params.force2d, params.force2d_dimension), params)
-    return evaluate(_direction_mean_features, p, valid, w=w)
+    levels = () if level_values is None else (level_values,)
+    return evaluate(_direction_mean_features, p, valid, *levels, w=w)
 
 
-def _direction_mean_features(p: Array, valid: Array, w: list[float] | None) -> dict[str, Array]:
+def _direction_mean_features(p: Array, valid: Array, level_values: Array | None = None, *,
+                             w: list[float] | None) -> dict[str, Array]:
     """GLRLM features of ``p`` [B, A, Ng, Nr] (NumPy array or torch tensor): per direction (or of
     the ``w``-weighted sum of the directions), then the mean over the valid ones (NaN if none)."""
     xp = ops(p)
@@ -266,10 +270,13 @@ def _direction_mean_features(p: Array, valid: Array, w: list[float] | None) -> d
     # only run lengths that occur (zero columns add nothing to any feature)
     jv = xp.flatnonzero(p.sum(axis=(0, 1, 2)) > 0) + 1
     p = p[..., jv - 1]
-    feats = size_matrix_formulas(p.reshape(b * na, ng, len(jv)), jv)
+    feats = size_matrix_formulas(p.reshape(b * na, ng, len(jv)), jv, level_values)
     names = list(feats)
     means = xp.mean_over_valid(xp.stack([feats[k].reshape(b, na) for k in names]), valid)
     return {_NAMES[k]: v for k, v in zip(names, means, strict=True)}
+
+
+COMPACT_MIN_LEVELS = 64  # above this many bins the matrix rows are the grey levels present only
 
 
 def compute(
@@ -282,6 +289,7 @@ def compute(
     _weights(offs, params)
     na = len(offs)
     nr = max(q.shape[1:])
+    q, n_levels, level_values = compact_levels(q, mask, n_levels, COMPACT_MIN_LEVELS)
     if method == "numpy":
         res = by_grid_chunks(
             q,
@@ -290,7 +298,8 @@ def compute(
             1,
             per_voxel=4,
             per_roi_fixed=8 * na * (n_levels + 1) * nr,
-            fn=lambda grid: _from_matrices(*_matrices_numpy(grid, n_levels, params, nr), params),
+            fn=lambda grid: _from_matrices(*_matrices_numpy(grid, n_levels, params, nr), params,
+                                           level_values),
         )
     else:
         check_inputs(q, mask, n_levels)
@@ -299,7 +308,8 @@ def compute(
             mask,
             per_voxel=8 * na,
             per_roi_fixed=4 * na * n_levels * nr,
-            fn=lambda qc, mc: _from_matrices(*_matrices_torch(qc, mc, n_levels, params), params),
+            fn=lambda qc, mc: _from_matrices(*_matrices_torch(qc, mc, n_levels, params), params,
+                                             level_values),
         )
     bad = [i for i, v in enumerate(res["RunPercentage"].tolist()) if math.isnan(v)]
     if bad:

@@ -28,6 +28,7 @@ from radstore.radiomics._neighbours import (
     by_chunks,
     by_grid_chunks,
     check_inputs,
+    compact_levels,
     cpu_method,
     flat_grid,
     grid_shape,
@@ -206,15 +207,19 @@ def matrices(
     return p, jvec
 
 
+COMPACT_MIN_LEVELS = 64  # above this many bins the matrix rows are the grey levels present only
+
+
 def compute(
     q: torch.Tensor, mask: torch.Tensor, n_levels: int, params: TextureParams, method: str = "auto"
 ) -> dict[str, torch.Tensor]:
     """GLSZM features of ``B`` ROIs: ``{name: float64 [B]}`` for every name in :data:`FEATURES`
     (``method`` as :func:`matrices`)."""
     method = cpu_method(method, q, ("skimage",))
+    q, n_levels, level_values = compact_levels(q, mask, n_levels, COMPACT_MIN_LEVELS)
 
     def from_matrix(p: torch.Tensor, jvec: torch.Tensor) -> dict[str, torch.Tensor]:
-        feats = size_matrix_features(p, jvec)
+        feats = size_matrix_features(p, jvec, level_values)
         return {_NAMES[k]: v for k, v in feats.items()}
 
     if method == "numpy":

@@ -335,6 +335,9 @@ def _check_finite(values: np.ndarray, s: Setting) -> None:
         raise ROIError(f"the image has {bad} non-finite value(s) (NaN or inf) inside the ROI{why}")
 
 
+MAX_BINS = 10**7  # fixed-width bins over one ROI's values: more is a mistake (the edges alone: 80 MB)
+
+
 def bin_edges(values_min: float, values_max: float, s: Setting, anchor: float | None = None,
               dtype: np.dtype | type = np.float64) -> np.ndarray:
     """PyRadiomics ``getBinEdges`` (float64 edges) for ROI values of pixel type ``dtype`` (float32 or
@@ -354,6 +357,11 @@ def bin_edges(values_min: float, values_max: float, s: Setting, anchor: float | 
         return edges.astype(np.float64)
     w = s.bin_width
     assert w is not None
+    start = float(anchor) if anchor is not None else float(lo - (lo % w))
+    if (float(values_max) - start) / w > MAX_BINS:
+        raise ROIError(f"binWidth {w:g} over the ROI's values [{float(values_min):g}, {float(values_max):g}] "
+                       f"gives {(float(values_max) - start) / w:.3g} grey levels (at most {MAX_BINS:,}): "
+                       "use a larger binWidth or a binCount")
     if anchor is not None:
         edges = np.arange(anchor, float(values_max) + 2 * w, w)
     else:

@@ -110,8 +110,8 @@ def test_glrlm_direction_mean_numpy_equals_torch(weights: list[float] | None) ->
     p = p * valid[:, :, None, None]
     p[2] = 0.0
     valid[2] = False  # a ROI without any valid direction (NaN)
-    a = _direction_mean_features(p, valid, weights)
-    b = _direction_mean_features(torch.from_numpy(p), torch.from_numpy(valid), weights)
+    a = _direction_mean_features(p, valid, w=weights)
+    b = _direction_mean_features(torch.from_numpy(p), torch.from_numpy(valid), w=weights)
     assert list(a) == list(b)
     for k in a:
         _close(a[k], b[k].numpy())

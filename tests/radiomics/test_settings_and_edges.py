@@ -154,6 +154,26 @@ def test_zero_mesh_volume_is_pyradiomics_and_its_ratio_a_roi_error():
     assert ours["original_shape_SurfaceArea"] == pytest.approx(area, rel=1e-12)
 
 
+def test_bins_beyond_memory_are_a_clear_error_and_sparse_levels_stay_small():
+    """binWidth 25 on values in the millions: every voxel its own grey level among ~10^5 bins. The
+    size-type matrices keep the present levels only (a GLRLM over every bin: 29 GB); a GLCM of
+    2,352 levels x 13 directions beyond ``GLCM_MAX_CELLS`` is refused naming the fix, and a bin
+    count beyond ``MAX_BINS`` (binWidth 1e-6 on HU) before any array is made."""
+    rng = np.random.default_rng(3)
+    image = rng.normal(0, 1e6, (14, 16, 16))
+    mask = np.zeros(image.shape, np.uint8)
+    mask[1:13, 1:15, 1:15] = 1  # 2,352 voxels
+    with pytest.raises(ROIError, match=r"distinct grey levels .* GLCM over 13 directions"):
+        extract(image, mask, (1.0, 1.0, 1.0), RadiomicsSettings.from_params(None))
+    no_glcm = RadiomicsSettings.from_params({"featureClass": {"glrlm": None, "glszm": None, "gldm": None}})
+    values = extract(image, mask, (1.0, 1.0, 1.0), no_glcm)
+    assert np.isfinite(list(values.values())).all()
+    assert values["original_glrlm_RunPercentage"] == pytest.approx(1.0)  # (all runs of length 1)
+    tiny = RadiomicsSettings.from_params({"setting": {"binWidth": 1e-6}})
+    with pytest.raises(ROIError, match="use a larger binWidth"):
+        extract(rng.normal(0, 300, (8, 8, 8)).round(), mask[:8, :8, :8], (1.0, 1.0, 1.0), tiny)
+
+
 def test_degenerate_rois_raise_clear_errors():
     image = np.arange(5 * 6 * 7, dtype=np.int16).reshape(5, 6, 7)
     s = RadiomicsSettings.from_params(None)
