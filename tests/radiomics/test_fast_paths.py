@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -513,19 +515,32 @@ def test_glcm_on_present_levels_equals_dense_matrices(method: str, weighting: st
     from radstore.radiomics.engine import _texture_params
     from radstore.radiomics.settings import Setting
 
-    rng = np.random.default_rng(0)
-    m = torch.from_numpy(rng.random((2, 9, 11, 10)) < 0.7)
-    q = torch.where(m, torch.from_numpy(rng.choice(np.arange(1, 300, 7), size=(2, 9, 11, 10))), 0)
-    q[1][m[1]] = torch.where(q[1][m[1]] > 150, 204, 99)  # ROI 1: two levels
-    n = int(q.max())
+    q, m, n = _sparse_levels(0)
     qc, k, values = glcm.compact_levels(q, m, n)
     assert values is not None and k == len(values) < n and torch.equal(values[qc[m] - 1].long(), q[m])
     assert glcm.compact_levels(q.clamp_max(60), m, 60)[2] is None  # few bins: dense
     params = _texture_params(Setting(weightingNorm=weighting), (2.0, 0.8, 0.8))
-    compact = glcm.compute(q, m, n, params, method=method)
-    monkeypatch.setattr(glcm, "COMPACT_MIN_LEVELS", 10**9)
-    dense = glcm.compute(q, m, n, params, method=method)
-    for name in glcm.FEATURES:
+    _assert_compact_equals_dense(glcm, q, m, n, params, method, monkeypatch)
+
+
+def _sparse_levels(seed: int) -> tuple[Any, Any, int]:
+    """(q, mask, Ng) of 2 ROIs whose levels are 1, 8, 15, ... up to 295 (ROI 1: two levels)."""
+    import torch
+
+    rng = np.random.default_rng(seed)
+    m = torch.from_numpy(rng.random((2, 9, 11, 10)) < 0.7)
+    q = torch.where(m, torch.from_numpy(rng.choice(np.arange(1, 300, 7), size=(2, 9, 11, 10))), 0)
+    q[1][m[1]] = torch.where(q[1][m[1]] > 150, 204, 99)
+    return q, m, int(q.max())
+
+
+def _assert_compact_equals_dense(mod: Any, q: Any, m: Any, n: int, params: Any, method: str,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """``mod.compute`` on the present levels only equals it on all ``n`` (compaction disabled)."""
+    compact = mod.compute(q, m, n, params, method=method)
+    monkeypatch.setattr(mod, "COMPACT_MIN_LEVELS", 10**9)
+    dense = mod.compute(q, m, n, params, method=method)
+    for name in mod.FEATURES:
         np.testing.assert_allclose(compact[name].numpy(), dense[name].numpy(), rtol=1e-12, atol=1e-14,
                                    err_msg=name)
 
@@ -580,21 +595,10 @@ def test_size_matrices_on_present_levels_equal_dense_matrices(family: str, metho
     ``gldm_a > 0`` compares level differences and stays dense."""
     import importlib
 
-    import torch
-
     from radstore.radiomics.engine import _texture_params
     from radstore.radiomics.settings import Setting
 
     mod = importlib.import_module(f"radstore.radiomics.{family}")
-    rng = np.random.default_rng(2)
-    m = torch.from_numpy(rng.random((2, 9, 11, 10)) < 0.7)
-    q = torch.where(m, torch.from_numpy(rng.choice(np.arange(1, 300, 7), size=(2, 9, 11, 10))), 0)
-    q[1][m[1]] = torch.where(q[1][m[1]] > 150, 204, 99)  # ROI 1: two levels
-    n = int(q.max())
+    q, m, n = _sparse_levels(2)
     params = _texture_params(Setting(), (2.0, 0.8, 0.8))
-    compact = mod.compute(q, m, n, params, method=method)
-    monkeypatch.setattr(mod, "COMPACT_MIN_LEVELS", 10**9)
-    dense = mod.compute(q, m, n, params, method=method)
-    for name in mod.FEATURES:
-        np.testing.assert_allclose(compact[name].numpy(), dense[name].numpy(), rtol=1e-12, atol=1e-14,
-                                   err_msg=name)
+    _assert_compact_equals_dense(mod, q, m, n, params, method, monkeypatch)
