@@ -83,6 +83,19 @@ def _crop_box(shape_zyx: tuple[int, ...], bb: tuple[slice, ...], pad: int) -> tu
                  for b, n in zip(bb, shape_zyx, strict=True))
 
 
+def _resampling_target(roi: np.ndarray, spacing_zyx: tuple[float, float, float], s: Setting
+                       ) -> tuple[tuple[slice, ...], np.ndarray, np.ndarray]:
+    """(ROI box, input spacing, new spacing) in z, y, x; ``resampledPixelSpacing`` is x, y, z and an
+    axis given 0 keeps its spacing."""
+    assert s.resampledPixelSpacing is not None
+    bb = bounding_box(roi)
+    if bb is None:
+        raise ROIError("label not present in mask")
+    sp = np.array(spacing_zyx, dtype=float)
+    new = np.array(s.resampledPixelSpacing, dtype=float)[::-1]
+    return bb, sp, np.where(new == 0, sp, new)
+
+
 def _resample(image: np.ndarray, roi: np.ndarray, spacing_zyx: tuple[float, float, float], s: Setting
               ) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
     """PyRadiomics ``resampleImage``: a new grid aligned on the ROI box (+ padDistance); the image
@@ -93,15 +106,9 @@ def _resample(image: np.ndarray, roi: np.ndarray, spacing_zyx: tuple[float, floa
     the image when a value's cast is ambiguous (there ITK's own rounding decides), float64 images
     (their values keep the sums' rounding, which ties in later order statistics can expose), other
     interpolators and images with an axis of 2."""
-    assert s.resampledPixelSpacing is not None
-    bb = bounding_box(roi)
-    if bb is None:
-        raise ROIError("label not present in mask")
+    bb, mask_spacing, new_spacing = _resampling_target(roi, spacing_zyx, s)
     bb_lo = np.array([b.start for b in bb], dtype=float)
     bb_size = np.array([b.stop - b.start for b in bb], dtype=float)
-    mask_spacing = np.array(spacing_zyx, dtype=float)
-    new_spacing = np.array(s.resampledPixelSpacing, dtype=float)[::-1]  # settings are x, y, z
-    new_spacing = np.where(new_spacing == 0, mask_spacing, new_spacing)
     new_spacing = np.where(bb_size != 1, new_spacing, mask_spacing)
     if (np.abs(mask_spacing - new_spacing) <= 1e-8 + 1e-5 * np.abs(new_spacing)).all():  # (np.allclose)
         box = _crop_box(roi.shape, bb, s.padDistance)
@@ -200,13 +207,7 @@ def _resample_ibsi(image: np.ndarray, roi: np.ndarray, spacing_zyx: tuple[float,
     at least 0.5. Only the part of the grid around the ROI (plus ``padDistance`` voxels) is
     computed: the same values, cheaper. PyRadiomics instead starts the grid at its ROI box and
     resamples the mask by nearest neighbour (:func:`_resample`)."""
-    assert s.resampledPixelSpacing is not None
-    bb = bounding_box(roi)
-    if bb is None:
-        raise ROIError("label not present in mask")
-    sp = np.array(spacing_zyx, dtype=float)
-    new = np.array(s.resampledPixelSpacing, dtype=float)[::-1]
-    new = np.where(new == 0, sp, new)
+    bb, sp, new = _resampling_target(roi, spacing_zyx, s)
     if (new == sp).all():  # the same grid
         box = _crop_box(roi.shape, bb, s.padDistance)
         return image[box], roi[box], spacing_zyx
