@@ -42,6 +42,7 @@ import torch  # noqa: E402
 
 from benchmarks._hardware import cpu_details, cpu_name  # noqa: E402
 from radstore.radiomics import RadiomicsSettings, extract, extract_batch  # noqa: E402
+from radstore.radiomics._heap import keep_freed_heap  # noqa: E402
 from radstore.radiomics.firstorder import fastest_order_method  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -248,6 +249,7 @@ def main() -> None:
             "python": platform.python_version(),
             "torch": torch.__version__, "simpleitk": sitk.Version.VersionString(), "pyradiomics": pyr_version,
             "numpy": np.__version__, "device": args.device,
+            "glibc_heap_kept": keep_freed_heap(),  # (as extract_batch does; PyRadiomics' forked workers too)
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
     print("hardware/versions:", json.dumps(info))
     data = cases()

@@ -32,6 +32,7 @@ import torch
 from threadpoolctl import ThreadpoolController
 
 from radstore.radiomics import firstorder, registry
+from radstore.radiomics._heap import keep_freed_heap
 from radstore.radiomics._neighbours import angles, shared_grids
 from radstore.radiomics.filters import derived_crops, pixel_type
 from radstore.radiomics.imageops import ROIError, bin_edges, discretise, prepare
@@ -314,8 +315,10 @@ def extract_batch(rois: Sequence[ROI], settings: RadiomicsSettings, label: int |
     ``label`` defaults to ``settings.setting.label``. Returns one dict per ROI with exactly
     ``feature_names(settings)`` as keys (float values). An ROI that cannot give features (empty,
     single voxel, too few dimensions, filter larger than the image...) raises ``ROIError`` naming its
-    index; extract ROIs one by one to isolate failures.
+    index; extract ROIs one by one to isolate failures. The first call tunes glibc's allocator to
+    keep freed memory for reuse (:mod:`radstore.radiomics._heap`).
     """
+    keep_freed_heap()
     lab = settings.setting.label if label is None else int(label)
     enabled = settings.enabled_features()
     image_types = settings.image_types()
