@@ -379,16 +379,19 @@ def by_grid_chunks(
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
-def compact_levels(q: torch.Tensor, mask: torch.Tensor, n_levels: int, min_levels: int = 64
+COMPACT_MIN_LEVELS = 64  # above this many bins the texture families see only the grey levels present
+
+
+def compact_levels(q: torch.Tensor, mask: torch.Tensor, n_levels: int
                    ) -> tuple[torch.Tensor, int, torch.Tensor | None]:
-    """``(q', K, values)``: with more than ``min_levels`` bins of which only ``K`` occur in
+    """``(q', K, values)``: with more than ``COMPACT_MIN_LEVELS`` bins of which only ``K`` occur in
     the batch, ``q`` renumbered ``1..K`` in order and the float64 values [K] of those levels
     (PyRadiomics also drops the absent levels' empty rows and columns; the features only see
     grey levels through ``values``). The matrices (GLCM ``K x K``, the size-type ones ``K x J``) then
     stay small when many narrow bins cover few voxels (a 4k-voxel ROI binned at 0.5 over 1,250 HU:
     2,500 bins, dense GLCMs of 3 GB; binWidth 0.001 on HU: a GLRLM of 29 GB).
     Otherwise ``(q, n_levels, None)``."""
-    if n_levels <= min_levels:
+    if n_levels <= COMPACT_MIN_LEVELS:
         return q, n_levels, None
     present = torch.zeros(n_levels + 1, dtype=torch.bool, device=q.device)
     present[q[mask]] = True

@@ -22,8 +22,8 @@ GLCM; PyRadiomics then returns NaN for every feature and so do we (documented, w
 eigenvalue is 0 in exact arithmetic (few grey levels), PyRadiomics' rounding may make it negative
 and drop that direction from the mean, and where a marginal holds one grey level its Correlation is
 ``0 / 0`` up to rounding: such ROIs take PyRadiomics' own arithmetic for both
-(:func:`_pyradiomics_mcc_correlation`). With more than ``COMPACT_MIN_LEVELS`` bins the matrices keep only the
-grey levels present (:func:`compact_levels`). ``Imc2`` is set to 0 when
+(:func:`_pyradiomics_mcc_correlation`). With more than ``_neighbours.COMPACT_MIN_LEVELS`` bins the
+matrices keep only the grey levels present (:func:`compact_levels`). ``Imc2`` is set to 0 when
 ``HXY2 - HXY`` is not positive (PyRadiomics: exactly 0 when equal; rounding-level negatives would
 give its NaN).
 """
@@ -478,9 +478,6 @@ def _chunk_numpy(grid: FlatGrid, n_levels: int, params: TextureParams,
     return _rounding_as_pyradiomics(res, p, torch.from_numpy(present), params, level_values)
 
 
-COMPACT_MIN_LEVELS = 64  # above this many bins, matrices keep only the grey levels present
-
-
 def compute(
     q: torch.Tensor, mask: torch.Tensor, n_levels: int, params: TextureParams, method: str = "auto"
 ) -> dict[str, torch.Tensor]:
@@ -490,7 +487,7 @@ def compute(
     offs = angles(params.distances, params.force2d, params.force2d_dimension)
     _weights(offs, params)
     na = len(offs)
-    q, n_levels, level_values = compact_levels(q, mask, n_levels, COMPACT_MIN_LEVELS)
+    q, n_levels, level_values = compact_levels(q, mask, n_levels)
     if method == "numpy":
         res = by_grid_chunks(
             q,

@@ -133,9 +133,6 @@ def _from_matrix(p: torch.Tensor, level_values: torch.Tensor | None = None) -> d
     return {_NAMES[k]: v for k, v in feats.items() if k in _NAMES}
 
 
-COMPACT_MIN_LEVELS = 64  # above this many bins (and gldm_a = 0) the rows are the levels present only
-
-
 def compute(
     q: torch.Tensor, mask: torch.Tensor, n_levels: int, params: TextureParams, method: str = "auto"
 ) -> dict[str, torch.Tensor]:
@@ -146,7 +143,7 @@ def compute(
     na = len(angles(params.distances, params.force2d, params.force2d_dimension))
     level_values = None
     if params.gldm_a == 0:  # (dependence on equal levels only: renumbering keeps it; a > 0 needs values)
-        q, n_levels, level_values = compact_levels(q, mask, n_levels, COMPACT_MIN_LEVELS)
+        q, n_levels, level_values = compact_levels(q, mask, n_levels)
     if cpu_method(method, q) == "numpy":
         res = by_grid_chunks(
             q,

@@ -276,9 +276,6 @@ def _direction_mean_features(p: Array, valid: Array, level_values: Array | None 
     return {_NAMES[k]: v for k, v in zip(names, means, strict=True)}
 
 
-COMPACT_MIN_LEVELS = 64  # above this many bins the matrix rows are the grey levels present only
-
-
 def compute(
     q: torch.Tensor, mask: torch.Tensor, n_levels: int, params: TextureParams, method: str = "auto"
 ) -> dict[str, torch.Tensor]:
@@ -289,7 +286,7 @@ def compute(
     _weights(offs, params)
     na = len(offs)
     nr = max(q.shape[1:])
-    q, n_levels, level_values = compact_levels(q, mask, n_levels, COMPACT_MIN_LEVELS)
+    q, n_levels, level_values = compact_levels(q, mask, n_levels)
     if method == "numpy":
         res = by_grid_chunks(
             q,

@@ -207,16 +207,13 @@ def matrices(
     return p, jvec
 
 
-COMPACT_MIN_LEVELS = 64  # above this many bins the matrix rows are the grey levels present only
-
-
 def compute(
     q: torch.Tensor, mask: torch.Tensor, n_levels: int, params: TextureParams, method: str = "auto"
 ) -> dict[str, torch.Tensor]:
     """GLSZM features of ``B`` ROIs: ``{name: float64 [B]}`` for every name in :data:`FEATURES`
     (``method`` as :func:`matrices`)."""
     method = cpu_method(method, q, ("skimage",))
-    q, n_levels, level_values = compact_levels(q, mask, n_levels, COMPACT_MIN_LEVELS)
+    q, n_levels, level_values = compact_levels(q, mask, n_levels)
 
     def from_matrix(p: torch.Tensor, jvec: torch.Tensor) -> dict[str, torch.Tensor]:
         feats = size_matrix_features(p, jvec, level_values)

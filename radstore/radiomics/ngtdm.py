@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from radstore.radiomics import _neighbours
 from radstore.radiomics._arrays import Array, evaluate, ops
 from radstore.radiomics._neighbours import (
     FlatGrid,
@@ -111,16 +112,13 @@ def _matrices_torch(
     return n_i, s_i
 
 
-COMPACT_MIN_LEVELS = 64  # above this many bins, the formulas see only the grey levels present
-
-
 def _features(n_i: torch.Tensor, s_i: torch.Tensor) -> dict[str, torch.Tensor]:
     """NGTDM features from ``n_i``, ``s_i`` [B, Ng]: :func:`_feature_formulas` in NumPy for CPU
     tensors (small arrays: NumPy's per-operation cost is a fraction of torch's), else in torch.
-    Above ``COMPACT_MIN_LEVELS`` bins only the levels present in the batch are kept (every term of
-    the formulas is 0 for an absent level, ``p_i = s_i = 0``), with their values: the ``Ng^2``
+    Above ``_neighbours.COMPACT_MIN_LEVELS`` bins only the levels present in the batch are kept (every
+    term of the formulas is 0 for an absent level, ``p_i = s_i = 0``), with their values: the ``Ng^2``
     pair terms then stay small (9,000 bins over 450 levels present: 10 s and 4 GB before)."""
-    if n_i.shape[1] > COMPACT_MIN_LEVELS:
+    if n_i.shape[1] > _neighbours.COMPACT_MIN_LEVELS:
         keep = (n_i > 0).any(0)
         if int(keep.sum()) < n_i.shape[1]:
             levels = (torch.nonzero(keep).flatten() + 1).to(torch.float64)

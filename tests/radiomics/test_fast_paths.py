@@ -537,8 +537,10 @@ def _sparse_levels(seed: int) -> tuple[Any, Any, int]:
 def _assert_compact_equals_dense(mod: Any, q: Any, m: Any, n: int, params: Any, method: str,
                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """``mod.compute`` on the present levels only equals it on all ``n`` (compaction disabled)."""
+    from radstore.radiomics import _neighbours
+
     compact = mod.compute(q, m, n, params, method=method)
-    monkeypatch.setattr(mod, "COMPACT_MIN_LEVELS", 10**9)
+    monkeypatch.setattr(_neighbours, "COMPACT_MIN_LEVELS", 10**9)
     dense = mod.compute(q, m, n, params, method=method)
     for name in mod.FEATURES:
         np.testing.assert_allclose(compact[name].numpy(), dense[name].numpy(), rtol=1e-12, atol=1e-14,
@@ -570,7 +572,7 @@ def test_ngtdm_on_present_levels_equals_all_levels(method: str, monkeypatch: pyt
     values) equal those over all ``Ng`` levels, both paths."""
     import torch
 
-    from radstore.radiomics import ngtdm
+    from radstore.radiomics import _neighbours, ngtdm
     from radstore.radiomics.engine import _texture_params
     from radstore.radiomics.settings import Setting
 
@@ -579,7 +581,7 @@ def test_ngtdm_on_present_levels_equals_all_levels(method: str, monkeypatch: pyt
     q = torch.where(m, torch.from_numpy(rng.choice(np.arange(1, 300, 7), size=(2, 9, 11, 10))), 0)
     params = _texture_params(Setting(), (2.0, 0.8, 0.8))
     compact = ngtdm.compute(q, m, int(q.max()), params, method=method)
-    monkeypatch.setattr(ngtdm, "COMPACT_MIN_LEVELS", 10**9)
+    monkeypatch.setattr(_neighbours, "COMPACT_MIN_LEVELS", 10**9)
     dense = ngtdm.compute(q, m, int(q.max()), params, method=method)
     for name in ngtdm.FEATURES:
         np.testing.assert_allclose(compact[name].numpy(), dense[name].numpy(), rtol=1e-12, err_msg=name)
