@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
 
 from benchmarks._hardware import cpu_details, cpu_name  # noqa: E402
-from radstore.radiomics import RadiomicsSettings, resample  # noqa: E402
+from radstore.radiomics import RadiomicsSettings, imageops, resample  # noqa: E402
 from radstore.radiomics.imageops import _resample  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -58,12 +58,15 @@ def simpleitk_resample(image: np.ndarray, roi: np.ndarray, spacing: tuple[float,
     """PyRadiomics' call: the same grid, SimpleITK's B-spline on the whole image (and its nearest
     neighbour for the mask)."""
     supported, ambiguous = resample.supported, resample.ambiguous
+    reproduced = imageops.itk_positions_reproduced
     resample.supported = lambda *_: False  # type: ignore[assignment]
     resample.ambiguous = lambda *_: True  # type: ignore[assignment]
+    imageops.itk_positions_reproduced = lambda: False  # type: ignore[assignment]
     try:
         return _resample(image, roi, spacing, SETTING)[0]
     finally:
         resample.supported, resample.ambiguous = supported, ambiguous  # type: ignore[assignment]
+        imageops.itk_positions_reproduced = reproduced  # type: ignore[assignment]
 
 
 def separable_used(image: np.ndarray, roi: np.ndarray, spacing: tuple[float, float, float]) -> bool:

@@ -11,6 +11,8 @@ bit; without any of them the arrays are used as they are (a SimpleITK round trip
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,10 +104,12 @@ def _resample(image: np.ndarray, roi: np.ndarray, spacing_zyx: tuple[float, floa
     with the chosen interpolator in its own pixel type, the mask with nearest neighbour (= threshold
     0.5 on the binary label). Returns (image, ROI, spacing) on that grid. The B-spline image runs
     separably and the mask by nearest neighbour in NumPy (:mod:`radstore.radiomics.resample`:
-    SimpleITK's values, 10-30x faster); SimpleITK resamples the mask when a grid position ties and
-    the image when a value's cast is ambiguous (there ITK's own rounding decides), float64 images
-    (their values keep the sums' rounding, which ties in later order statistics can expose), other
-    interpolators and images with an axis of 2."""
+    SimpleITK's values, 10-30x faster), at ITK's own positions, so that grid positions on a
+    nearest-neighbour tie or the image border are decided as ITK decides them (where this process's
+    SimpleITK computes its positions otherwise, :func:`itk_positions_reproduced`, SimpleITK
+    resamples the mask of such grids). SimpleITK resamples the image when a value's cast is ambiguous
+    (there ITK's own rounding decides), float64 images (their values keep the sums' rounding, which
+    ties in later order statistics can expose), other interpolators and images with an axis of 2."""
     bb, mask_spacing, new_spacing = _resampling_target(roi, spacing_zyx, s)
     bb_lo = np.array([b.start for b in bb], dtype=float)
     bb_size = np.array([b.stop - b.start for b in bb], dtype=float)
@@ -122,11 +126,10 @@ def _resample(image: np.ndarray, roi: np.ndarray, spacing_zyx: tuple[float, floa
     new_size = [int(n) for n in up - lo + 1]
     origin_index = 0.5 * (new_spacing - mask_spacing) / mask_spacing + lo / ratio
     out_spacing = (float(new_spacing[0]), float(new_spacing[1]), float(new_spacing[2]))
-    x = tuple(resample.positions(float(o), float(ms), float(ns), n)
-              for o, ms, ns, n in zip(origin_index, mask_spacing, new_spacing, new_size, strict=True))
-    if resample.ambiguous(x):
-        # a position on a nearest-neighbour tie or on the image border: SimpleITK's rounding of its
-        # positions decides
+    x = _grid_positions(origin_index, mask_spacing, new_spacing, new_size)
+    if resample.ambiguous(x) and not itk_positions_reproduced():
+        # a position on a nearest-neighbour tie or on the image border, which this SimpleITK's
+        # rounding of its positions decides
         out_roi, inside = _sitk_nearest(roi, spacing_zyx, new_spacing, new_size, origin_index)
     else:
         out_roi, inside = resample.nearest(roi, x), None
@@ -141,6 +144,40 @@ def _resample(image: np.ndarray, roi: np.ndarray, spacing_zyx: tuple[float, floa
         img = sitk.GetArrayFromImage(_sitk_resampler(sitk_img, new_spacing, new_size, origin_index,
                                                      s.interpolator).Execute(sitk_img))
     return img, out_roi, out_spacing
+
+
+def _grid_positions(origin_index_zyx: np.ndarray, spacing_zyx: np.ndarray, new_spacing_zyx: np.ndarray,
+                    new_size_zyx: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Input continuous indices of the output grid per axis, as ITK 5.4 computes them (x: its scan
+    line, :func:`resample.positions`)."""
+    z, y, x = (resample.positions(float(o), float(sp), float(ns), int(n), scanline=axis == 2)
+               for axis, (o, sp, ns, n) in enumerate(zip(origin_index_zyx, spacing_zyx, new_spacing_zyx,
+                                                         new_size_zyx, strict=True)))
+    return z, y, x
+
+
+# A grid whose nearest-neighbour picks tell ITK 5.4's position arithmetic from the other plausible
+# ones: ITK < 5.1's scan-line interpolation ``x_0 (1 - a) + x_n a``, and fused multiply-adds in the
+# scan line or in the output points (e.g. a build for arm64); tests/radiomics/test_resample.py
+# checks that each of them picks other voxels here. (z, y, x) throughout.
+ITK_CHECK_GRID = {"shape": (56, 50, 29), "spacing": (0.35, 1.5, 0.35), "new_spacing": (1.5, 0.3, 0.1),
+                  "size": (50, 5, 22),
+                  "origin_index": (27.357142857142858, 3.1999999999999997, 3.9285714285714284)}
+
+
+@functools.cache
+def itk_positions_reproduced() -> bool:
+    """Whether :func:`resample.positions` + :func:`resample.nearest` pick the voxels this process's
+    SimpleITK picks, ties and borders included: one nearest-neighbour resampling of an image of
+    voxel numbers on ``ITK_CHECK_GRID`` (~1 ms, once per process)."""
+    g = ITK_CHECK_GRID
+    shape, size = g["shape"], list(g["size"])
+    numbers = np.arange(1, int(np.prod(shape)) + 1, dtype=np.uint32).reshape(shape)
+    spacing, new, origin = (np.array(g[k], dtype=float) for k in ("spacing", "new_spacing", "origin_index"))
+    img = _to_sitk(numbers, (float(spacing[0]), float(spacing[1]), float(spacing[2])))
+    want = sitk.GetArrayFromImage(_sitk_resampler(img, new, size, origin, "sitkNearestNeighbor").Execute(img))
+    got = resample.nearest(numbers, _grid_positions(origin, spacing, new, size))
+    return bool(np.array_equal(got, want))
 
 
 PROBE_MIN_VOXELS = 1 << 19  # masks at least this large are resampled by two small probes (_sitk_nearest)

@@ -20,11 +20,11 @@ The per-axis maps reproduce ITK 5:
 - ``BSplineInterpolateImageFunction``: support ``floor(float32(x)) - 1 .. + 2``, ITK's weight
   formulas, mirrored indices (``-k``; ``2 (n - 1) - k``); a line of one sample is constant.
 - ``ImageFunction::IsInsideBuffer``: a voxel with ``x < -0.5`` or ``x >= n - 0.5`` on any axis gets
-  the default value 0. ITK computes the positions of a scan line by interpolating between its ends,
-  so a position that is exactly on that boundary in exact arithmetic may fall on either side:
-  callers that need ITK's decision bit for bit pass it (``inside``), e.g. from a nearest-neighbour
-  resampling by SimpleITK itself, which is exact and cheap (ties of nearest neighbour are decided
-  by the same rounding).
+  the default value 0. A position exactly on that boundary (or on a nearest-neighbour tie) in exact
+  arithmetic falls on the side that ITK's rounding of its positions gives: :func:`positions`
+  computes them as ITK 5.4 does (along a scan line, by interpolating between its ends), so the
+  decisions are ITK's; ``imageops`` checks that once per process against SimpleITK and otherwise
+  passes ITK's own decision (``inside``, from SimpleITK's nearest neighbour).
 
 - The cast to the input pixel type (clamp, then truncate for integers): our sums differ from ITK's
   by rounding (~1e-14 of the image's magnitude), which truncation turns into a difference of 1 where
@@ -58,9 +58,21 @@ def supported(interpolator: str, input_shape: tuple[int, ...]) -> bool:
     return interpolator == "sitkBSpline" and len(input_shape) == 3 and all(n != 2 for n in input_shape)
 
 
-def positions(origin_index: float, spacing_in: float, spacing_out: float, size: int) -> np.ndarray:
-    """Input continuous indices of ``size`` output voxels along one axis (float64)."""
-    return (spacing_in * origin_index + np.arange(size) * spacing_out) * (1.0 / spacing_in)
+def positions(origin_index: float, spacing_in: float, spacing_out: float, size: int,
+              scanline: bool = False) -> np.ndarray:
+    """Input continuous indices of ``size`` output voxels along one axis (float64), in ITK 5.4's
+    arithmetic for PyRadiomics' grid (input origin 0, identity direction): output origin
+    ``o = spacing_in * origin_index``, voxel ``i`` at ``(o + i * spacing_out) * (1 / spacing_in)``.
+    Along the scan line (``scanline``: the x axis, ITK's fastest) ITK evaluates that only at the
+    line's first voxel and one past its last and interpolates between them:
+    ``x_i = x_0 + (i / size) * (x_size - x_0)``; the results differ from the direct formula by a
+    few ulps, which decide nearest-neighbour ties."""
+    origin = spacing_in * origin_index
+    inverse = 1.0 / spacing_in
+    if not scanline:
+        return (origin + np.arange(size) * spacing_out) * inverse
+    first, end = (origin + np.array([0.0, float(size)]) * spacing_out) * inverse
+    return first + (np.arange(size) / float(size)) * (end - first)
 
 
 def _inside(x: np.ndarray, n: int) -> np.ndarray:
@@ -69,16 +81,17 @@ def _inside(x: np.ndarray, n: int) -> np.ndarray:
 
 def ambiguous(x_zyx: Sequence[np.ndarray], tolerance: float = 1e-9) -> bool:
     """Whether a position lies within ``tolerance`` of a nearest-neighbour tie (``k + 0.5``) or of
-    the image border (``-0.5``, ``n - 0.5``): there ITK's rounding of its own position arithmetic
-    decides, elsewhere :func:`nearest` and ``-0.5 <= x < n - 0.5`` give ITK's results (positions
-    differ from ITK's by a few ulps)."""
+    the image border (``-0.5``, ``n - 0.5``): there the rounding of the position arithmetic decides.
+    :func:`positions` reproduces ITK 5.4's, which callers check once per process
+    (``imageops.itk_positions_reproduced``); where it does not, :func:`nearest` and
+    ``-0.5 <= x < n - 0.5`` still give ITK's results away from such positions."""
     return any(bool((np.abs(x - np.floor(x) - 0.5) < tolerance).any()) for x in x_zyx)  # (borders too)
 
 
 def nearest(image: np.ndarray, x_zyx: Sequence[np.ndarray]) -> np.ndarray:
     """``image`` [z, y, x] at the grid ``x_zyx`` by nearest neighbour (ITK: index ``floor(x + 0.5)``;
-    0 outside ``-0.5 <= x < n - 0.5``). Equal to ITK's where the positions are not
-    :func:`ambiguous`."""
+    0 outside ``-0.5 <= x < n - 0.5``): ITK's result at ITK's own positions (:func:`positions`),
+    ties included."""
     axes = list(zip(x_zyx, image.shape, strict=True))
     idx = [np.clip(np.floor(x + 0.5).astype(np.int64), 0, n - 1) for x, n in axes]
     kz, ky, kx = (_inside(x, n) for x, n in axes)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -23,6 +25,13 @@ def _sitk_resample(arr: np.ndarray, spacing: np.ndarray, origin_index: np.ndarra
     rif.SetOutputPixelType(img.GetPixelID())
     rif.SetInterpolator(getattr(sitk, interpolator))
     return sitk.GetArrayFromImage(rif.Execute(img))
+
+
+def _itk_positions(origin_index: np.ndarray, spacing: np.ndarray, new_spacing: np.ndarray,
+                   size: list[int]) -> list[np.ndarray]:
+    """ITK's positions of the grid (x: interpolated along its scan line)."""
+    return [resample.positions(float(o), float(s), float(ns), int(n), scanline=axis == 2)
+            for axis, (o, s, ns, n) in enumerate(zip(origin_index, spacing, new_spacing, size, strict=True))]
 
 
 def _random_case(rng: np.random.Generator, dtype: type) -> tuple:
@@ -52,8 +61,7 @@ def test_bspline_equals_simpleitk(dtype: type) -> None:
         if not resample.supported("sitkBSpline", arr.shape):
             continue
         ref = _sitk_resample(arr, spacing, origin_index, new_spacing, size, "sitkBSpline")
-        x = [resample.positions(o, s, ns, n) for o, s, ns, n in
-             zip(origin_index, spacing, new_spacing, size, strict=True)]
+        x = _itk_positions(origin_index, spacing, new_spacing, size)
         got = resample.resample(arr, x)
         assert got.dtype == ref.dtype and got.shape == ref.shape
         if dtype is np.float64:
@@ -67,25 +75,125 @@ def test_bspline_equals_simpleitk(dtype: type) -> None:
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.float64])
-def test_nearest_equals_simpleitk_away_from_ties(dtype: type) -> None:
-    """Nearest neighbour equals ITK's on grids without a position at a tie or on the image border;
-    grids with one are reported (ITK's rounding decides there: callers use SimpleITK)."""
+def test_nearest_at_itk_positions_equals_simpleitk_ties_included(dtype: type) -> None:
+    """Nearest neighbour at ITK's positions equals SimpleITK's on every grid, those with positions on
+    a tie or on the image border included (there the rounding of ITK's own position arithmetic
+    decides: :func:`resample.positions` reproduces it); ``ambiguous`` reports such grids (callers
+    whose SimpleITK computes otherwise use SimpleITK there)."""
+    from radstore.radiomics import imageops
+
+    assert imageops.itk_positions_reproduced()
     rng = np.random.default_rng(11 + int(np.dtype(dtype).num))
-    checked = 0
-    while checked < 30:
+    ties = 0
+    for _ in range(60):
         arr, spacing, origin_index, new_spacing, size = _random_case(rng, dtype)
-        x = [resample.positions(o, s, ns, n) for o, s, ns, n in
-             zip(origin_index, spacing, new_spacing, size, strict=True)]
-        if resample.ambiguous(x):
-            continue
+        if rng.random() < 0.5:  # PyRadiomics' grids on common spacings (ties, e.g. 1.5 mm -> 1 mm)
+            spacing = rng.choice([0.5, 0.7, 0.8, 1.25, 1.5, 2.5, 3.0], 3)
+            new_spacing = rng.choice([0.5, 1.0, 1.5, 2.0], 3)
+            origin_index = (0.5 * (new_spacing - spacing) / spacing
+                            + rng.integers(-2, 4, 3) * new_spacing / spacing)
+            size = [max(1, int(n * s / ns) + int(rng.integers(-2, 3))) for n, s, ns in
+                    zip(arr.shape, spacing, new_spacing, strict=True)]
+        x = _itk_positions(origin_index, spacing, new_spacing, size)
+        ties += resample.ambiguous(x)
         ref = _sitk_resample(arr, spacing, origin_index, new_spacing, size, "sitkNearestNeighbor")
         got = resample.nearest(arr, x)
-        assert got.dtype == ref.dtype and np.array_equal(got, ref)
-        checked += 1
+        assert got.dtype == ref.dtype and np.array_equal(got, ref), (arr.shape, spacing, new_spacing, size)
+    assert ties >= 10
     halving = resample.positions(0.5, 1.0, 2.0, 7)  # PyRadiomics' grid for 1 -> 2 mm: x = 2 j + 0.5
     assert resample.ambiguous([halving, np.zeros(1), np.zeros(1)])
     assert resample.ambiguous([np.array([-0.5]), np.zeros(1), np.zeros(1)])  # on the border
     assert not resample.ambiguous([np.array([0.25, 3.7]), np.zeros(1), np.zeros(1)])
+
+
+def _fma(a: float, b: float, c: float) -> float:
+    """``a * b + c`` rounded once (a fused multiply-add)."""
+    return float(Fraction(a) * Fraction(b) + Fraction(c))
+
+
+def _axis_positions(origin_index: float, spacing: float, new_spacing: float, n: int, scanline: bool,
+                    arithmetic: str) -> np.ndarray:
+    """One axis's positions under another position arithmetic than ITK 5.4's x86-64 build."""
+    origin, inverse = spacing * origin_index, 1.0 / spacing
+
+    def point(i: int) -> float:
+        fused = arithmetic in ("fma_points", "fma_both")
+        return _fma(new_spacing, float(i), origin) if fused else origin + new_spacing * float(i)
+
+    if not scanline:
+        return np.array([point(i) * inverse for i in range(n)])
+    first, end = point(0) * inverse, point(n) * inverse
+    out = []
+    for i in range(n):
+        a = i / float(n)
+        if arithmetic == "itk_before_5_1":
+            out.append(first * (1.0 - a) + end * a)
+        elif arithmetic in ("fma_scanline", "fma_both"):
+            out.append(_fma(a, end - first, first))
+        else:
+            out.append(first + a * (end - first))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("arithmetic", ["itk_before_5_1", "fma_scanline", "fma_points", "fma_both"])
+def test_itk_check_grid_tells_other_position_arithmetic_apart(arithmetic: str) -> None:
+    """The grid that ``itk_positions_reproduced`` resamples with SimpleITK picks other voxels under
+    each other plausible position arithmetic (an older ITK's scan-line interpolation, fused
+    multiply-adds as an arm64 build may use): a SimpleITK computing so is caught, and its grids
+    with ties are left to SimpleITK. The first rows show the check is exact: ours equals the
+    direct formula written out here."""
+    from radstore.radiomics import imageops
+
+    g = imageops.ITK_CHECK_GRID
+    numbers = np.arange(1, int(np.prod(g["shape"])) + 1, dtype=np.uint32).reshape(g["shape"])
+    args = [(g["origin_index"][a], g["spacing"][a], g["new_spacing"][a], g["size"][a], a == 2)
+            for a in range(3)]
+    ours = [_axis_positions(*a, arithmetic="itk_5_4") for a in args]
+    for a, p in zip(args, ours, strict=True):
+        assert np.array_equal(p, resample.positions(*a[:4], scanline=a[4]))
+    other = [_axis_positions(*a, arithmetic=arithmetic) for a in args]
+    assert not np.array_equal(resample.nearest(numbers, other), resample.nearest(numbers, ours))
+    assert imageops.itk_positions_reproduced()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_prepare_masks_at_itk_positions_equal_simpleitk_on_tie_grids(seed: int) -> None:
+    """The resampled ROI by NumPy at ITK's positions equals SimpleITK's nearest neighbour on the whole
+    mask (any thread count) on PyRadiomics' grids full of ties: slices of 1.5, 2.5 or 3 mm to 1 mm,
+    0.7 -> 1.05 mm in-plane, halved axes, thin ROIs (a single output line included)."""
+    from radstore.radiomics import imageops
+    from radstore.radiomics.settings import RadiomicsSettings
+
+    rng = np.random.default_rng(40 + seed)
+    checked = 0
+    while checked < 20:
+        shape = (int(rng.integers(3, 20)), int(rng.integers(3, 40)), int(rng.integers(3, 40)))
+        spacing = tuple(float(rng.choice([0.5, 0.7, 0.8, 1.0, 1.5, 2.5, 3.0])) for _ in range(3))
+        new = [float(rng.choice([0.5, 1.0, 1.05, 1.5, 2.0])) for _ in range(3)]
+        roi = rng.random(shape) < (0.02 if rng.random() < 0.3 else 0.4)
+        if roi.sum() < 2:
+            continue
+        s = RadiomicsSettings.from_params({"setting": {"resampledPixelSpacing": new,
+                                                       "padDistance": int(rng.integers(0, 6))}}).setting
+        image = rng.normal(0, 100, shape).round().astype(np.int16)
+        _, got, _ = imageops._resample(image, roi, spacing, s)
+        before = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+        calls: list[tuple] = []
+        try:
+            for threads in (1, 3):
+                sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
+                with pytest.MonkeyPatch.context() as mp:
+                    mp.setattr(imageops, "itk_positions_reproduced", lambda: False)
+                    mp.setattr(resample, "ambiguous", lambda x: True)
+                    mp.setattr(imageops, "_sitk_nearest",
+                               lambda *a, f=imageops._sitk_nearest, seen=calls: seen.append(a) or f(*a))
+                    _, want, _ = imageops._resample(image, roi, spacing, s)
+                assert np.array_equal(got, want), (shape, spacing, new, threads)
+        finally:
+            sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(before)
+        if calls:  # (not when the grid is the input's: nothing resampled)
+            assert len(calls) == 2
+            checked += 1
 
 
 def test_outside_positions_are_zero_and_single_voxel_lines_constant() -> None:
@@ -109,8 +217,7 @@ def test_casts_that_itk_rounding_decides_are_reported(dtype: type) -> None:
     spacing, new_spacing = np.array([2.0, 3.0, 3.0]), np.array([2.0, 1.0, 1.0])
     origin_index = 0.5 * (new_spacing - spacing) / spacing  # PyRadiomics' grid: x = -1/3 + k/3
     size = [9, 34, 31]
-    x = [resample.positions(o, s, ns, n) for o, s, ns, n in
-         zip(origin_index, spacing, new_spacing, size, strict=True)]
+    x = _itk_positions(origin_index, spacing, new_spacing, size)
     assert resample.resample(arr, x) is None
     ref = _sitk_resample(arr.astype(np.float64), spacing, origin_index, new_spacing, size, "sitkBSpline")
     knots = ref[:, 1::3, 1::3]  # positions 0, 1, 2, ... of the input along y and x
@@ -118,8 +225,7 @@ def test_casts_that_itk_rounding_decides_are_reported(dtype: type) -> None:
     assert resample.resample(np.full((5, 6, 7), 40, dtype), x) is None
     assert resample.resample(arr.astype(np.float32), x) is not None
     shifted = origin_index + np.array([0.0, 0.1, 0.1])  # off the input grid in-plane: no near-integers
-    got = resample.resample(arr, [resample.positions(o, s, ns, n) for o, s, ns, n in
-                                  zip(shifted, spacing, new_spacing, size, strict=True)])
+    got = resample.resample(arr, _itk_positions(shifted, spacing, new_spacing, size))
     assert got is not None
     assert np.array_equal(got, _sitk_resample(arr, spacing, shifted, new_spacing, size, "sitkBSpline"))
 
@@ -138,6 +244,7 @@ def test_prepare_resamples_float64_images_with_simpleitk(monkeypatch: pytest.Mon
     fast = imageops.prepare(image, mask, (5.0, 0.5, 0.5), s, 1)
     monkeypatch.setattr(resample, "supported", lambda *_: False)
     monkeypatch.setattr(resample, "ambiguous", lambda x: True)
+    monkeypatch.setattr(imageops, "itk_positions_reproduced", lambda: False)
     slow = imageops.prepare(image, mask, (5.0, 0.5, 0.5), s, 1)
     assert fast.array.dtype == slow.array.dtype == np.float64
     assert np.array_equal(fast.array, slow.array) and np.array_equal(fast.mask, slow.mask)
@@ -156,11 +263,12 @@ def test_two_voxel_lines_are_left_to_simpleitk() -> None:
 def test_prepare_resampled_equals_simpleitk_path(grid: str, ties: bool,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """``prepare`` with a B-spline resampledPixelSpacing gives the arrays of the SimpleITK path: on a
-    real CT's spacings (mask by NumPy), and on grids whose positions tie in exact arithmetic (mask by
-    SimpleITK): nearest-neighbour ties (``0.98 -> 1`` mm at ``x = 24.5``) and a last voxel exactly on
-    the image border (``x = n - 0.5`` when halving odd sizes); and on a grid that meets the input grid
-    along every axis (z kept, 3 -> 1 mm in-plane: integer values whose truncation ITK's rounding
-    decides, the image by SimpleITK). The reference runs SimpleITK for both arrays."""
+    real CT's spacings, and on grids whose positions tie in exact arithmetic (where ITK's rounding of
+    its positions decides, reproduced): nearest-neighbour ties (``0.98 -> 1`` mm at ``x = 24.5``) and
+    a last voxel exactly on the image border (``x = n - 0.5`` when halving odd sizes); and on a grid
+    that meets the input grid along every axis (z kept, 3 -> 1 mm in-plane: integer values whose
+    truncation ITK's rounding decides, the image by SimpleITK). The reference runs SimpleITK for both
+    arrays."""
     from radstore.radiomics import imageops
     from radstore.radiomics.settings import RadiomicsSettings
 
@@ -182,6 +290,7 @@ def test_prepare_resampled_equals_simpleitk_path(grid: str, ties: bool,
     assert seen == [ties]
     monkeypatch.setattr(resample, "supported", lambda *_: False)
     monkeypatch.setattr(resample, "ambiguous", lambda x: True)
+    monkeypatch.setattr(imageops, "itk_positions_reproduced", lambda: False)
     slow = imageops.prepare(image, mask, spacing, s, 1)
     assert fast.array.dtype == slow.array.dtype == np.int16
     assert np.array_equal(fast.array, slow.array) and np.array_equal(fast.mask, slow.mask)
@@ -259,8 +368,9 @@ def test_ibsi_grid_resampling_equals_a_direct_interpolation() -> None:
 
 def test_prepare_on_a_whole_ct_with_tie_grids_uses_the_probes(monkeypatch: pytest.MonkeyPatch) -> None:
     """A lesion in a whole 512 x 512 x 60 CT resampled to 1 mm from 1.5 mm slices (every other output
-    slice a nearest-neighbour tie): ``prepare`` takes the probes, with the arrays of the whole-mask
-    SimpleITK path."""
+    slice a nearest-neighbour tie): where this SimpleITK's position arithmetic is not reproduced,
+    ``prepare`` takes the probes, with the arrays of the whole-mask SimpleITK path and of NumPy at
+    ITK's positions."""
     from radstore.radiomics import imageops
     from radstore.radiomics.settings import RadiomicsSettings
 
@@ -270,6 +380,8 @@ def test_prepare_on_a_whole_ct_with_tie_grids_uses_the_probes(monkeypatch: pytes
     r2 = ((zz - 30) / 6.5) ** 2 + ((yy - 300) / 15.0) ** 2 + ((xx - 200) / 14.0) ** 2
     mask = (r2 < 1).astype(np.uint8)
     s = RadiomicsSettings.from_params({"setting": {"resampledPixelSpacing": [1, 1, 1]}}).setting
+    at_itk_positions = imageops.prepare(image, mask, (1.5, 0.75, 0.75), s, 1)
+    monkeypatch.setattr(imageops, "itk_positions_reproduced", lambda: False)
     calls: list[int] = []
     nearest = imageops._sitk_nearest
     monkeypatch.setattr(imageops, "_sitk_nearest", lambda *a: calls.append(a[0].size) or nearest(*a))
@@ -279,3 +391,5 @@ def test_prepare_on_a_whole_ct_with_tie_grids_uses_the_probes(monkeypatch: pytes
     whole = imageops.prepare(image, mask, (1.5, 0.75, 0.75), s, 1)
     assert np.array_equal(fast.mask, whole.mask) and np.array_equal(fast.array, whole.array)
     assert fast.mask.any() and fast.bbox == whole.bbox
+    assert np.array_equal(at_itk_positions.mask, whole.mask)
+    assert np.array_equal(at_itk_positions.array, whole.array)
