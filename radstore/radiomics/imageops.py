@@ -12,6 +12,7 @@ bit; without any of them the arrays are used as they are (a SimpleITK round trip
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -160,9 +161,21 @@ def _grid_positions(origin_index_zyx: np.ndarray, spacing_zyx: np.ndarray, new_s
 # ones: ITK < 5.1's scan-line interpolation ``x_0 (1 - a) + x_n a``, and fused multiply-adds in the
 # scan line or in the output points (e.g. a build for arm64); tests/radiomics/test_resample.py
 # checks that each of them picks other voxels here. (z, y, x) throughout.
-ITK_CHECK_GRID = {"shape": (56, 50, 29), "spacing": (0.35, 1.5, 0.35), "new_spacing": (1.5, 0.3, 0.1),
-                  "size": (50, 5, 22),
-                  "origin_index": (27.357142857142858, 3.1999999999999997, 3.9285714285714284)}
+@dataclass(frozen=True)
+class ResamplingGrid:
+    """An input image shape and spacing, and an output grid (``origin_index``: its first voxel's input
+    continuous index); all ``(z, y, x)``."""
+
+    shape: tuple[int, int, int]
+    spacing: tuple[float, float, float]
+    new_spacing: tuple[float, float, float]
+    size: tuple[int, int, int]
+    origin_index: tuple[float, float, float]
+
+
+ITK_CHECK_GRID = ResamplingGrid(shape=(56, 50, 29), spacing=(0.35, 1.5, 0.35), new_spacing=(1.5, 0.3, 0.1),
+                                size=(50, 5, 22),
+                                origin_index=(27.357142857142858, 3.1999999999999997, 3.9285714285714284))
 
 
 @functools.cache
@@ -171,12 +184,12 @@ def itk_positions_reproduced() -> bool:
     SimpleITK picks, ties and borders included: one nearest-neighbour resampling of an image of
     voxel numbers on ``ITK_CHECK_GRID`` (~1 ms, once per process)."""
     g = ITK_CHECK_GRID
-    shape, size = g["shape"], list(g["size"])
-    numbers = np.arange(1, int(np.prod(shape)) + 1, dtype=np.uint32).reshape(shape)
-    spacing, new, origin = (np.array(g[k], dtype=float) for k in ("spacing", "new_spacing", "origin_index"))
-    img = _to_sitk(numbers, (float(spacing[0]), float(spacing[1]), float(spacing[2])))
-    want = sitk.GetArrayFromImage(_sitk_resampler(img, new, size, origin, "sitkNearestNeighbor").Execute(img))
-    got = resample.nearest(numbers, _grid_positions(origin, spacing, new, size))
+    numbers = np.arange(1, math.prod(g.shape) + 1, dtype=np.uint32).reshape(g.shape)
+    new, origin = np.array(g.new_spacing), np.array(g.origin_index)
+    img = _to_sitk(numbers, g.spacing)
+    want = sitk.GetArrayFromImage(_sitk_resampler(img, new, list(g.size), origin, "sitkNearestNeighbor")
+                                  .Execute(img))
+    got = resample.nearest(numbers, _grid_positions(origin, np.array(g.spacing), new, g.size))
     return bool(np.array_equal(got, want))
 
 

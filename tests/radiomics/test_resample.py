@@ -145,9 +145,8 @@ def test_itk_check_grid_tells_other_position_arithmetic_apart(arithmetic: str) -
     from radstore.radiomics import imageops
 
     g = imageops.ITK_CHECK_GRID
-    numbers = np.arange(1, int(np.prod(g["shape"])) + 1, dtype=np.uint32).reshape(g["shape"])
-    args = [(g["origin_index"][a], g["spacing"][a], g["new_spacing"][a], g["size"][a], a == 2)
-            for a in range(3)]
+    numbers = np.arange(1, int(np.prod(g.shape)) + 1, dtype=np.uint32).reshape(g.shape)
+    args = [(g.origin_index[a], g.spacing[a], g.new_spacing[a], g.size[a], a == 2) for a in range(3)]
     ours = [_axis_positions(*a, arithmetic="itk_5_4") for a in args]
     for a, p in zip(args, ours, strict=True):
         assert np.array_equal(p, resample.positions(*a[:4], scanline=a[4]))
