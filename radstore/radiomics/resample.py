@@ -93,10 +93,14 @@ def nearest(image: np.ndarray, x_zyx: Sequence[np.ndarray]) -> np.ndarray:
     0 outside ``-0.5 <= x < n - 0.5``): ITK's result at ITK's own positions (:func:`positions`),
     ties included."""
     axes = list(zip(x_zyx, image.shape, strict=True))
-    idx = [np.clip(np.floor(x + 0.5).astype(np.int64), 0, n - 1) for x, n in axes]
-    kz, ky, kx = (_inside(x, n) for x, n in axes)
-    inside = kz[:, None, None] & ky[None, :, None] & kx[None, None, :]
-    return np.where(inside, image[np.ix_(*idx)], np.zeros((), dtype=image.dtype))
+    out = image
+    for axis, (x, n) in enumerate(axes):  # (one gather per axis: the grid is a product of axes)
+        out = out.take(np.clip(np.floor(x + 0.5).astype(np.int64), 0, n - 1), axis)
+    for axis, (x, n) in enumerate(axes):
+        outside = ~_inside(x, n)
+        if outside.any():
+            out[(slice(None),) * axis + (outside,)] = 0
+    return out
 
 
 @functools.lru_cache(maxsize=16)
