@@ -63,6 +63,7 @@ class _Crop:
     levels: int           # number of bins of its discretisation (bounds its grey levels)
 
 
+@functools.cache
 def _texture_module(family: str) -> ModuleType:
     return importlib.import_module(f"radstore.radiomics.{family}")
 
@@ -116,11 +117,14 @@ def _chunks(crops: list[_Crop], workers: int = 1, max_voxels: int = MAX_BATCH_VO
     threads would not run them in parallel, and splitting loses the batching gain)."""
     classes: dict[tuple[tuple[float, float, float], str], dict[int, list[_Crop]]] = {}
     alone = [[c] for c in crops if c.levels > LONE_LEVELS]
+    setting_json: dict[int, str] = {}  # (by object: image types without overrides share the setting)
     for c in crops:
         if c.levels > LONE_LEVELS:
             continue
         level_class = int(math.log(max(c.levels, 1)) / math.log(LEVEL_RATIO))
-        key = (c.spacing, c.setting.model_dump_json())
+        if id(c.setting) not in setting_json:
+            setting_json[id(c.setting)] = c.setting.model_dump_json()
+        key = (c.spacing, setting_json[id(c.setting)])
         classes.setdefault(key, {}).setdefault(level_class, []).append(c)
     groups: list[list[_Crop]] = []
     for by_class in classes.values():
@@ -187,8 +191,7 @@ def _intensity_features(chunk: list[_Crop], settings: RadiomicsSettings,
         else:  # one device-to-host copy
             cols = torch.stack([values[n].detach() for n in names]).to("cpu", torch.float64).tolist()
         for i, crop in enumerate(chunk):
-            keys = [f"{crop.name}_{family}_{n}" for n in names]
-            out[i].update(zip(keys, (c[i] for c in cols), strict=True))
+            out[i].update(zip(_columns(crop.name, family, names), (c[i] for c in cols), strict=True))
 
     if "firstorder" in enabled:
         put("firstorder", firstorder.compute(
@@ -202,10 +205,17 @@ def _intensity_features(chunk: list[_Crop], settings: RadiomicsSettings,
     return out
 
 
+@functools.lru_cache(maxsize=4096)
+def _columns(image_type: str, family: str, names: tuple[str, ...]) -> tuple[str, ...]:
+    """Output column names ``{image_type}_{family}_{name}``."""
+    return tuple(f"{image_type}_{family}_{n}" for n in names)
+
+
 @functools.lru_cache(maxsize=1)
-def _blas_controller() -> ThreadpoolController:
-    """The BLAS/OpenMP pools loaded in this process (found once: the scan costs ~1 ms)."""
-    return ThreadpoolController()
+def _blas_libraries() -> tuple[Any, ...]:
+    """threadpoolctl's controllers of the BLAS libraries loaded in this process (found once: the scan
+    costs ~1 ms)."""
+    return tuple(ThreadpoolController().select(user_api="blas").lib_controllers)
 
 
 @contextlib.contextmanager
@@ -218,12 +228,19 @@ def _cpu_threads(device: str) -> Iterator[int]:
         yield 1
         return
     n = torch.get_num_threads()
+    blas = _blas_libraries()
+    before = [lib.get_num_threads() for lib in blas]
     torch.set_num_threads(1)
     try:
-        with _blas_controller().limit(limits=1, user_api="blas"):
-            yield n
+        for lib, k in zip(blas, before, strict=True):
+            if k != 1:
+                lib.set_num_threads(1)
+        yield n
     finally:
         torch.set_num_threads(n)
+        for lib, k in zip(blas, before, strict=True):
+            if k != 1:
+                lib.set_num_threads(k)
 
 
 def _map(fn: Callable[[Any], Any], items: Sequence[Any] | range, workers: int) -> list[Any]:
@@ -302,6 +319,12 @@ def feature_names(settings: RadiomicsSettings) -> list[str]:
 
 
 @functools.lru_cache(maxsize=64)
+def _enabled_features_of(settings_json: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``RadiomicsSettings.enabled_features`` by the settings' canonical JSON."""
+    return tuple(RadiomicsSettings.model_validate_json(settings_json).enabled_features().items())
+
+
+@functools.lru_cache(maxsize=64)
 def _feature_names_of(settings_json: str) -> tuple[str, ...]:
     """:func:`feature_names` by the settings' canonical JSON (~3 us; the list takes ~100 us to build
     for the ~1,300 columns of a LoG + wavelet setup)."""
@@ -319,8 +342,9 @@ def extract_batch(rois: Sequence[ROI], settings: RadiomicsSettings, label: int |
     keep freed memory for reuse (:mod:`radstore.radiomics._heap`).
     """
     keep_freed_heap()
+    settings_json = settings.model_dump_json()
     lab = settings.setting.label if label is None else int(label)
-    enabled = settings.enabled_features()
+    enabled = dict(_enabled_features_of(settings_json))
     image_types = settings.image_types()
     with _cpu_threads(device) as workers:
         per_roi = _map(lambda i: _prepare_roi(i, rois[i], settings, enabled, image_types, lab, device),
@@ -333,7 +357,7 @@ def extract_batch(rois: Sequence[ROI], settings: RadiomicsSettings, label: int |
         for chunk, rows in zip(chunks, feats, strict=True):
             for c, row in zip(chunk, rows, strict=True):
                 results[c.roi].update(row)
-    names = feature_names(settings)
+    names = _feature_names_of(settings_json)
     out = []
     for i, r in enumerate(results):
         values = [r[n] for n in names]

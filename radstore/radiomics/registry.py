@@ -12,6 +12,7 @@ is the short name used in the IBSI reference-value tables (without the aggregati
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -135,6 +136,11 @@ def family_features(family: str) -> tuple[str, ...]:
     """PyRadiomics' default-enabled feature names of ``family`` (alphabetical, as PyRadiomics orders them)."""
     if family not in FEATURES:
         raise KeyError(f"unknown feature family {family!r}; known: {', '.join(FAMILIES)}")
+    return _family_names(family)
+
+
+@functools.cache
+def _family_names(family: str) -> tuple[str, ...]:
     return tuple(f.name for f in FEATURES[family])
 
 
