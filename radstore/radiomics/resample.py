@@ -94,7 +94,9 @@ def nearest(image: np.ndarray, x_zyx: Sequence[np.ndarray]) -> np.ndarray:
     ties included."""
     axes = list(zip(x_zyx, image.shape, strict=True))
     out = image
-    for axis, (x, n) in enumerate(axes):  # (one gather per axis: the grid is a product of axes)
+    # one gather per axis (the grid is a product of axes), the most shrinking first
+    for axis in sorted(range(len(axes)), key=lambda a: len(axes[a][0]) / axes[a][1]):
+        x, n = axes[axis]
         out = out.take(np.clip(np.floor(x + 0.5).astype(np.int64), 0, n - 1), axis)
     for axis, (x, n) in enumerate(axes):
         outside = ~_inside(x, n)
