@@ -21,11 +21,11 @@ GLCM; PyRadiomics then returns NaN for every feature and so do we (documented, w
 ``MCC`` is 1 when the ROI holds a single grey level (PyRadiomics' rule); where a direction's second
 eigenvalue is 0 in exact arithmetic (few grey levels), PyRadiomics' rounding may make it negative
 and drop that direction from the mean, and where a marginal holds one grey level its Correlation is
-``0 / 0`` up to rounding: such ROIs take PyRadiomics' own arithmetic for both
-(:func:`_pyradiomics_mcc_correlation`). With more than ``_neighbours.COMPACT_MIN_LEVELS`` bins the
-matrices keep only the grey levels present (:func:`compact_levels`). ``Imc2`` is set to 0 when
-``HXY2 - HXY`` is not positive (PyRadiomics: exactly 0 when equal; rounding-level negatives would
-give its NaN).
+``0 / 0`` up to rounding, and its ``Imc2`` (the mutual information ``HXY2 - HXY`` then 0 in exact
+arithmetic) 0, NaN (dropped from the mean) or ~1e-8 as PyRadiomics' rounding falls: such ROIs take
+PyRadiomics' own arithmetic for the three (:func:`_pyradiomics_tie_features`). With more than
+``_neighbours.COMPACT_MIN_LEVELS`` bins the matrices keep only the grey levels present
+(:func:`compact_levels`). Elsewhere ``Imc2`` is set to 0 when ``HXY2 - HXY`` is not positive.
 """
 
 from __future__ import annotations
@@ -239,8 +239,8 @@ def _feature_formulas(p: Array, ng_roi: Array, n_present: Array, level_values: A
     ``C`` gives PyRadiomics' ``eigvals(Q)`` to ~1e-14 relative, 20x faster. With ``mcc_check`` the
     result also holds ``rounding_decides`` (bool [B]): in a valid direction the second eigenvalue
     is 0 in exact arithmetic (within 1e-10 of the largest), or a marginal holds one grey level
-    (``sigx sigy = 0``): there PyRadiomics' rounding decides MCC and Correlation
-    (:func:`_pyradiomics_mcc_correlation`)."""
+    (``sigx sigy = 0``): there PyRadiomics' rounding decides MCC, Correlation and Imc2
+    (:func:`_pyradiomics_tie_features`)."""
     xp = ops(p)
     bsz, na, n, _ = p.shape
     valid = p.sum(axis=(2, 3)) > 0
@@ -397,15 +397,22 @@ def _pyradiomics_matrix(counts: np.ndarray, present: np.ndarray, params: Texture
     return p
 
 
-def _pyradiomics_mcc_correlation(p: np.ndarray, grey_levels: np.ndarray) -> tuple[float, float]:
-    """PyRadiomics' MCC and Correlation of ``P_glcm`` (:func:`_pyradiomics_matrix`) with its grey
-    levels, by its own arithmetic, where rounding decides them. MCC: the second largest of
+TIE_FEATURES = ("MCC", "Correlation", "Imc2")  # the features PyRadiomics' rounding may decide
+
+
+def _pyradiomics_tie_features(p: np.ndarray, grey_levels: np.ndarray) -> dict[str, float]:
+    """PyRadiomics' MCC, Correlation and Imc2 of ``P_glcm`` (:func:`_pyradiomics_matrix`) with its
+    grey levels, by its own arithmetic, where rounding decides them. MCC: the second largest of
     ``numpy.linalg.eigvals(Q)``; when it is 0 in exact arithmetic, a negative rounding makes its
     ``sqrt`` NaN and drops that direction from the mean (when every direction is dropped PyRadiomics
     gives NaN; we give the exact value, 0: a NaN would cost the ROI all its features).
     Correlation: ``corm / (sigx sigy + eps)``, 1 where ``sigx sigy == 0``; with one grey level in a
     marginal both are 0 in exact arithmetic and PyRadiomics' rounding (a marginal summing to 1
-    exactly, or not) gives 1 or a ratio of rounding errors."""
+    exactly, or not) gives 1 or a ratio of rounding errors. Imc2: ``sqrt(1 - e^(-2 (HXY2 - HXY)))``,
+    0 where ``HXY2 == HXY``; where ``P`` is the product of its marginals (one grey level in one of
+    them, or a rank-1 ``P``: the mutual information ``HXY2 - HXY`` is 0 in exact arithmetic) a
+    negative rounding makes it NaN and drops that direction from the mean (all dropped: 0, the exact
+    value), a positive one gives ~1e-8."""
     eps = np.spacing(1)
     i, j = np.meshgrid(grey_levels.astype(float), grey_levels.astype(float), indexing="ij", sparse=True)
     ux = np.sum(i[None, :, :, None] * p, (1, 2), keepdims=True)
@@ -415,8 +422,15 @@ def _pyradiomics_mcc_correlation(p: np.ndarray, grey_levels: np.ndarray) -> tupl
     corm = np.sum(p * (i[None, :, :, None] - ux) * (j[None, :, :, None] - uy), (1, 2), keepdims=True)
     corr = corm / (sigx * sigy + eps)
     corr[sigx * sigy == 0] = 1
-    correlation = float(np.nanmean(corr, (1, 2, 3))[0])
+    out = {"Correlation": float(np.nanmean(corr, (1, 2, 3))[0])}
     px, py = p.sum(2, keepdims=True), p.sum(1, keepdims=True)
+    hxy = (-1) * np.sum((p * np.log2(p + eps)), (1, 2))
+    hxy2 = (-1) * np.sum(((px * py) * np.log2(px * py + eps)), (1, 2))
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # sqrt of negatives; nanmean over only NaN
+        imc2 = (1 - np.e ** (-2 * (hxy2 - hxy))) ** 0.5
+        imc2[hxy2 == hxy] = 0
+        out["Imc2"] = float(np.nanmean(imc2, 1)[0])
     q = (p[:, :, None, 0, :] * p[:, None, :, 0, :]) / (px[:, :, None, 0, :] * py[:, None, :, 0, :] + eps)
     for gl in range(1, p.shape[1]):
         q += ((p[:, :, None, gl, :] * p[:, None, :, gl, :])
@@ -424,32 +438,34 @@ def _pyradiomics_mcc_correlation(p: np.ndarray, grey_levels: np.ndarray) -> tupl
     eig = np.linalg.eigvals(q.transpose((0, 3, 1, 2)))
     eig.sort()
     if eig.shape[2] < 2:
-        return 1.0, correlation
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # nanmean over only NaN directions
-        mcc = float(np.nanmean(np.sqrt(eig[:, :, -2]), 1).real[0])
-    return (0.0 if math.isnan(mcc) else mcc), correlation
+        out["MCC"] = 1.0
+    else:
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # nanmean over only NaN directions
+            out["MCC"] = float(np.nanmean(np.sqrt(eig[:, :, -2]), 1).real[0])
+    return {k: 0.0 if math.isnan(v) else v for k, v in out.items()}
 
 
 def _rounding_as_pyradiomics(res: dict[str, torch.Tensor], counts: torch.Tensor, present: torch.Tensor,
                              params: TextureParams, level_values: torch.Tensor | None
                              ) -> dict[str, torch.Tensor]:
-    """``res`` with MCC and Correlation of the ROIs flagged ``rounding_decides`` taken from
-    :func:`_pyradiomics_mcc_correlation` (the flag removed); ``present`` bool [B, N + 1] (column 0:
+    """``res`` with the :data:`TIE_FEATURES` of the ROIs flagged ``rounding_decides`` taken from
+    :func:`_pyradiomics_tie_features` (the flag removed); ``present`` bool [B, N + 1] (column 0:
     outside; copied to the host only when a ROI is flagged), ``level_values`` the grey level of each
     matrix row (None: ``1..N``)."""
     flagged = np.flatnonzero(res.pop("rounding_decides").cpu().numpy())
     if flagged.size:
         values = None if level_values is None else level_values.cpu().numpy()
         present_np = present.cpu().numpy()
-        mcc, corr = res["MCC"].cpu().numpy().copy(), res["Correlation"].cpu().numpy().copy()
+        tied = {k: res[k].cpu().numpy().copy() for k in TIE_FEATURES}
         for b in flagged:
             idx = np.flatnonzero(present_np[b, 1:])
             levels = idx + 1.0 if values is None else values[idx]
             p = _pyradiomics_matrix(counts[b].cpu().numpy(), idx, params)
-            mcc[b], corr[b] = _pyradiomics_mcc_correlation(p, levels)
-        res["MCC"] = torch.from_numpy(mcc).to(res["MCC"].device)
-        res["Correlation"] = torch.from_numpy(corr).to(res["Correlation"].device)
+            for k, v in _pyradiomics_tie_features(p, levels).items():
+                tied[k][b] = v
+        for k in TIE_FEATURES:
+            res[k] = torch.from_numpy(tied[k]).to(res[k].device)
     return res
 
 

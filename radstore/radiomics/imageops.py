@@ -157,10 +157,6 @@ def _grid_positions(origin_index_zyx: np.ndarray, spacing_zyx: np.ndarray, new_s
     return z, y, x
 
 
-# A grid whose nearest-neighbour picks tell ITK 5.4's position arithmetic from the other plausible
-# ones: ITK < 5.1's scan-line interpolation ``x_0 (1 - a) + x_n a``, and fused multiply-adds in the
-# scan line or in the output points (e.g. a build for arm64); tests/radiomics/test_resample.py
-# checks that each of them picks other voxels here. (z, y, x) throughout.
 @dataclass(frozen=True)
 class ResamplingGrid:
     """An input image shape and spacing, and an output grid (``origin_index``: its first voxel's input
@@ -173,6 +169,10 @@ class ResamplingGrid:
     origin_index: tuple[float, float, float]
 
 
+# A grid whose nearest-neighbour picks tell ITK 5.4's position arithmetic from the other plausible
+# ones: an older ITK's scan-line interpolation ``x_0 (1 - a) + x_n a``, and fused multiply-adds in the
+# scan line or in the output points (e.g. a build for arm64); tests/radiomics/test_resample.py
+# checks that each of them picks other voxels here. (z, y, x) throughout.
 ITK_CHECK_GRID = ResamplingGrid(shape=(56, 50, 29), spacing=(0.35, 1.5, 0.35), new_spacing=(1.5, 0.3, 0.1),
                                 size=(50, 5, 22),
                                 origin_index=(27.357142857142858, 3.1999999999999997, 3.9285714285714284))

@@ -547,23 +547,27 @@ def _assert_compact_equals_dense(mod: Any, q: Any, m: Any, n: int, params: Any, 
                                    err_msg=name)
 
 
-def test_pyradiomics_mcc_of_rank_one_matrices_is_zero_or_rounding() -> None:
-    """Rank-1 co-occurrences (``u v^T``): the second eigenvalue is 0 in exact arithmetic. Following
-    PyRadiomics' arithmetic, its rounding gives a tiny positive value (MCC ~1e-8) or a negative one
-    (NaN, dropped; with every direction dropped PyRadiomics returns NaN, we the exact 0)."""
+def test_pyradiomics_mcc_and_imc2_of_rank_one_matrices_are_zero_or_rounding() -> None:
+    """Rank-1 co-occurrences (``u v^T``): the second eigenvalue and the mutual information
+    ``HXY2 - HXY`` are 0 in exact arithmetic. Following PyRadiomics' arithmetic, its rounding gives a
+    tiny positive value (MCC, Imc2 ~1e-8) or a negative one (NaN, dropped; with every direction
+    dropped PyRadiomics returns NaN, we the exact 0)."""
     from radstore.radiomics import glcm
     from radstore.radiomics.texture_params import TextureParams
 
     params = TextureParams(symmetrical_glcm=False, weighting_norm="no_weighting")  # one merged direction
-    values = []
+    mcc, imc2 = [], []
     for seed in range(50):
         rng = np.random.default_rng(seed)
         u, v = rng.integers(1, 9, 3), rng.integers(1, 9, 3)
         counts = np.repeat((u[:, None] * v[None, :]).astype(float)[None], 13, 0)
         p = glcm._pyradiomics_matrix(counts, np.arange(3), params)
-        values.append(glcm._pyradiomics_mcc_correlation(p, np.arange(1.0, 4.0))[0])
-    assert all(0.0 <= m < 1e-7 for m in values)
-    assert 0.0 in values and any(m > 0 for m in values)
+        tied = glcm._pyradiomics_tie_features(p, np.arange(1.0, 4.0))
+        mcc.append(tied["MCC"])
+        imc2.append(tied["Imc2"])
+    for values in (mcc, imc2):
+        assert all(0.0 <= m < 1e-7 for m in values)
+        assert 0.0 in values and any(m > 0 for m in values)
 
 
 @pytest.mark.parametrize("method", ["numpy", "torch"])

@@ -197,7 +197,7 @@ def test_many_narrow_bins_over_few_voxels() -> None:
 def test_two_level_rois_where_mcc_rests_on_rounding(seed: int) -> None:
     """Two grey levels, non-symmetrical GLCM: along some direction the second eigenvalue of ``Q`` is
     0 in exact arithmetic, PyRadiomics' rounding makes it negative and drops that direction from
-    the MCC mean; ours reproduces its arithmetic for such ROIs (``glcm._pyradiomics_mcc_correlation``)."""
+    the MCC mean; ours reproduces its arithmetic for such ROIs (``glcm._pyradiomics_tie_features``)."""
     rng = np.random.default_rng(seed)
     image = np.where(rng.random((4, 6, 6)) < 0.5, 0, 100).astype(np.int16)
     mask = (rng.random((4, 6, 6)) < 0.6).astype(np.uint8)
@@ -205,6 +205,20 @@ def test_two_level_rois_where_mcc_rests_on_rounding(seed: int) -> None:
                                               "featureClass": {"glcm": None}})
     _assert_close(extract(image, mask, (1.0, 1.0, 1.0), settings),
                   pb.extract(image, mask, (1.0, 1.0, 1.0), settings), rtol=1e-4)
+
+
+def test_roi_where_imc2_rests_on_rounding() -> None:
+    """A random case (seed 8320 of the randomized oracle: 7 bins, distance 2, non-symmetrical GLCM)
+    where along one of its 44 directions the marginal ``p_y`` holds one grey level: the mutual
+    information ``HXY2 - HXY`` is 0 in exact arithmetic and -2.2e-16 in PyRadiomics' rounding, whose
+    Imc2 for that direction is then NaN and left out of the mean (0.678 against 0.662 with a 0)."""
+    from tests.radiomics._random_cases import settings_case
+
+    image, mask, spacing, params, _ = settings_case(8320)
+    settings = RadiomicsSettings.from_params(params)
+    ours, ref = extract(image, mask, spacing, settings), pb.extract(image, mask, spacing, settings)
+    assert ours["original_glcm_Imc2"] == pytest.approx(ref["original_glcm_Imc2"], rel=1e-10)
+    _assert_close(ours, ref, rtol=1e-4)
 
 
 @pytest.mark.parametrize("seed", range(6))

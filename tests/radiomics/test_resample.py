@@ -126,7 +126,7 @@ def _axis_positions(origin_index: float, spacing: float, new_spacing: float, n: 
     out = []
     for i in range(n):
         a = i / float(n)
-        if arithmetic == "itk_before_5_1":
+        if arithmetic == "older_itk_scanline":
             out.append(first * (1.0 - a) + end * a)
         elif arithmetic in ("fma_scanline", "fma_both"):
             out.append(_fma(a, end - first, first))
@@ -135,7 +135,7 @@ def _axis_positions(origin_index: float, spacing: float, new_spacing: float, n: 
     return np.array(out)
 
 
-@pytest.mark.parametrize("arithmetic", ["itk_before_5_1", "fma_scanline", "fma_points", "fma_both"])
+@pytest.mark.parametrize("arithmetic", ["older_itk_scanline", "fma_scanline", "fma_points", "fma_both"])
 def test_itk_check_grid_tells_other_position_arithmetic_apart(arithmetic: str) -> None:
     """The grid that ``itk_positions_reproduced`` resamples with SimpleITK picks other voxels under
     each other plausible position arithmetic (an older ITK's scan-line interpolation, fused
