@@ -7,6 +7,8 @@ Entropy = -sum p_i log2(p_i + eps) and Uniformity = sum p_i^2 over the grey-leve
 percentiles by linear interpolation (numpy's default), Variance = population variance,
 Skewness = m3 / m2^1.5 and Kurtosis = m4 / m2^2 (0 for a flat ROI); in IBSI mode Kurtosis is
 excess kurtosis (m4 / m2^2 - 3). RobustMeanAbsoluteDeviation uses the voxels in [P10, P90].
+An ROI whose voxels all hold one value gets PyRadiomics' rounding of these moments on both paths
+(:func:`_constant_roi_moments`).
 """
 
 from __future__ import annotations
@@ -145,6 +147,43 @@ def order_statistics(v: np.ndarray, ranks: list[int], method: str = "auto") -> n
     raise ValueError(f"method must be auto or one of {ORDER_METHODS}; got {method!r}")
 
 
+def _moments(v: np.ndarray, excess_kurtosis: bool
+             ) -> tuple[float, np.ndarray, np.ndarray, float, float, float]:
+    """``(mean, deviations, squared deviations, m2, skewness, kurtosis)`` of the voxel values ``v``
+    (float64) in the NumPy path's arithmetic: mean ``sum / n``, ``m_k`` the mean k-th power of the
+    deviations, skewness ``m3 / m2^1.5`` and kurtosis ``m4 / m2^2`` (minus 3 with
+    ``excess_kurtosis``), both 0 when ``m2 == 0``."""
+    n = v.size
+    mean = v.sum() / n
+    dev = v - mean
+    d2 = dev * dev
+    m2 = d2.sum() / n
+    m3 = np.dot(d2, dev) / n
+    m4 = np.dot(d2, d2) / n
+    skew = 0.0 if m2 == 0 else m3 / m2 ** 1.5
+    kurt = 0.0 if m2 == 0 else m4 / m2 ** 2
+    if excess_kurtosis:
+        kurt -= 3.0
+    return float(mean), dev, d2, float(m2), float(skew), float(kurt)
+
+
+def _constant_roi_moments(mean: torch.Tensor, m2: torch.Tensor, skew: torch.Tensor, kurt: torch.Tensor,
+                          mn: torch.Tensor, mx: torch.Tensor, n: torch.Tensor, excess_kurtosis: bool) -> None:
+    """For the ROIs whose voxels all hold one value (``mn == mx``), set the moment features in place
+    to the NumPy path's (PyRadiomics') values: 0 in exact arithmetic, but there the mean, a sum / n,
+    may differ from the value by rounding, which leaves every deviation equal to that difference, so
+    skewness is +-1 and kurtosis 1, or 0 when the mean is exact. Which one depends on the order of
+    the sum, so the torch path's own reduction (e.g. a filtered constant image's ROI, all ~1e-14)
+    gave another answer; the NumPy arithmetic needs only the value and the count."""
+    same = torch.nonzero(mn == mx).flatten().tolist()
+    if not same:
+        return
+    values, counts = mn.cpu().tolist(), n.cpu().tolist()
+    for b in same:
+        mean_b, _, _, m2_b, skew_b, kurt_b = _moments(np.full(int(counts[b]), values[b]), excess_kurtosis)
+        mean[b], m2[b], skew[b], kurt[b] = mean_b, m2_b, skew_b, kurt_b
+
+
 def _compute_numpy(x: np.ndarray, mask: np.ndarray, q: np.ndarray, n_levels: int, voxel_volume: np.ndarray,
                    voxel_array_shift: float, excess_kurtosis: bool,
                    order_method: str = "auto") -> dict[str, np.ndarray]:
@@ -163,16 +202,7 @@ def _compute_numpy(x: np.ndarray, mask: np.ndarray, q: np.ndarray, n_levels: int
         mn, mx = stats[0], stats[1]
         p10, p25, p50, p75, p90 = (_lerp(stats[2 + 2 * k], stats[3 + 2 * k], t)
                                    for k, (_, _, t) in enumerate(pct))
-        mean = v.sum() / n
-        dev = v - mean
-        d2 = dev * dev
-        m2 = d2.sum() / n
-        m3 = np.dot(d2, dev) / n
-        m4 = np.dot(d2, d2) / n
-        skew = 0.0 if m2 == 0 else m3 / m2 ** 1.5
-        kurt = 0.0 if m2 == 0 else m4 / m2 ** 2
-        if excess_kurtosis:
-            kurt -= 3.0
+        mean, dev, d2, m2, skew, kurt = _moments(v, excess_kurtosis)
         sh = v + voxel_array_shift if voxel_array_shift else v
         energy = float(np.dot(sh, sh))
         counts = np.bincount(qb[mb], minlength=n_levels + 1)[1:n_levels + 1]
@@ -242,6 +272,7 @@ def compute(x: torch.Tensor, mask: torch.Tensor, q: torch.Tensor, n_levels: int,
     p50 = _percentile(sorted_x, n, 50)
     p75 = _percentile(sorted_x, n, 75)
     p90 = _percentile(sorted_x, n, 90)
+    _constant_roi_moments(mean, m2, skew, kurt, mn, mx, n, excess_kurtosis)
     inner = m & (xf >= p10[:, None]) & (xf <= p90[:, None])
     n_in = inner.sum(1).to(torch.float64)
     mean_in = torch.where(inner, xf, zero).sum(1) / n_in

@@ -128,6 +128,34 @@ def test_firstorder_numpy_equals_torch(excess: bool) -> None:
         np.testing.assert_allclose(a[k].numpy(), b[k].numpy(), rtol=1e-12, atol=1e-12, err_msg=k)
 
 
+@pytest.mark.parametrize("excess", [False, True])
+def test_firstorder_moments_of_one_value_rois_equal_on_both_paths(excess: bool) -> None:
+    """ROIs whose voxels all hold one value (a filtered constant image: all ~1e-14): skewness and
+    kurtosis are 0 in exact arithmetic, but the mean, a sum / n, may miss the value by rounding and
+    then every deviation equals that miss (skewness +-1, kurtosis 1). The torch path gives the NumPy
+    path's (PyRadiomics') values, whatever its own reduction order."""
+    import torch
+
+    from radstore.radiomics import firstorder
+    from radstore.radiomics.imageops import discretise
+    from radstore.radiomics.settings import Setting
+
+    values = [0.1, 1.758503553725828e-14, -3.3, 7.0, 1e-300, 0.7]
+    x = torch.zeros((len(values), 3, 5, 7), dtype=torch.float64)
+    m = torch.zeros(x.shape, dtype=torch.bool)
+    for b, v in enumerate(values):
+        x[b] = v
+        m[b].view(-1)[: 7 + 13 * b] = True
+    q, nl = discretise(x, m, Setting(binCount=4))
+    a = firstorder.compute(x, m, q, nl, 1.0, 0.0, excess, method="numpy")
+    b = firstorder.compute(x, m, q, nl, 1.0, 0.0, excess, method="torch")
+    for k in ("Mean", "Variance", "Skewness", "Kurtosis"):
+        assert a[k].tolist() == b[k].tolist(), k
+    base = -3.0 if excess else 0.0
+    kurt = [k - base for k in a["Kurtosis"].tolist()]
+    assert any(k == 0 for k in kurt) and any(k == pytest.approx(1.0) for k in kurt)
+
+
 def test_thread_pool_batch_equals_sequential_and_restores_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
