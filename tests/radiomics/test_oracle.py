@@ -231,6 +231,18 @@ def test_random_settings(kind: str, seed: int) -> None:
     assert compare(GENERATORS[kind](seed)) is None
 
 
+@pytest.mark.parametrize("seed", [3, 20300, 21102, 21648])
+def test_random_settings_on_the_torch_kernels(seed: int) -> None:
+    """Cases of the randomized oracle on the torch (device) kernels, run on the CPU: among them ROIs
+    whose voxels all hold one value (a constant image's wavelet band; a normalised constant image),
+    where PyRadiomics' rounding decides skewness and kurtosis (+-1, 1 or 0)."""
+    from radstore.radiomics._neighbours import torch_kernels
+    from tests.radiomics._random_cases import compare, settings_case
+
+    with torch_kernels():
+        assert compare(settings_case(seed)) is None
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["settings", "shape2d"])
 def test_random_settings_sweep(kind: str) -> None:
