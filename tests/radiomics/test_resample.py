@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from radstore.radiomics import resample
+from radstore.radiomics import imageops, resample
 
 
 def _sitk_resample(arr: np.ndarray, spacing: np.ndarray, origin_index: np.ndarray, new_spacing: np.ndarray,
@@ -25,13 +25,6 @@ def _sitk_resample(arr: np.ndarray, spacing: np.ndarray, origin_index: np.ndarra
     rif.SetOutputPixelType(img.GetPixelID())
     rif.SetInterpolator(getattr(sitk, interpolator))
     return sitk.GetArrayFromImage(rif.Execute(img))
-
-
-def _itk_positions(origin_index: np.ndarray, spacing: np.ndarray, new_spacing: np.ndarray,
-                   size: list[int]) -> list[np.ndarray]:
-    """ITK's positions of the grid (x: interpolated along its scan line)."""
-    return [resample.positions(float(o), float(s), float(ns), int(n), scanline=axis == 2)
-            for axis, (o, s, ns, n) in enumerate(zip(origin_index, spacing, new_spacing, size, strict=True))]
 
 
 def _random_case(rng: np.random.Generator, dtype: type) -> tuple:
@@ -61,7 +54,7 @@ def test_bspline_equals_simpleitk(dtype: type) -> None:
         if not resample.supported("sitkBSpline", arr.shape):
             continue
         ref = _sitk_resample(arr, spacing, origin_index, new_spacing, size, "sitkBSpline")
-        x = _itk_positions(origin_index, spacing, new_spacing, size)
+        x = imageops._grid_positions(origin_index, spacing, new_spacing, size)
         got = resample.resample(arr, x)
         assert got.dtype == ref.dtype and got.shape == ref.shape
         if dtype is np.float64:
@@ -80,8 +73,6 @@ def test_nearest_at_itk_positions_equals_simpleitk_ties_included(dtype: type) ->
     a tie or on the image border included (there the rounding of ITK's own position arithmetic
     decides: :func:`resample.positions` reproduces it); ``ambiguous`` reports such grids (callers
     whose SimpleITK computes otherwise use SimpleITK there)."""
-    from radstore.radiomics import imageops
-
     assert imageops.itk_positions_reproduced()
     rng = np.random.default_rng(11 + int(np.dtype(dtype).num))
     ties = 0
@@ -94,7 +85,7 @@ def test_nearest_at_itk_positions_equals_simpleitk_ties_included(dtype: type) ->
                             + rng.integers(-2, 4, 3) * new_spacing / spacing)
             size = [max(1, int(n * s / ns) + int(rng.integers(-2, 3))) for n, s, ns in
                     zip(arr.shape, spacing, new_spacing, strict=True)]
-        x = _itk_positions(origin_index, spacing, new_spacing, size)
+        x = imageops._grid_positions(origin_index, spacing, new_spacing, size)
         ties += resample.ambiguous(x)
         ref = _sitk_resample(arr, spacing, origin_index, new_spacing, size, "sitkNearestNeighbor")
         got = resample.nearest(arr, x)
@@ -142,8 +133,6 @@ def test_itk_check_grid_tells_other_position_arithmetic_apart(arithmetic: str) -
     multiply-adds as an arm64 build may use): a SimpleITK computing so is caught, and its grids
     with ties are left to SimpleITK. The first rows show the check is exact: ours equals the
     direct formula written out here."""
-    from radstore.radiomics import imageops
-
     g = imageops.ITK_CHECK_GRID
     numbers = np.arange(1, int(np.prod(g.shape)) + 1, dtype=np.uint32).reshape(g.shape)
     args = [(g.origin_index[a], g.spacing[a], g.new_spacing[a], g.size[a], a == 2) for a in range(3)]
@@ -160,7 +149,6 @@ def test_prepare_masks_at_itk_positions_equal_simpleitk_on_tie_grids(seed: int) 
     """The resampled ROI by NumPy at ITK's positions equals SimpleITK's nearest neighbour on the whole
     mask (any thread count) on PyRadiomics' grids full of ties: slices of 1.5, 2.5 or 3 mm to 1 mm,
     0.7 -> 1.05 mm in-plane, halved axes, thin ROIs (a single output line included)."""
-    from radstore.radiomics import imageops
     from radstore.radiomics.settings import RadiomicsSettings
 
     rng = np.random.default_rng(40 + seed)
@@ -216,7 +204,7 @@ def test_casts_that_itk_rounding_decides_are_reported(dtype: type) -> None:
     spacing, new_spacing = np.array([2.0, 3.0, 3.0]), np.array([2.0, 1.0, 1.0])
     origin_index = 0.5 * (new_spacing - spacing) / spacing  # PyRadiomics' grid: x = -1/3 + k/3
     size = [9, 34, 31]
-    x = _itk_positions(origin_index, spacing, new_spacing, size)
+    x = imageops._grid_positions(origin_index, spacing, new_spacing, size)
     assert resample.resample(arr, x) is None
     ref = _sitk_resample(arr.astype(np.float64), spacing, origin_index, new_spacing, size, "sitkBSpline")
     knots = ref[:, 1::3, 1::3]  # positions 0, 1, 2, ... of the input along y and x
@@ -224,7 +212,7 @@ def test_casts_that_itk_rounding_decides_are_reported(dtype: type) -> None:
     assert resample.resample(np.full((5, 6, 7), 40, dtype), x) is None
     assert resample.resample(arr.astype(np.float32), x) is not None
     shifted = origin_index + np.array([0.0, 0.1, 0.1])  # off the input grid in-plane: no near-integers
-    got = resample.resample(arr, _itk_positions(shifted, spacing, new_spacing, size))
+    got = resample.resample(arr, imageops._grid_positions(shifted, spacing, new_spacing, size))
     assert got is not None
     assert np.array_equal(got, _sitk_resample(arr, spacing, shifted, new_spacing, size, "sitkBSpline"))
 
@@ -233,7 +221,6 @@ def test_prepare_resamples_float64_images_with_simpleitk(monkeypatch: pytest.Mon
     """A float64 (e.g. normalised) image on a grid whose positions mirror each other about the last
     slice (6 x 5 mm -> 1 mm): ``prepare`` gives SimpleITK's values bit for bit (ties that ITK's
     rounding makes there reach the percentile thresholds of first-order features)."""
-    from radstore.radiomics import imageops
     from radstore.radiomics.settings import RadiomicsSettings
 
     image = np.random.default_rng(3).normal(0, 200, (6, 22, 6))
@@ -268,7 +255,6 @@ def test_prepare_resampled_equals_simpleitk_path(grid: str, ties: bool,
     that meets the input grid along every axis (z kept, 3 -> 1 mm in-plane: integer values whose
     truncation ITK's rounding decides, the image by SimpleITK). The reference runs SimpleITK for both
     arrays."""
-    from radstore.radiomics import imageops
     from radstore.radiomics.settings import RadiomicsSettings
 
     shape, spacing, new = {"sts_ct_to_1mm": ((14, 40, 36), (3.27, 0.976562, 0.976562), [1, 1, 1]),
@@ -303,8 +289,6 @@ def test_nearest_mask_probes_equal_simpleitk_on_the_whole_mask(seed: int,
     SimpleITK picks resampling the whole mask, on grids full of nearest-neighbour ties (1.5 or 2.5 mm
     slices to 1 mm, halved and kept axes, grids starting outside the image) and whatever thread count
     ITK splits the whole mask over."""
-    from radstore.radiomics import imageops
-
     rng = np.random.default_rng(100 + seed)
     common = [0.5, 0.7, 0.8, 0.9765625, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0]
     for _ in range(25):
@@ -339,7 +323,6 @@ def test_ibsi_grid_resampling_equals_a_direct_interpolation() -> None:
     image makes the computed window the whole grid."""
     from scipy import ndimage
 
-    from radstore.radiomics import imageops
     from radstore.radiomics.settings import RadiomicsSettings
 
     rng = np.random.default_rng(11)
@@ -370,7 +353,6 @@ def test_prepare_on_a_whole_ct_with_tie_grids_uses_the_probes(monkeypatch: pytes
     slice a nearest-neighbour tie): where this SimpleITK's position arithmetic is not reproduced,
     ``prepare`` takes the probes, with the arrays of the whole-mask SimpleITK path and of NumPy at
     ITK's positions."""
-    from radstore.radiomics import imageops
     from radstore.radiomics.settings import RadiomicsSettings
 
     rng = np.random.default_rng(8)
