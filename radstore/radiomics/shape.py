@@ -354,6 +354,9 @@ def _pairwise_max_exact(p: np.ndarray, block: int = 128) -> float:
     return float(np.sqrt(_squared_norms(np.take(p, ia, axis=1) - np.take(p, ib, axis=1)).max()))
 
 
+TIE_RTOL = 1e-12  # relative: plane bounds within this of the best diameter so far are not searched
+
+
 def _grouped_max_distance(points: np.ndarray, verts2: np.ndarray, axis: int,
                           extremes: list[np.ndarray]) -> float:
     """Largest distance between two vertices (``points`` [3, N] in mm, ``verts2`` their doubled index
@@ -361,8 +364,11 @@ def _grouped_max_distance(points: np.ndarray, verts2: np.ndarray, axis: int,
     vertices can realise it, so points inside an in-plane row or column are dropped (``extremes``:
     :func:`_line_extremes` of ``verts2``); then every plane gets the bound
     ``D <= 2 max_i |x_i - c|`` (``c``: its bounding-box centre; exact for a centrally symmetric
-    section) and only planes whose bound reaches the best exact diameter so far are searched exactly,
-    largest bound first."""
+    section) and only planes whose bound exceeds the best exact diameter so far by more than
+    ``TIE_RTOL`` are searched exactly, largest bound first. (Planes of equal sections, common in
+    pixelised ellipsoids, have bounds equal to the best up to rounding: skipping them can miss only
+    a distance within ``TIE_RTOL`` relative of the result; a plane whose section equals one searched
+    already, point for point, is not searched again.)"""
     key = verts2[axis]
     u, v = [d for d in range(3) if d != axis]
     idx = np.flatnonzero(extremes[u] & extremes[v])
@@ -379,13 +385,18 @@ def _grouped_max_distance(points: np.ndarray, verts2: np.ndarray, axis: int,
     ends[-1] = len(kk)
     centre = (np.maximum.reduceat(pt, starts, axis=1) + np.minimum.reduceat(pt, starts, axis=1)) * 0.5
     d = pt - np.repeat(centre, ends - starts, axis=1)
-    ub = 2.0 * np.sqrt(np.maximum.reduceat(d[0] * d[0] + d[1] * d[1], starts)) * (1.0 + 1e-9)
+    ub = 2.0 * np.sqrt(np.maximum.reduceat(d[0] * d[0] + d[1] * d[1], starts))
     best = 0.0
+    searched: dict[tuple[int, float], list[np.ndarray]] = {}
     for g in np.argsort(-ub, kind="stable"):
-        if ub[g] < best:
+        if ub[g] <= best * (1.0 + TIE_RTOL):
             break
         if ends[g] - starts[g] > 1:
-            best = max(best, _max_distance(pt[:, starts[g]:ends[g]]))
+            plane = pt[:, starts[g]:ends[g]]
+            same = searched.setdefault((plane.shape[1], float(ub[g])), [])
+            if not any(np.array_equal(plane, other) for other in same):
+                best = max(best, _max_distance(plane))
+                same.append(plane)
     return best
 
 

@@ -61,6 +61,32 @@ def test_diameters_equal_brute_force(seed: int) -> None:
         assert got == pytest.approx(_brute_grouped(phys, verts2, axis), rel=1e-14)
 
 
+@pytest.mark.parametrize("wobble", [False, True])
+def test_planes_of_equal_sections_are_searched_once(wobble: bool, monkeypatch: pytest.MonkeyPatch
+                                                    ) -> None:
+    """A cylinder along z: every slice holds the same disc, so one exact search serves them all;
+    with ``wobble`` one slice's disc grows a voxel: that slice holds the diameter, found first, and
+    bounds the others out."""
+    _, yy, xx = np.indices((9, 21, 19))
+    mask = ((yy - 10.2) / 8.3) ** 2 + ((xx - 9.1) / 7.4) ** 2 < 1
+    if wobble:
+        mask[5, 10, 0] = True
+    sp = (2.0, 0.7, 0.9)
+    phys, verts2 = _mesh_points(mask, sp)
+    ext = shape._line_extremes(verts2)
+    searched: list[int] = []
+    real = shape._max_distance
+
+    def spy(points: np.ndarray, candidates: np.ndarray | None = None) -> float:
+        searched.append(points.shape[1])
+        return real(points, candidates)
+
+    monkeypatch.setattr(shape, "_max_distance", spy)
+    got = shape._grouped_max_distance(phys, verts2, 0, ext)
+    assert got == pytest.approx(_brute_grouped(phys, verts2, 0), rel=1e-14)
+    assert len(searched) == 1
+
+
 def test_face_diagonal_filter_keeps_the_diameter(monkeypatch: pytest.MonkeyPatch) -> None:
     """The path for > 200 diameter candidates (a near-perfect sphere), forced on an ellipsoid."""
     monkeypatch.setattr(shape, "_diameter_candidates", lambda p: np.arange(p.shape[1]))
