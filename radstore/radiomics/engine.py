@@ -331,6 +331,18 @@ def _feature_names_of(settings_json: str) -> tuple[str, ...]:
     return tuple(registry.feature_names(RadiomicsSettings.model_validate_json(settings_json)))
 
 
+NON_FINITE_REASONS = {
+    "_firstorder_RobustMeanAbsoluteDeviation":
+        "RobustMeanAbsoluteDeviation is undefined when no voxel lies between the ROI's 10th and 90th "
+        "percentiles (two voxels of different values; PyRadiomics gives NaN): leave it out of "
+        "featureClass or use a larger ROI",
+    "_shape_SurfaceVolumeRatio":
+        "SurfaceVolumeRatio is undefined for a mesh volume of 0 (voxels touching only along edges; "
+        "PyRadiomics gives NaN)",
+}
+"""Why a feature can be undefined (PyRadiomics: NaN), by column-name suffix, for ROIError messages."""
+
+
 def extract_batch(rois: Sequence[ROI], settings: RadiomicsSettings, label: int | None = None,
                   device: str = "cpu") -> list[dict[str, float]]:
     """Features of several ROIs ``(image [z,y,x], mask (label map or bool), spacing_zyx)``.
@@ -365,7 +377,9 @@ def extract_batch(rois: Sequence[ROI], settings: RadiomicsSettings, label: int |
             bad = [n for n, v in zip(names, values, strict=True) if not math.isfinite(v)]
             if bad:
                 more = "..." if len(bad) > 5 else ""
-                raise ROIError(f"ROI {i}: non-finite feature values for {bad[:5]}{more}")
+                why = "".join(sorted({f"; {reason}" for suffix, reason in NON_FINITE_REASONS.items()
+                                      for n in bad if n.endswith(suffix)}))
+                raise ROIError(f"ROI {i}: non-finite feature values for {bad[:5]}{more}{why}")
         out.append(dict(zip(names, values, strict=True)))
     return out
 

@@ -154,6 +154,37 @@ def test_zero_mesh_volume_is_pyradiomics_and_its_ratio_a_roi_error():
     assert ours["original_shape_SurfaceArea"] == pytest.approx(area, rel=1e-12)
 
 
+@pytest.mark.filterwarnings("ignore:Mean of empty slice")  # (PyRadiomics' NaN)
+@pytest.mark.parametrize("kernels", ["numpy", "torch"])
+def test_two_voxel_roi_robust_mad_is_undefined_and_says_why(kernels: str):
+    """Two voxels of different values: no voxel lies between the 10th and 90th percentiles, so
+    RobustMeanAbsoluteDeviation is the mean of nothing (PyRadiomics: NaN). Ours raises a ROIError that
+    names the feature and the reason; without that feature the ROI gives PyRadiomics' values (found
+    by the randomized oracle on the torch kernels, seed 25191)."""
+    import contextlib
+
+    from radstore.radiomics import pyradiomics_backend
+    from radstore.radiomics._neighbours import torch_kernels
+
+    image = np.zeros((4, 5, 5), np.float32)
+    image[2, 2, 2], image[2, 3, 3] = 257.0, 308.0  # (diagonal: a two-dimensional ROI)
+    mask = np.zeros(image.shape, np.uint8)
+    mask[2, 2, 2] = mask[2, 3, 3] = 1
+    spacing = (2.0, 2.0, 2.0)
+    firstorder = RadiomicsSettings.from_params({"featureClass": {"firstorder": None}})
+    theirs = pyradiomics_backend.extract(image, mask, spacing, firstorder)
+    assert np.isnan(theirs["original_firstorder_RobustMeanAbsoluteDeviation"])
+    with torch_kernels() if kernels == "torch" else contextlib.nullcontext():
+        with pytest.raises(ROIError, match=r"RobustMeanAbsoluteDeviation'\]; .* 10th and 90th percentiles"):
+            extract(image, mask, spacing, firstorder)
+        names = [n for n in registry.family_features("firstorder") if n != "RobustMeanAbsoluteDeviation"]
+        rest = RadiomicsSettings.from_params({"featureClass": {"firstorder": names}})
+        ours = extract(image, mask, spacing, rest)
+    assert set(ours) == set(theirs) - {"original_firstorder_RobustMeanAbsoluteDeviation"}
+    for name, value in ours.items():
+        assert value == pytest.approx(theirs[name], rel=1e-6, abs=1e-9), name
+
+
 def test_bins_beyond_memory_are_a_clear_error_and_sparse_levels_stay_small():
     """binWidth 25 on values in the millions: every voxel its own grey level among ~10^5 bins. The
     size-type matrices keep the present levels only (a GLRLM over every bin: 29 GB); a GLCM of
