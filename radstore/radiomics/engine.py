@@ -339,6 +339,9 @@ NON_FINITE_REASONS = {
     "_shape_SurfaceVolumeRatio":
         "SurfaceVolumeRatio is undefined for a mesh volume of 0 (voxels touching only along edges; "
         "PyRadiomics gives NaN)",
+    "_shape_SphericalDisproportion":
+        "SphericalDisproportion is undefined for a mesh volume of 0 (voxels touching only along edges; "
+        "PyRadiomics gives inf)",
 }
 """Why a feature can be undefined (PyRadiomics: NaN), by column-name suffix, for ROIError messages."""
 

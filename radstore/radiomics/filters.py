@@ -1,5 +1,6 @@
-"""Derived images as PyRadiomics 3.1 builds them (``getLoGImage``, ``getWaveletImage``), computed only
-on a window around the ROI and returned cropped to the ROI box.
+"""Derived images as PyRadiomics 3.1 builds them (``getLoGImage``, ``getWaveletImage``,
+``getSquareImage``, ``getSquareRootImage``, ``getLogarithmImage``, ``getExponentialImage``,
+``getGradientImage``), computed only on a window around the ROI and returned cropped to the ROI box.
 
 - LoG: SimpleITK's ``LaplacianRecursiveGaussianImageFilter`` (normalised across scale, sigma in mm),
   applied as the linear map it is. Along one line of length ``n`` ITK's recursive (Deriche) Gaussian
@@ -23,6 +24,11 @@ on a window around the ROI and returned cropped to the ROI box.
   ``(dec_len - 1) * steps`` along each axis: the transform of a window holding that reach (even
   length, not touching either image end) equals the whole image's inside the ROI box exactly; an axis
   where the reach leaves the image is taken whole (with PyRadiomics' wrap).
+- Square, SquareRoot, Logarithm, Exponential: PyRadiomics' pointwise maps of the float64 values,
+  scaled by ``M = max |x|`` over the whole (pre-processed) image: only ``M`` needs the whole image.
+- Gradient: SimpleITK's ``GradientMagnitudeImageFilter`` (central differences, zero-flux Neumann
+  ends, in mm unless ``gradientUseSpacing: false``; float32) on the box grown by one voxel per
+  side, clipped to the image: inside the box the same values as on the whole image.
 
 The SimpleITK/PyWavelets calls are PyRadiomics'; the filtered crops feed every family.
 """
@@ -250,14 +256,67 @@ def wavelet_crops(image: np.ndarray, box: Box, wavelet: str = "coif1", start_lev
     return out
 
 
+POINTWISE_KINDS = ("Square", "SquareRoot", "Logarithm", "Exponential")
+
+
 def pixel_type(kind: str, image_dtype: np.dtype) -> np.dtype:
-    """The pixel type of PyRadiomics' derived image of ``kind`` ("Original", "LoG", "Wavelet") made
-    from a pre-processed image of ``image_dtype``: float32 for LoG (SimpleITK's filter output) and
-    for the original and wavelet images of a float32 image (pywt keeps float32), else float64.
-    PyRadiomics' bin edges are computed in this type (:func:`radstore.radiomics.imageops.bin_edges`)."""
-    if kind == "LoG" or np.dtype(image_dtype) == np.float32:
+    """The pixel type of PyRadiomics' derived image of ``kind`` made from a pre-processed image of
+    ``image_dtype``: float32 for LoG and Gradient (SimpleITK's filter outputs) and for the original
+    and wavelet images of a float32 image (pywt keeps float32); float64 for the pointwise maps
+    (computed in float64) and otherwise. PyRadiomics' bin edges are computed in this type
+    (:func:`radstore.radiomics.imageops.bin_edges`)."""
+    if kind in POINTWISE_KINDS:
+        return np.dtype(np.float64)
+    if kind in ("LoG", "Gradient") or np.dtype(image_dtype) == np.float32:
         return np.dtype(np.float32)
     return np.dtype(np.float64)
+
+
+def max_abs(image: np.ndarray) -> float:
+    """``max |x|`` over ``image`` in float64 (from its min and max: no copy, no int16 overflow)."""
+    return max(abs(float(image.max())), abs(float(image.min())))
+
+
+def pointwise_crop(image: np.ndarray, box: Box, kind: str, m: float | None = None) -> np.ndarray:
+    """PyRadiomics' pointwise image of ``kind`` inside ``box``: with ``x`` the float64 values and
+    ``M = max |x|`` over the whole ``image``, Square ``(x / sqrt(M))^2``, SquareRoot
+    ``sign(x) sqrt(|x| M)``, Logarithm ``sign(x) log(|x| + 1) M / log(M + 1)`` (its maximum
+    ``|.|`` rescaled to ``M``) and Exponential ``exp(x log(M) / M)``, in PyRadiomics' order of
+    operations (``m``: ``M`` when known). ``M = 0`` (an all-zero image) gives NaN, as in PyRadiomics."""
+    m = max_abs(image) if m is None else m
+    x = np.array(image[box], dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if kind == "Square":
+            return (1 / np.sqrt(m) * x) ** 2
+        if kind == "SquareRoot":
+            pos, neg = x > 0, x < 0
+            x[pos] = np.sqrt(x[pos] * m)
+            x[neg] = -np.sqrt(-x[neg] * m)
+            return x
+        if kind == "Logarithm":
+            pos, neg = x > 0, x < 0
+            x[pos] = np.log(x[pos] + 1)
+            x[neg] = -np.log(-(x[neg] - 1))
+            return x * (m / np.log(m + 1))  # (max |log image| is at |x| = M: log(M + 1))
+        if kind == "Exponential":
+            return np.exp(np.log(m) / m * x)
+    raise ValueError(f"not a pointwise image type: {kind!r}")
+
+
+def gradient_crop(image: np.ndarray, spacing_zyx: tuple[float, float, float], box: Box,
+                  use_spacing: bool) -> np.ndarray:
+    """Gradient magnitude of ``image`` [z, y, x] inside ``box`` as PyRadiomics' ``getGradientImage``
+    gives it (SimpleITK ``GradientMagnitudeImageFilter``: float32 values, returned as float64),
+    from the box grown by one voxel per side, clipped to the image (the filter's central
+    differences reach one voxel; at the image's ends both see the same boundary)."""
+    window = tuple(slice(max(b.start - 1, 0), min(b.stop + 1, n))
+                   for b, n in zip(box, image.shape, strict=True))
+    im = sitk.GetImageFromArray(np.ascontiguousarray(image[window]))
+    im.SetSpacing(tuple(float(s) for s in spacing_zyx[::-1]))
+    f = sitk.GradientMagnitudeImageFilter()
+    f.SetUseImageSpacing(use_spacing)
+    magnitude = f.Execute(im)  # (held: an array view does not keep its image alive)
+    return np.array(sitk.GetArrayViewFromImage(magnitude)[_within(box, window)], dtype=np.float64)
 
 
 def derived_crops(image: np.ndarray, spacing_zyx: tuple[float, float, float], box: Box,
@@ -268,11 +327,18 @@ def derived_crops(image: np.ndarray, spacing_zyx: tuple[float, float, float], bo
     values ``image`` [z, y, x]: the values PyRadiomics' whole-image filters give inside the box."""
     out: dict[str, np.ndarray] = {}
     bands: dict[tuple[int, str], np.ndarray] | None = None
+    m: float | None = None
     for name, kind, args in image_types:
         if kind == "Original":
             out[name] = np.ascontiguousarray(image[box], dtype=np.float64)
         elif kind == "LoG":
             out[name] = log_crop(image, spacing_zyx, box, args["sigma"])
+        elif kind in POINTWISE_KINDS:
+            if m is None:
+                m = max_abs(image)
+            out[name] = pointwise_crop(image, box, kind, m)
+        elif kind == "Gradient":
+            out[name] = gradient_crop(image, spacing_zyx, box, args["gradientUseSpacing"])
         elif kind == "Wavelet":
             if bands is None:
                 bands = wavelet_crops(image, box, args["wavelet"], args["start_level"], args["level"],

@@ -5,6 +5,7 @@
 Energy = sum (x_i + c)^2 (c = voxelArrayShift), TotalEnergy = V_voxel * Energy, RMS = sqrt(Energy/N_p),
 Entropy = -sum p_i log2(p_i + eps) and Uniformity = sum p_i^2 over the grey-level histogram,
 percentiles by linear interpolation (numpy's default), Variance = population variance,
+StandardDeviation = its square root (enabled only by name, as in PyRadiomics),
 Skewness = m3 / m2^1.5 and Kurtosis = m4 / m2^2 (0 for a flat ROI); in IBSI mode Kurtosis is
 excess kurtosis (m4 / m2^2 - 3). RobustMeanAbsoluteDeviation uses the voxels in [P10, P90].
 An ROI whose voxels all hold one value gets PyRadiomics' rounding of these moments on both paths
@@ -24,7 +25,7 @@ from radstore.radiomics._neighbours import numpy_path
 FEATURES: tuple[str, ...] = (
     "10Percentile", "90Percentile", "Energy", "Entropy", "InterquartileRange", "Kurtosis", "Maximum",
     "Mean", "MeanAbsoluteDeviation", "Median", "Minimum", "Range", "RobustMeanAbsoluteDeviation",
-    "RootMeanSquared", "Skewness", "TotalEnergy", "Uniformity", "Variance",
+    "RootMeanSquared", "Skewness", "StandardDeviation", "TotalEnergy", "Uniformity", "Variance",
 )
 _EPS = float(np.spacing(1))
 
@@ -219,7 +220,8 @@ def _compute_numpy(x: np.ndarray, mask: np.ndarray, q: np.ndarray, n_levels: int
             "MeanAbsoluteDeviation": mad, "Median": p50, "Minimum": mn,
             "Range": mx - mn, "RobustMeanAbsoluteDeviation": float(rmad),
             "RootMeanSquared": float(np.sqrt(energy / n)), "Skewness": float(skew),
-            "TotalEnergy": energy * float(vv), "Uniformity": float((pr * pr).sum()), "Variance": float(m2),
+            "StandardDeviation": float(np.sqrt(m2)), "TotalEnergy": energy * float(vv),
+            "Uniformity": float((pr * pr).sum()), "Variance": float(m2),
         })
     return {k: np.array([r[k] for r in rows], dtype=np.float64) for k in FEATURES}
 
@@ -227,9 +229,9 @@ def _compute_numpy(x: np.ndarray, mask: np.ndarray, q: np.ndarray, n_levels: int
 def compute(x: torch.Tensor, mask: torch.Tensor, q: torch.Tensor, n_levels: int,
             voxel_volume: torch.Tensor | float, voxel_array_shift: float = 0.0,
             excess_kurtosis: bool = False, method: str = "auto") -> dict[str, torch.Tensor]:
-    """All 18 first-order features, each a float64 tensor ``[B]``. ``q`` must be the discretisation
-    of ``x`` (levels 1..n_levels inside the ROI, non-decreasing in the value), as ``discretise``
-    gives it. ``method``: ``"numpy"`` (CPU tensors, per-ROI NumPy), ``"torch"`` (any device,
+    """All 18 first-order features and StandardDeviation, each a float64 tensor ``[B]``. ``q`` must
+    be the discretisation of ``x`` (levels 1..n_levels inside the ROI, non-decreasing in the value),
+    as ``discretise`` gives it. ``method``: ``"numpy"`` (CPU tensors, per-ROI NumPy), ``"torch"`` (any device,
     batched) or ``"auto"`` (numpy on CPU)."""
     if method == "auto":
         method = "numpy" if numpy_path(x) else "torch"
@@ -288,5 +290,6 @@ def compute(x: torch.Tensor, mask: torch.Tensor, q: torch.Tensor, n_levels: int,
         "InterquartileRange": p75 - p25, "Kurtosis": kurt, "Maximum": mx, "Mean": mean,
         "MeanAbsoluteDeviation": dev.abs().sum(1) / nf, "Median": p50, "Minimum": mn, "Range": mx - mn,
         "RobustMeanAbsoluteDeviation": rmad, "RootMeanSquared": torch.sqrt(energy / nf),
-        "Skewness": skew, "TotalEnergy": energy * vol, "Uniformity": uniformity, "Variance": m2,
+        "Skewness": skew, "StandardDeviation": torch.sqrt(m2), "TotalEnergy": energy * vol,
+        "Uniformity": uniformity, "Variance": m2,
     }

@@ -34,8 +34,8 @@ def _extractor(settings: RadiomicsSettings) -> RadiomicsFeatureExtractor:
     return featureextractor.RadiomicsFeatureExtractor(params)
 
 
-def _shape2d(extractor: RadiomicsFeatureExtractor, image: sitk.Image, mask: sitk.Image, label: int
-             ) -> dict[str, float]:
+def _shape2d(extractor: RadiomicsFeatureExtractor, image: sitk.Image, mask: sitk.Image, label: int,
+             names: Sequence[str]) -> dict[str, float]:
     """PyRadiomics' shape2D class on the mask its extractor gives shape (``execute``'s steps: label,
     normalise, resample, check, re-segment, the re-segmented mask when ``resegmentShape``, crop to
     the bounding box)."""
@@ -53,7 +53,8 @@ def _shape2d(extractor: RadiomicsFeatureExtractor, image: sitk.Image, mask: sitk
             mask = resegmented
     ci, cm = imageoperations.cropToTumorMask(image, mask, bb)
     cls = shape2D.RadiomicsShape2D(ci, cm, **kwargs)
-    cls.enableAllFeatures()
+    for name in names:
+        cls.enableFeatureByName(name)
     return {f"original_shape2D_{k}": float(v) for k, v in cls.execute().items()}
 
 
@@ -71,8 +72,8 @@ def extract(image: np.ndarray, mask: np.ndarray, spacing_zyx: tuple[float, float
     try:
         raw = extractor.execute(img, msk, label=lab)
         out = {k: float(v) for k, v in raw.items() if not k.startswith("diagnostics_")}
-        if "shape2D" in settings.enabled_features():
-            out.update(_shape2d(extractor, img, msk, lab))
+        if "shape2D" in (enabled := settings.enabled_features()):
+            out.update(_shape2d(extractor, img, msk, lab, enabled["shape2D"]))
     except ValueError as exc:
         raise ROIError(str(exc)) from exc
     names = feature_names(settings)

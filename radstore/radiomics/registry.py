@@ -1,7 +1,11 @@
 """Every radiomics feature, defined once: name, family, IBSI code and tag, dtype.
 
 Names and the default-enabled sets are PyRadiomics 3.1's (107 "original" features: 18 first-order,
-14 shape, 24 GLCM, 16 GLRLM, 16 GLSZM, 14 GLDM, 5 NGTDM; plus 9 shape2D for ``force2D``). Output
+14 shape, 24 GLCM, 16 GLRLM, 16 GLSZM, 14 GLDM, 5 NGTDM; plus 9 shape2D for ``force2D``). The
+features PyRadiomics marks redundant but still computes when a params file names them
+(first-order StandardDeviation; shape Compactness1, Compactness2, SphericalDisproportion; shape2D
+SphericalDisproportion) are registered with ``default=False``: enabled only by name. Those it names
+but no longer computes (``DEPRECATED_EQUIVALENTS``) have no column. Output
 columns are named ``<imageType>_<family>_<Feature>`` exactly as PyRadiomics names them
 (``original_glcm_Contrast``, ``log-sigma-1-0-mm-3D_firstorder_Mean``, ``wavelet-LLH_glszm_ZoneEntropy``).
 
@@ -34,14 +38,16 @@ class FeatureDef:
     ibsi_code: str | None
     ibsi_tag: str | None
     dtype: str = "float64"
+    default: bool = True  # False: enabled only when a featureClass list names it (PyRadiomics' redundant)
 
     @property
     def qualified(self) -> str:
         return f"{self.family}_{self.name}"
 
 
-def _defs(family: str, rows: list[tuple[str, str | None, str | None]]) -> tuple[FeatureDef, ...]:
-    return tuple(FeatureDef(family, n, code, tag) for n, code, tag in rows)
+def _defs(family: str, rows: list[tuple[str, str | None, str | None]],
+          optional: tuple[str, ...] = ()) -> tuple[FeatureDef, ...]:
+    return tuple(FeatureDef(family, n, code, tag, default=n not in optional) for n, code, tag in rows)
 
 
 _FIRSTORDER = _defs("firstorder", [
@@ -52,23 +58,26 @@ _FIRSTORDER = _defs("firstorder", [
     ("MeanAbsoluteDeviation", "4FUA", "stat_mad"), ("Median", "Y12H", "stat_median"),
     ("Minimum", "1GSF", "stat_min"), ("Range", "2OJQ", "stat_range"),
     ("RobustMeanAbsoluteDeviation", "1128", "stat_rmad"), ("RootMeanSquared", "5ZWQ", "stat_rms"),
-    ("Skewness", "KE2A", "stat_skew"), ("TotalEnergy", None, None),
+    ("Skewness", "KE2A", "stat_skew"), ("StandardDeviation", None, None), ("TotalEnergy", None, None),
     ("Uniformity", "BJ5W", "ih_uniformity"), ("Variance", "ECT3", "stat_var"),
-])
+], optional=("StandardDeviation",))
 _SHAPE = _defs("shape", [
+    ("Compactness1", "SKGU", "morph_comp_1"), ("Compactness2", "BQWJ", "morph_comp_2"),
     ("Elongation", "Q3CK", "morph_pca_elongation"), ("Flatness", "N17B", "morph_pca_flatness"),
     ("LeastAxisLength", "7J51", "morph_pca_least_axis"), ("MajorAxisLength", "TDIC", "morph_pca_maj_axis"),
     ("Maximum2DDiameterColumn", None, None), ("Maximum2DDiameterRow", None, None),
     ("Maximum2DDiameterSlice", None, None), ("Maximum3DDiameter", "L0JK", "morph_diam"),
     ("MeshVolume", "RNU0", "morph_volume"), ("MinorAxisLength", "P9VJ", "morph_pca_min_axis"),
+    ("SphericalDisproportion", "KRCK", "morph_sph_dispr"),
     ("Sphericity", "QCFX", "morph_sphericity"), ("SurfaceArea", "C0JK", "morph_area_mesh"),
     ("SurfaceVolumeRatio", "2PR5", "morph_av"), ("VoxelVolume", "YEKZ", "morph_vol_approx"),
-])
+], optional=("Compactness1", "Compactness2", "SphericalDisproportion"))
 _SHAPE2D = _defs("shape2D", [
     ("Elongation", None, None), ("MajorAxisLength", None, None), ("MaximumDiameter", None, None),
     ("MeshSurface", None, None), ("MinorAxisLength", None, None), ("Perimeter", None, None),
-    ("PerimeterSurfaceRatio", None, None), ("PixelSurface", None, None), ("Sphericity", None, None),
-])
+    ("PerimeterSurfaceRatio", None, None), ("PixelSurface", None, None),
+    ("SphericalDisproportion", None, None), ("Sphericity", None, None),
+], optional=("SphericalDisproportion",))
 _GLCM = _defs("glcm", [
     ("Autocorrelation", "QWB0", "cm_auto_corr"), ("ClusterProminence", "AE86", "cm_clust_prom"),
     ("ClusterShade", "7NFM", "cm_clust_shade"), ("ClusterTendency", "DG8W", "cm_clust_tend"),
@@ -132,16 +141,27 @@ FEATURES: dict[str, tuple[FeatureDef, ...]] = {
 }
 
 
-def family_features(family: str) -> tuple[str, ...]:
-    """PyRadiomics' default-enabled feature names of ``family`` (alphabetical, as PyRadiomics orders them)."""
+# features PyRadiomics 3.1 still accepts by name but computes no value for (a DeprecationWarning in
+# its log): what each equals, for the warning that says so
+DEPRECATED_EQUIVALENTS: dict[str, dict[str, str]] = {
+    "glcm": {"Dissimilarity": "glcm DifferenceAverage", "Homogeneity1": "glcm Id",
+             "Homogeneity2": "glcm Idm", "SumVariance": "glcm ClusterTendency"},
+    "gldm": {"GrayLevelNonUniformityNormalized": "firstorder Uniformity",
+             "DependencePercentage": "1 for every ROI"},
+}
+
+
+def family_features(family: str, include_optional: bool = False) -> tuple[str, ...]:
+    """PyRadiomics' default-enabled feature names of ``family`` (alphabetical, as PyRadiomics orders
+    them); with ``include_optional`` also those enabled only by name."""
     if family not in FEATURES:
         raise KeyError(f"unknown feature family {family!r}; known: {', '.join(FAMILIES)}")
-    return _family_names(family)
+    return _family_names(family, include_optional)
 
 
 @functools.cache
-def _family_names(family: str) -> tuple[str, ...]:
-    return tuple(f.name for f in FEATURES[family])
+def _family_names(family: str, include_optional: bool) -> tuple[str, ...]:
+    return tuple(f.name for f in FEATURES[family] if f.default or include_optional)
 
 
 def feature_def(family: str, name: str) -> FeatureDef:

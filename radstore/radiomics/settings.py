@@ -1,11 +1,12 @@
 """PyRadiomics-compatible extraction settings (the ``params.yaml`` format), validated with pydantic.
 
 A PyRadiomics parameter file has three sections (PyRadiomics docs, "Customizing the extraction"):
-``setting`` (pre-processing and discretisation), ``imageType`` (Original, LoG, Wavelet, with their
-own arguments and optional per-image-type setting overrides) and ``featureClass`` (families, or
-lists of features). ``RadiomicsSettings.from_params`` reads such a file or dict; unknown keys,
-conflicting keys (``binWidth`` with ``binCount``) and bad values raise ``SettingsError`` naming the
-file, the field and the rule.
+``setting`` (pre-processing and discretisation), ``imageType`` (Original, LoG, Wavelet, Square,
+SquareRoot, Logarithm, Exponential, Gradient, with their own arguments and optional per-image-type
+setting overrides) and ``featureClass`` (families, or lists of features).
+``RadiomicsSettings.from_params`` reads such a file or dict; unknown keys (with the closest known
+one), conflicting keys (``binWidth`` with ``binCount``; a key repeated with another value) and bad
+values raise ``SettingsError`` naming the file, the field and the rule.
 
 ``compatibility`` (our extension, default ``"pyradiomics"``) switches the places where PyRadiomics
 departs from the IBSI 1 definitions:
@@ -20,7 +21,9 @@ departs from the IBSI 1 definitions:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import difflib
+import warnings
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -145,8 +148,60 @@ class WaveletSettings(BaseModel):
         return v
 
 
-_IMAGE_TYPES = ("Original", "LoG", "Wavelet")
+class GradientSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    gradientUseSpacing: bool = True
+
+
+_IMAGE_TYPES = ("Original", "LoG", "Wavelet", "Square", "SquareRoot", "Logarithm", "Exponential", "Gradient")
+_OUTPUT_PREFIX = {"Original": "original", "Square": "square", "SquareRoot": "squareroot",
+                  "Logarithm": "logarithm", "Exponential": "exponential", "Gradient": "gradient"}
 _SETTING_KEYS = set(Setting.model_fields)
+# filter arguments PyRadiomics also reads from the ``setting`` section (for every image type using them)
+_FILTER_MODELS: dict[str, type[BaseModel]] = {"LoG": LoGSettings, "Wavelet": WaveletSettings,
+                                              "Gradient": GradientSettings}
+_FILTER_KEYS = {kind: set(model.model_fields) for kind, model in _FILTER_MODELS.items()}
+# PyRadiomics keys radstore does not implement: why, for the error message
+_UNSUPPORTED = {
+    "voxelSetting": "voxel-based extraction (PyRadiomics' feature maps) is not supported",
+    "label_channel": "vector (multi-channel) label maps are not supported: pass a single-label mask",
+    "lbp2DRadius": "the LBP2D image type is not supported",
+    "lbp2DSamples": "the LBP2D image type is not supported",
+    "lbp2DMethod": "the LBP2D image type is not supported",
+    "lbp3DLevels": "the LBP3D image type is not supported",
+    "lbp3DIcosphereRadius": "the LBP3D image type is not supported",
+    "lbp3DIcosphereSubdivision": "the LBP3D image type is not supported",
+    "inputImage": "it is PyRadiomics 1's name for imageType (PyRadiomics 3 rejects it too): rename it "
+                  "imageType",
+}
+
+
+class _NoConflictingKeysLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key repeated in one mapping with a different value (plain
+    YAML keeps the last silently; PyRadiomics' loader refuses every repeat): a repeat with the same
+    value loses nothing and is accepted."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, tuple[Any, int]] = {}
+        for key_node, value_node in node.value:
+            key = self.construct_object(key_node, deep=True)
+            value = self.construct_object(value_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in seen and seen[key][0] != value:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice with different values (lines {seen[key][1]}, "
+                    f"{line}): keep one", key_node.start_mark)
+            seen.setdefault(key, (value, line))
+        return super().construct_mapping(node, deep=deep)
+
+
+def _did_you_mean(key: str, known: Collection[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``known`` to a misspelt ``key``, else ``""``."""
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    if not close:
+        lower = {k.lower(): k for k in known}
+        close = [lower[key.lower()]] if key.lower() in lower else []
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _default_image_types() -> dict[str, dict[str, Any]]:
@@ -175,16 +230,14 @@ class RadiomicsSettings(BaseModel):
         out: dict[str, dict[str, Any]] = {}
         for name, args in v.items():
             if name not in _IMAGE_TYPES:
-                raise ValueError(f"image type {name!r} is not supported "
+                raise ValueError(f"image type {name!r} is not supported{_did_you_mean(name, _IMAGE_TYPES)} "
                                  f"(supported: {', '.join(_IMAGE_TYPES)})")
             args = dict(args or {})
             own = {k: args.pop(k) for k in list(args) if k not in _SETTING_KEYS}
-            if name == "Original" and own:
-                raise ValueError(f"Original takes no arguments, got {sorted(own)}")
-            if name == "LoG":
-                own = LoGSettings(**own).model_dump()
-            elif name == "Wavelet":
-                own = WaveletSettings(**own).model_dump()
+            if name in _FILTER_MODELS:
+                own = _FILTER_MODELS[name](**own).model_dump()
+            elif own:
+                raise ValueError(f"{name} takes no arguments of its own, got {sorted(own)}")
             overrides = Setting(**args).model_dump(include=set(args)) if args else {}
             out[name] = {**own, **overrides}
         if not out:
@@ -207,11 +260,19 @@ class RadiomicsSettings(BaseModel):
                 continue
             if isinstance(feats, str):
                 feats = [feats]
-            known = registry.family_features(fam)
-            bad = [f for f in feats if f not in known]
+            known = registry.family_features(fam, include_optional=True)
+            deprecated = registry.DEPRECATED_EQUIVALENTS.get(fam, {})
+            bad = [f for f in feats if f not in known and f not in deprecated]
             if bad:
-                raise ValueError(f"unknown or deprecated {fam} feature(s) {bad}; known: {', '.join(known)}")
-            out[fam] = [f for f in known if f in feats]
+                named = ", ".join(f"{f!r}{_did_you_mean(f, known)}" for f in bad)
+                raise ValueError(f"unknown {fam} feature(s) {named}; known: {', '.join(known)}")
+            for f in dict.fromkeys(f for f in feats if f in deprecated):
+                warnings.warn(f"{fam} {f} is deprecated in PyRadiomics, which computes no value for it (it "
+                              f"equals {deprecated[f]}): no column for it", UserWarning, stacklevel=2)
+            if chosen := [f for f in known if f in feats]:
+                out[fam] = chosen
+        if not out:
+            raise ValueError("featureClass enables no feature")
         return {k: out[k] for k in registry.FAMILIES if k in out}
 
     @model_validator(mode="after")
@@ -244,7 +305,7 @@ class RadiomicsSettings(BaseModel):
             if not path.is_file():
                 raise SettingsError(f"{source}: params file not found")
             try:
-                data = yaml.safe_load(path.read_text()) or {}
+                data = yaml.load(path.read_text(), Loader=_NoConflictingKeysLoader) or {}
             except yaml.YAMLError as exc:
                 raise SettingsError(f"{source}: not valid YAML: {exc}") from exc
         if not isinstance(data, Mapping):
@@ -258,8 +319,26 @@ class RadiomicsSettings(BaseModel):
             msgs = []
             for err in exc.errors():
                 loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
-                msgs.append(f"{loc}: {err['msg']}")
+                msgs.append(f"{loc}: {_explain(err)}")
             raise SettingsError(f"{source}: invalid radiomics settings: " + "; ".join(msgs)) from None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _filter_arguments_from_setting(cls, data: Any) -> Any:
+        """PyRadiomics passes the whole ``setting`` section to every filter, so ``sigma`` there
+        applies to LoG and ``wavelet``/``start_level``/``level`` to Wavelet (an image type's own
+        arguments win): move them to the image types that use them."""
+        if not isinstance(data, Mapping) or not isinstance(data.get("setting"), Mapping):
+            return data
+        setting = dict(data["setting"])
+        moved = {k: setting.pop(k) for kind in _FILTER_KEYS for k in _FILTER_KEYS[kind] if k in setting}
+        if not moved:
+            return data
+        image_types = data.get("imageType")
+        if isinstance(image_types, Mapping):
+            image_types = {name: {**{k: v for k, v in moved.items() if k in _FILTER_KEYS.get(name, ())},
+                                  **dict(args or {})} for name, args in image_types.items()}
+        return {**data, "setting": setting, **({"imageType": image_types} if image_types is not None else {})}
 
     # ------------------------------------------------------------------ derived views
     def enabled_features(self) -> dict[str, tuple[str, ...]]:
@@ -277,8 +356,8 @@ class RadiomicsSettings(BaseModel):
         """(output prefix, filter kind, filter args incl. per-type overrides) in output order."""
         out: list[tuple[str, str, dict[str, Any]]] = []
         for kind, args in self.imageType.items():
-            if kind == "Original":
-                out.append(("original", kind, args))
+            if kind in _OUTPUT_PREFIX:
+                out.append((_OUTPUT_PREFIX[kind], kind, args))
             elif kind == "LoG":
                 for s in args["sigma"]:
                     out.append((f"log-sigma-{str(s).replace('.', '-')}-mm-3D", kind, {**args, "sigma": s}))
@@ -320,3 +399,22 @@ class RadiomicsSettings(BaseModel):
         enabled = self.enabled_features()
         return {"setting": s, "imageType": image_types,
                 "featureClass": {fam: list(feats) for fam, feats in enabled.items()}}
+
+
+_KNOWN_KEYS: dict[str, set[str]] = {
+    "": set(RadiomicsSettings.model_fields), "setting": _SETTING_KEYS,
+    "imageType": _SETTING_KEYS.union(*_FILTER_KEYS.values()),
+}
+
+
+def _explain(err: Any) -> str:
+    """A pydantic error's message; for an unknown key, why it is refused or its likely spelling."""
+    loc = err["loc"]
+    if err["type"] != "extra_forbidden" or not loc:
+        return str(err["msg"])
+    key = str(loc[-1])
+    if key in _UNSUPPORTED:
+        return f"{err['msg']}: {_UNSUPPORTED[key]}"
+    known = _KNOWN_KEYS.get(".".join(str(x) for x in loc[:-1]))
+    hint = _did_you_mean(key, known) if known else ""
+    return f"{err['msg']}{hint}"

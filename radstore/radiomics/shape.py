@@ -32,13 +32,14 @@ from scipy.spatial import ConvexHull, QhullError
 from radstore.radiomics._neighbours import numpy_path
 
 FEATURES_3D: tuple[str, ...] = (
-    "Elongation", "Flatness", "LeastAxisLength", "MajorAxisLength", "Maximum2DDiameterColumn",
-    "Maximum2DDiameterRow", "Maximum2DDiameterSlice", "Maximum3DDiameter", "MeshVolume",
-    "MinorAxisLength", "Sphericity", "SurfaceArea", "SurfaceVolumeRatio", "VoxelVolume",
+    "Compactness1", "Compactness2", "Elongation", "Flatness", "LeastAxisLength", "MajorAxisLength",
+    "Maximum2DDiameterColumn", "Maximum2DDiameterRow", "Maximum2DDiameterSlice", "Maximum3DDiameter",
+    "MeshVolume", "MinorAxisLength", "SphericalDisproportion", "Sphericity", "SurfaceArea",
+    "SurfaceVolumeRatio", "VoxelVolume",
 )
 FEATURES_2D: tuple[str, ...] = (
     "Elongation", "MajorAxisLength", "MaximumDiameter", "MeshSurface", "MinorAxisLength", "Perimeter",
-    "PerimeterSurfaceRatio", "PixelSurface", "Sphericity",
+    "PerimeterSurfaceRatio", "PixelSurface", "SphericalDisproportion", "Sphericity",
 )
 
 CORNERS = np.array([(0, 0, 0), (0, 0, 1), (0, 1, 1), (0, 1, 0), (1, 0, 0), (1, 0, 1), (1, 1, 1), (1, 1, 0)])
@@ -535,15 +536,20 @@ def mesh_3d(mask: np.ndarray, spacing_zyx: tuple[float, float, float], device: s
 
 def shape_3d(mask: np.ndarray, spacing_zyx: tuple[float, float, float], device: str = "cpu",
              unbiased_pca: bool = False) -> dict[str, float]:
-    """The 14 PyRadiomics 3D shape features of a bool ROI ``[z, y, x]`` (``unbiased_pca``: IBSI
-    axis lengths from the N - 1 covariance)."""
+    """The 14 PyRadiomics 3D shape features of a bool ROI ``[z, y, x]`` and the 3 it computes only
+    by name: Compactness1 = V / (sqrt(pi) A^1.5), Compactness2 = 36 pi V^2 / A^3,
+    SphericalDisproportion = A / (36 pi V^2)^(1/3) (``unbiased_pca``: IBSI axis lengths from the
+    N - 1 covariance)."""
     sp = np.asarray(spacing_zyx, dtype=np.float64)
     area, volume, verts2 = mesh_3d(mask, spacing_zyx, device)
     phys = verts2 * (sp * 0.5)[:, None]  # mm (exact halving: the same as index coordinates x spacing)
     ext = _line_extremes(verts2)
     ev = _pca_eigen(mask, sp, unbiased_pca)
     n = int(np.count_nonzero(mask))
+    sphere_area = (36 * np.pi * volume ** 2) ** (1 / 3)  # of a sphere of volume V
     return {
+        "Compactness1": float(volume / (area ** 1.5 * np.sqrt(np.pi))),
+        "Compactness2": float(36 * np.pi * volume ** 2 / area ** 3),
         "Elongation": float(np.sqrt(ev[1] / ev[2])), "Flatness": float(np.sqrt(ev[0] / ev[2])),
         "LeastAxisLength": float(np.sqrt(ev[0]) * 4), "MajorAxisLength": float(np.sqrt(ev[2]) * 4),
         "Maximum2DDiameterColumn": _grouped_max_distance(phys, verts2, 1, ext),
@@ -551,7 +557,8 @@ def shape_3d(mask: np.ndarray, spacing_zyx: tuple[float, float, float], device: 
         "Maximum2DDiameterSlice": _grouped_max_distance(phys, verts2, 0, ext),
         "Maximum3DDiameter": _max_diameter_3d(phys, verts2, ext), "MeshVolume": volume,
         "MinorAxisLength": float(np.sqrt(ev[1]) * 4),
-        "Sphericity": float((36 * np.pi * volume ** 2) ** (1 / 3) / area), "SurfaceArea": area,
+        "SphericalDisproportion": float(area / sphere_area) if volume else float("inf"),
+        "Sphericity": float(sphere_area / area), "SurfaceArea": area,
         # (a mesh volume of 0, e.g. voxels touching only along edges in PyRadiomics' marching-cubes
         # table: PyRadiomics gives NaN, which extract reports as a ROIError naming the feature)
         "SurfaceVolumeRatio": area / volume if volume else float("nan"),
@@ -561,7 +568,8 @@ def shape_3d(mask: np.ndarray, spacing_zyx: tuple[float, float, float], device: 
 
 def shape_2d(mask: np.ndarray, spacing_zyx: tuple[float, float, float], dimension: int = 0,
              unbiased_pca: bool = False) -> dict[str, float]:
-    """The 9 PyRadiomics 2D shape features (force2D); the ROI must lie in one slice along ``dimension``."""
+    """The 9 PyRadiomics 2D shape features (force2D) and SphericalDisproportion = 1 / Sphericity,
+    which it computes only by name; the ROI must lie in one slice along ``dimension``."""
     if mask.shape[dimension] != 1:
         raise ValueError(f"shape2D needs the ROI in a single slice along dimension {dimension}, "
                          f"got {mask.shape[dimension]} slices")
@@ -593,10 +601,11 @@ def shape_2d(mask: np.ndarray, spacing_zyx: tuple[float, float, float], dimensio
         verts.append(v)
     diameter = _max_distance(np.ascontiguousarray((np.concatenate(verts) * sp).T))
     ev = _pca_eigen(m2, sp, unbiased_pca)
+    sphericity = float(2 * np.sqrt(np.pi * surface) / perimeter)
     return {
         "Elongation": float(np.sqrt(ev[0] / ev[1])), "MajorAxisLength": float(np.sqrt(ev[1]) * 4),
         "MaximumDiameter": diameter, "MeshSurface": surface, "MinorAxisLength": float(np.sqrt(ev[0]) * 4),
         "Perimeter": perimeter, "PerimeterSurfaceRatio": perimeter / surface,
         "PixelSurface": int(np.count_nonzero(m2)) * float(np.prod(sp)),
-        "Sphericity": float(2 * np.sqrt(np.pi * surface) / perimeter),
+        "SphericalDisproportion": float(1.0 / sphericity), "Sphericity": sphericity,
     }

@@ -1,20 +1,24 @@
 """Random ROIs and PyRadiomics settings for the randomized oracle (torch backend vs PyRadiomics).
 
-Two generators, each a pure function of its seed:
+Three generators, each a pure function of its seed:
 
 - :func:`settings_case`: random shapes, spacings, pixel types (int16, uint8, float32, float64,
   integer-valued float32, two-level and constant images), labels with other labels around, and
   settings drawn over binWidth/binCount, normalisation (+ outliers), resampling (B-spline, linear,
   nearest; [1, 1, 0] keeps an axis), re-segmentation, voxelArrayShift, force2D, distances, GLCM
-  symmetry and weighting, preCrop, LoG and wavelet.
+  symmetry and weighting, preCrop, LoG and wavelet, and the pointwise and gradient filters (Square,
+  SquareRoot, Logarithm, Exponential, Gradient; held to 1e-4 like the original image).
 - :func:`shape2d_case`: wavelet options (other wavelets, start_level, level 2), re-segmentation
   modes with ``resegmentShape``, single-slice ROIs with force2D + shape2D, minimum ROI size and
   dimensions, label 5 among label 7 noise.
+- :func:`simple_filters_case`: :func:`settings_case`'s ROIs and settings with all five pointwise and
+  gradient image types.
 
 A sweep over many seeds (minutes per thousand cases on 2 cores)::
 
     python -m tests.radiomics._random_cases settings 0 500
     python -m tests.radiomics._random_cases shape2d 0 500
+    python -m tests.radiomics._random_cases filters 0 500
 
 prints every case whose features differ (beyond 1e-4 relative, 1e-3 with filters) or where one side
 refuses the ROI and the other does not (features PyRadiomics gives as NaN must be the ones our
@@ -31,6 +35,7 @@ import numpy as np
 Case = tuple[np.ndarray, np.ndarray, tuple[float, float, float], dict[str, Any], bool]
 KINDS = ("int16", "uint8", "float32", "float64", "constant_float32", "constant_int16", "ct_float32",
          "two_level_int16")
+SIMPLE_FILTERS = ("Square", "SquareRoot", "Logarithm", "Exponential", "Gradient")
 ALL_CLASSES = ("shape", "firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm")
 
 
@@ -107,6 +112,11 @@ def settings_case(seed: int) -> Case:
     if rng.random() < 0.1:
         image_types["Wavelet"] = {}
         filtered = True
+    if rng.random() < 0.15:  # (drawn last: the cases of earlier sweeps keep everything else)
+        for extra in rng.choice(SIMPLE_FILTERS, size=int(rng.integers(1, 3)), replace=False):
+            image_types[str(extra)] = {}
+        if "Gradient" in image_types and rng.random() < 0.3:
+            image_types["Gradient"] = {"gradientUseSpacing": False}
     params: dict[str, Any] = {"setting": st, "imageType": image_types}  # (defaults: shape2D left out)
     return img, mask, sp, params, filtered
 
@@ -173,7 +183,17 @@ def shape2d_case(seed: int) -> Case:
     return img, mask, sp, params, filtered
 
 
-GENERATORS = {"settings": settings_case, "shape2d": shape2d_case}
+def simple_filters_case(seed: int) -> Case:
+    """:func:`settings_case`'s ROI and settings with every pointwise and gradient filter (and no LoG
+    or wavelet), ``gradientUseSpacing`` drawn: the sweep that aims at those image types."""
+    img, mask, sp, params, _ = settings_case(seed)
+    use_spacing = bool(np.random.default_rng([seed, 1]).random() < 0.7)
+    image_types: dict[str, Any] = {"Original": {}, **{f: {} for f in SIMPLE_FILTERS}}
+    image_types["Gradient"] = {"gradientUseSpacing": use_spacing}
+    return img, mask, sp, {**params, "imageType": image_types}, False
+
+
+GENERATORS = {"settings": settings_case, "shape2d": shape2d_case, "filters": simple_filters_case}
 
 
 def compare(case: Case) -> str | None:

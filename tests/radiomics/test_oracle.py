@@ -6,6 +6,7 @@ import contextlib
 
 import numpy as np
 import pytest
+import SimpleITK as sitk
 
 from radstore.radiomics import RadiomicsSettings, extract, extract_batch, feature_names
 from tests.radiomics._data import read_pair
@@ -83,6 +84,93 @@ def test_filters_small_synthetic():
     ours = extract(*roi, settings)
     assert list(ours) == feature_names(settings)
     _assert_close(ours, pb.extract(*roi, settings), rtol=1e-3)
+
+
+SIMPLE_FILTER_TYPES = {"Original": {}, "Square": {}, "SquareRoot": {}, "Logarithm": {}, "Exponential": {},
+                       "Gradient": {}}
+
+
+@pytest.mark.parametrize("case", ["int16_spike_far_from_roi", "roi_on_the_image_edge", "float32_resampled",
+                                  "gradient_in_voxels"])
+def test_pointwise_and_gradient_images(case: str) -> None:
+    """Square, SquareRoot, Logarithm, Exponential (scaled by the whole image's max |x|: a spike far
+    outside the ROI's window changes every value) and Gradient (central differences: an ROI on the
+    image's edge sees ITK's boundary), against PyRadiomics at 1e-4 like the original image."""
+    image, mask, spacing = _synthetic(23)
+    setting: dict = {"binCount": 24}
+    image_types = {k: dict(v) for k, v in SIMPLE_FILTER_TYPES.items()}
+    if case == "int16_spike_far_from_roi":
+        image[0, 0, 0] = -3000
+    elif case == "roi_on_the_image_edge":
+        mask = np.roll(mask, (-4, 6, -7), axis=(0, 1, 2))
+        assert mask[0].any() and mask[:, -1].any() and mask[:, :, 0].any()
+    elif case == "float32_resampled":
+        image = (image * 0.37).astype(np.float32)
+        setting.update({"resampledPixelSpacing": [1, 1, 1], "normalize": True})
+    else:
+        image_types["Gradient"] = {"gradientUseSpacing": False}
+    families = {"firstorder": None, "glcm": None, "glszm": None}
+    settings = RadiomicsSettings.from_params({"setting": setting, "imageType": image_types,
+                                              "featureClass": families})
+    ours = extract(image, mask, spacing, settings)
+    assert {k.split("_")[0] for k in ours} == {"original", "square", "squareroot", "logarithm", "exponential",
+                                               "gradient"}
+    _assert_close(ours, pb.extract(image, mask, spacing, settings), rtol=1e-4)
+
+
+@pytest.mark.parametrize("kernels", ["numpy", "torch"])
+def test_features_enabled_only_by_name(kernels: str) -> None:
+    """PyRadiomics' redundant features, computed only when a params file names them: first-order
+    StandardDeviation and shape Compactness1, Compactness2, SphericalDisproportion (3D) and
+    SphericalDisproportion (2D), on both kernel paths."""
+    from radstore.radiomics._neighbours import torch_kernels
+
+    roi = _synthetic(13)
+    settings = RadiomicsSettings.from_params({"featureClass": {
+        "shape": ["Compactness1", "Compactness2", "SphericalDisproportion", "Sphericity"],
+        "firstorder": ["StandardDeviation", "Variance"]}})
+    image, mask, spacing = _synthetic(17)
+    single = np.zeros_like(mask)
+    single[6] = mask[6]
+    settings_2d = RadiomicsSettings.from_params({"setting": {"force2D": True},
+                                                 "featureClass": {"shape2D": ["SphericalDisproportion"]}})
+    with torch_kernels() if kernels == "torch" else contextlib.nullcontext():
+        ours = extract(*roi, settings)
+        ours_2d = extract(image, single, spacing, settings_2d)
+    assert list(ours) == ["original_shape_Compactness1", "original_shape_Compactness2",
+                          "original_shape_SphericalDisproportion", "original_shape_Sphericity",
+                          "original_firstorder_StandardDeviation", "original_firstorder_Variance"]
+    _assert_close(ours, pb.extract(*roi, settings), rtol=1e-6)
+    sd, var = ours["original_firstorder_StandardDeviation"], ours["original_firstorder_Variance"]
+    assert sd ** 2 == pytest.approx(var)
+    assert list(ours_2d) == ["original_shape2D_SphericalDisproportion"]
+    _assert_close(ours_2d, pb.extract(image, single, spacing, settings_2d), rtol=1e-6)
+
+
+def test_filter_arguments_in_the_setting_section_as_pyradiomics() -> None:
+    """``sigma`` and ``wavelet`` in ``setting`` apply to LoG and Wavelet (an image type's own value
+    wins), as PyRadiomics reads them: the same columns and values as PyRadiomics run on the raw
+    params, not on our translation of them."""
+    import logging
+
+    from radiomics import featureextractor
+
+    params = {"setting": {"sigma": [1.0, 2.5], "wavelet": "haar", "binWidth": 20},
+              "imageType": {"Original": {}, "LoG": {}, "Wavelet": {"binWidth": 10}},
+              "featureClass": {"firstorder": ["Mean", "Entropy"], "glcm": ["Contrast"]}}
+    settings = RadiomicsSettings.from_params(params)
+    image, mask, spacing = _synthetic(19)
+    ours = extract(image, mask, spacing, settings)
+    logging.getLogger("radiomics").setLevel(logging.ERROR)
+    img = sitk.GetImageFromArray(image)
+    msk = sitk.GetImageFromArray(mask.astype(np.uint32))
+    for x in (img, msk):
+        x.SetSpacing(spacing[::-1])
+    raw = featureextractor.RadiomicsFeatureExtractor(params).execute(img, msk)
+    ref = {k: float(v) for k, v in raw.items() if not k.startswith("diagnostics_")}
+    assert "log-sigma-2-5-mm-3D_glcm_Contrast" in ours and "wavelet-HHH_firstorder_Entropy" in ours
+    assert sorted(ours) == sorted(ref)
+    _assert_close(ours, {k: ref[k] for k in ours}, rtol=1e-3)
 
 
 @pytest.mark.slow
@@ -222,7 +310,7 @@ def test_roi_where_imc2_rests_on_rounding() -> None:
 
 
 @pytest.mark.parametrize("seed", range(6))
-@pytest.mark.parametrize("kind", ["settings", "shape2d"])
+@pytest.mark.parametrize("kind", ["settings", "shape2d", "filters"])
 def test_random_settings(kind: str, seed: int) -> None:
     """A fixed sample of the randomized oracle (``tests/radiomics/_random_cases.py``: random ROIs,
     pixel types and PyRadiomics settings; run it over thousands of seeds to search for more)."""
@@ -244,7 +332,7 @@ def test_random_settings_on_the_torch_kernels(seed: int) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["settings", "shape2d"])
+@pytest.mark.parametrize("kind", ["settings", "shape2d", "filters"])
 def test_random_settings_sweep(kind: str) -> None:
     """The randomized oracle over 60 more seeds per generator (slow: ~30 s)."""
     from tests.radiomics._random_cases import GENERATORS, compare

@@ -10,7 +10,7 @@ import torch
 
 from radstore.ids import settings_version
 from radstore.radiomics import RadiomicsSettings, ROIError, SettingsError, extract, feature_names, registry
-from radstore.radiomics.shape import CORNERS, TRIANGLES, shape_3d
+from radstore.radiomics.shape import CORNERS, FEATURES_3D, TRIANGLES, shape_3d
 
 REPO_PARAMS = "feature_sets/params"
 
@@ -45,7 +45,16 @@ def test_params_files_and_filter_names():
     ({"setting": {"binWidth": 25, "binCount": 32}}, "mutually exclusive"),
     ({"setting": {"binwidth": 25}}, "setting.binwidth"),
     ({"imageType": {"Gabor": {}}}, "not supported"),
-    ({"featureClass": {"glcm": ["Contrastt"]}}, "unknown or deprecated glcm feature"),
+    ({"featureClass": {"glcm": ["Contrastt"]}}, r"unknown glcm.*'Contrastt' \(did you mean 'Contrast'\?\)"),
+    ({"featureClass": {"shape": ["Volume"]}}, "did you mean 'MeshVolume'"),
+    ({"setting": {"force2DDimension": 0}}, "setting.force2DDimension.*did you mean 'force2Ddimension'"),
+    ({"imageType": {"wavelet": {}}}, "did you mean 'Wavelet'"),
+    ({"imageType": {"LoG": {"sigmas": [1]}}}, "did you mean 'sigma'"),
+    ({"inputImage": {"Original": {}}}, "rename it imageType"),
+    ({"voxelSetting": {"kernelRadius": 1}}, "voxel-based extraction"),
+    ({"featureClass": {}}, "enables no feature"),
+    ({"imageType": {"Square": {"sigma": [1]}}}, "Square takes no arguments of its own"),
+    ({"imageType": {"LBP3D": {}}}, "'LBP3D' is not supported"),
     ({"featureClass": {"texture": None}}, "unknown feature class"),
     ({"imageType": {"LoG": {"sigma": [0]}}}, "sigma"),
     ({"compatibility": "ibsi", "setting": {"voxelArrayShift": 1000}}, "voxelArrayShift"),
@@ -54,6 +63,40 @@ def test_params_files_and_filter_names():
 def test_invalid_params_name_the_field(params, message):
     with pytest.raises(SettingsError, match=message):
         RadiomicsSettings.from_params(params)
+
+
+def test_every_image_type_names_its_columns_as_pyradiomics():
+    s = RadiomicsSettings.from_params({"imageType": {
+        "Gradient": {"gradientUseSpacing": False}, "Exponential": {}, "Logarithm": {}, "SquareRoot": {},
+        "Square": {}, "Wavelet": {}, "LoG": {"sigma": [1, 2.5]}, "Original": {}}})
+    names = feature_names(s)
+    assert len(names) == 14 + 93 * (1 + 2 + 8 + 5)
+    assert s.image_type_names()[-5:] == ["square", "squareroot", "logarithm", "exponential", "gradient"]
+    assert "squareroot_glcm_Contrast" in names and "gradient_ngtdm_Strength" in names
+    assert s.imageType["Gradient"] == {"gradientUseSpacing": False}
+
+
+def test_deprecated_features_warn_and_have_no_column():
+    """PyRadiomics accepts these names but computes nothing for them: a warning naming what each
+    equals, no column; a list of nothing else enables no feature."""
+    with pytest.warns(UserWarning, match="Dissimilarity is deprecated.*equals glcm DifferenceAverage"):
+        s = RadiomicsSettings.from_params({"featureClass": {"glcm": ["Dissimilarity", "Contrast"]}})
+    assert feature_names(s) == ["original_glcm_Contrast"]
+    with pytest.warns(UserWarning, match="DependencePercentage"), \
+            pytest.raises(SettingsError, match="no feature"):
+        RadiomicsSettings.from_params({"featureClass": {"gldm": ["DependencePercentage"]}})
+
+
+def test_params_files_with_conflicting_repeated_keys_are_refused(tmp_path):
+    """YAML loaders keep the last of a repeated key silently; a repeat with another value is refused
+    (naming both lines), a repeat with the same value (PyRadiomics' own Params.yaml repeats
+    ``shape:``) loses nothing and is read."""
+    p = tmp_path / "params.yaml"
+    p.write_text("setting:\n  binWidth: 25\n  label: 1\n  binWidth: 10\n")
+    with pytest.raises(SettingsError, match=r"'binWidth' is given twice with different values .lines 2, 4"):
+        RadiomicsSettings.from_params(p)
+    p.write_text("featureClass:\n  shape:\n  firstorder: []\n  shape:\n")
+    assert set(RadiomicsSettings.from_params(p).enabled_features()) == {"shape", "firstorder"}
 
 
 def test_params_file_errors_name_the_file(tmp_path):
@@ -338,9 +381,11 @@ def test_random_masks_shape_vs_pyradiomics():
         for x in (img, msk):
             x.SetSpacing(sp[::-1])
         cls = rshape.RadiomicsShape(img, msk)
-        cls.enableAllFeatures()
+        for name in FEATURES_3D:  # (also those PyRadiomics computes only by name)
+            cls.enableFeatureByName(name)
         ref = cls.execute()
         ours = shape_3d(m, sp)
+        assert set(ours) == set(ref) == set(FEATURES_3D)
         for k, v in ours.items():
             assert v == pytest.approx(float(ref[k]), rel=1e-9), k
 
