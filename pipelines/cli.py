@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -39,6 +40,14 @@ def main(
     ] = None,
 ) -> None:
     ctx.obj = CliState(store=store, config=config)
+    warnings.showwarning = _show_warning
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: object = None, line: str | None = None) -> None:
+    """Warnings as one ``warning: ...`` line on stderr (not the source line of the library that
+    raised it)."""
+    typer.echo(f"warning: {message}", err=True)
 
 
 for _mod in sorted(m.name for m in pkgutil.iter_modules(_commands.__path__)):

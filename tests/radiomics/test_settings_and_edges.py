@@ -413,6 +413,13 @@ def test_cli_json(tmp_path):
     bad = CliRunner().invoke(app, ["radiomics", str(tmp_path / "img.nrrd"), str(tmp_path / "mask.nii.gz"),
                                    "--label", "3"])
     assert bad.exit_code == 2 and "label 3" in bad.output
+    params = tmp_path / "params.yaml"
+    params.write_text("featureClass:\n  glcm: [Dissimilarity, Contrast]\n")
+    warned = CliRunner().invoke(app, ["radiomics", str(tmp_path / "img.nrrd"), str(tmp_path / "mask.nii.gz"),
+                                      "--params", str(params), "--format", "csv"])
+    assert warned.exit_code == 0, warned.output
+    assert "warning: glcm Dissimilarity is deprecated" in warned.stderr
+    assert warned.stdout.splitlines()[1].startswith("original_glcm_Contrast,")
 
 
 def test_cli_batch_csv_like_pyradiomics(tmp_path, monkeypatch):
