@@ -26,6 +26,10 @@
   where the reach leaves the image is taken whole (with PyRadiomics' wrap).
 - Square, SquareRoot, Logarithm, Exponential: PyRadiomics' pointwise maps of the float64 values,
   scaled by ``M = max |x|`` over the whole (pre-processed) image: only ``M`` needs the whole image.
+- LBP2D: scikit-image's ``local_binary_pattern`` on each slice along ``force2Ddimension`` (the
+  slices as PyRadiomics takes them: ``swapaxes``), on the box grown in-plane by ``ceil(radius) + 1``
+  voxels (its circle of samples, bilinear, 0 outside the image), stored in the image's pixel type
+  as PyRadiomics does.
 - Gradient: SimpleITK's ``GradientMagnitudeImageFilter`` (central differences, zero-flux Neumann
   ends, in mm unless ``gradientUseSpacing: false``; float32) on the box grown by one voxel per
   side, clipped to the image: inside the box the same values as on the whole image.
@@ -38,6 +42,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -303,6 +308,25 @@ def pointwise_crop(image: np.ndarray, box: Box, kind: str, m: float | None = Non
     raise ValueError(f"not a pointwise image type: {kind!r}")
 
 
+def lbp2d_crop(image: np.ndarray, box: Box, radius: float, samples: int, method: str, axis: int
+               ) -> np.ndarray:
+    """PyRadiomics' ``getLBP2DImage`` inside ``box``: ``local_binary_pattern(P=samples, R=radius,
+    method)`` of each slice along ``axis`` of ``image`` [z, y, x] (``swapaxes(0, axis)``, as
+    PyRadiomics slices it), written back into an array of the image's pixel type (so truncated for
+    an integer image, as PyRadiomics' in-place assignment does); float64 out."""
+    from skimage.feature import local_binary_pattern
+
+    margin = math.ceil(radius) + 1
+    window = tuple(b if d == axis else slice(max(b.start - margin, 0), min(b.stop + margin, n))
+                   for d, (b, n) in enumerate(zip(box, image.shape, strict=True)))
+    planes = np.array(image[window]).swapaxes(0, axis)
+    with warnings.catch_warnings():  # (its note on float images: PyRadiomics passes them as they are)
+        warnings.simplefilter("ignore", UserWarning)
+        for k in range(planes.shape[0]):
+            planes[k] = local_binary_pattern(planes[k], P=samples, R=radius, method=method)
+    return np.ascontiguousarray(planes.swapaxes(0, axis)[_within(box, window)], dtype=np.float64)
+
+
 def gradient_crop(image: np.ndarray, spacing_zyx: tuple[float, float, float], box: Box,
                   use_spacing: bool) -> np.ndarray:
     """Gradient magnitude of ``image`` [z, y, x] inside ``box`` as PyRadiomics' ``getGradientImage``
@@ -339,6 +363,9 @@ def derived_crops(image: np.ndarray, spacing_zyx: tuple[float, float, float], bo
             out[name] = pointwise_crop(image, box, kind, m)
         elif kind == "Gradient":
             out[name] = gradient_crop(image, spacing_zyx, box, args["gradientUseSpacing"])
+        elif kind == "LBP2D":
+            out[name] = lbp2d_crop(image, box, args["lbp2DRadius"], args["lbp2DSamples"], args["lbp2DMethod"],
+                                   args.get("force2Ddimension", force2d_dimension))
         elif kind == "Wavelet":
             if bands is None:
                 bands = wavelet_crops(image, box, args["wavelet"], args["start_level"], args["level"],

@@ -2,7 +2,7 @@
 
 A PyRadiomics parameter file has three sections (PyRadiomics docs, "Customizing the extraction"):
 ``setting`` (pre-processing and discretisation), ``imageType`` (Original, LoG, Wavelet, Square,
-SquareRoot, Logarithm, Exponential, Gradient, with their own arguments and optional per-image-type
+SquareRoot, Logarithm, Exponential, Gradient, LBP2D, with their own arguments and optional per-image-type
 setting overrides) and ``featureClass`` (families, or lists of features).
 ``RadiomicsSettings.from_params`` reads such a file or dict; unknown keys (with the closest known
 one), conflicting keys (``binWidth`` with ``binCount``; a key repeated with another value) and bad
@@ -153,21 +153,29 @@ class GradientSettings(BaseModel):
     gradientUseSpacing: bool = True
 
 
-_IMAGE_TYPES = ("Original", "LoG", "Wavelet", "Square", "SquareRoot", "Logarithm", "Exponential", "Gradient")
+class LBP2DSettings(BaseModel):
+    """PyRadiomics' LBP2D arguments (scikit-image ``local_binary_pattern``'s R, P and method)."""
+
+    model_config = ConfigDict(extra="forbid")
+    lbp2DRadius: float = Field(1.0, gt=0)
+    lbp2DSamples: int = Field(8, ge=1)
+    lbp2DMethod: Literal["default", "ror", "uniform", "var"] = "uniform"
+
+
+_IMAGE_TYPES = ("Original", "LoG", "Wavelet", "Square", "SquareRoot", "Logarithm", "Exponential", "Gradient",
+                "LBP2D")
 _OUTPUT_PREFIX = {"Original": "original", "Square": "square", "SquareRoot": "squareroot",
-                  "Logarithm": "logarithm", "Exponential": "exponential", "Gradient": "gradient"}
+                  "Logarithm": "logarithm", "Exponential": "exponential", "Gradient": "gradient",
+                  "LBP2D": "lbp-2D"}
 _SETTING_KEYS = set(Setting.model_fields)
 # filter arguments PyRadiomics also reads from the ``setting`` section (for every image type using them)
 _FILTER_MODELS: dict[str, type[BaseModel]] = {"LoG": LoGSettings, "Wavelet": WaveletSettings,
-                                              "Gradient": GradientSettings}
+                                              "Gradient": GradientSettings, "LBP2D": LBP2DSettings}
 _FILTER_KEYS = {kind: set(model.model_fields) for kind, model in _FILTER_MODELS.items()}
 # PyRadiomics keys radstore does not implement: why, for the error message
 _UNSUPPORTED = {
     "voxelSetting": "voxel-based extraction (PyRadiomics' feature maps) is not supported",
     "label_channel": "vector (multi-channel) label maps are not supported: pass a single-label mask",
-    "lbp2DRadius": "the LBP2D image type is not supported",
-    "lbp2DSamples": "the LBP2D image type is not supported",
-    "lbp2DMethod": "the LBP2D image type is not supported",
     "lbp3DLevels": "the LBP3D image type is not supported",
     "lbp3DIcosphereRadius": "the LBP3D image type is not supported",
     "lbp3DIcosphereSubdivision": "the LBP3D image type is not supported",
@@ -284,10 +292,19 @@ class RadiomicsSettings(BaseModel):
                              "needs compatibility: ibsi; PyRadiomics' own is resegmentMode: sigma")
         if self.featureClass is not None and "shape2D" in self.featureClass and not self.setting.force2D:
             raise ValueError("featureClass shape2D needs setting force2D: true")
-        for args in self.imageType.values():
+        for name, args in self.imageType.items():
             merged = self.setting.model_dump()
-            merged.update({k: v for k, v in args.items() if k in _SETTING_KEYS})
-            Setting(**merged)
+            own = {k: v for k, v in args.items() if k in _SETTING_KEYS}
+            merged.update(own)
+            try:
+                Setting(**merged)
+            except ValidationError as exc:
+                why = "; ".join(str(e["msg"]) for e in exc.errors())
+                if "binWidth and binCount" in why:
+                    why += (" (PyRadiomics would silently use the binCount: to bin this image type by "
+                            "width, give it binCount: null beside its binWidth)")
+                raise ValueError(f"imageType {name}'s own {sorted(own)} over the setting section: "
+                                 f"{why}") from None
         return self
 
     # ------------------------------------------------------------------ construction

@@ -12,7 +12,7 @@ Three generators, each a pure function of its seed:
   modes with ``resegmentShape``, single-slice ROIs with force2D + shape2D, minimum ROI size and
   dimensions, label 5 among label 7 noise.
 - :func:`simple_filters_case`: :func:`settings_case`'s ROIs and settings with all five pointwise and
-  gradient image types.
+  gradient image types and LBP2D.
 
 A sweep over many seeds (minutes per thousand cases on 2 cores)::
 
@@ -184,12 +184,19 @@ def shape2d_case(seed: int) -> Case:
 
 
 def simple_filters_case(seed: int) -> Case:
-    """:func:`settings_case`'s ROI and settings with every pointwise and gradient filter (and no LoG
-    or wavelet), ``gradientUseSpacing`` drawn: the sweep that aims at those image types."""
+    """:func:`settings_case`'s ROI and settings with every pointwise and gradient filter and LBP2D
+    (and no LoG or wavelet), ``gradientUseSpacing`` and the LBP2D arguments (with its own bin width
+    or count, as its values are small integers) drawn: the sweep that aims at those image types."""
     img, mask, sp, params, _ = settings_case(seed)
-    use_spacing = bool(np.random.default_rng([seed, 1]).random() < 0.7)
+    rng = np.random.default_rng([seed, 1])
     image_types: dict[str, Any] = {"Original": {}, **{f: {} for f in SIMPLE_FILTERS}}
-    image_types["Gradient"] = {"gradientUseSpacing": use_spacing}
+    image_types["Gradient"] = {"gradientUseSpacing": bool(rng.random() < 0.7)}
+    method = str(rng.choice(["uniform", "default", "ror", "var"]))
+    # (bins of width 1 only for "uniform"'s P + 2 codes: over "default"/"ror"'s 2^P codes or "var"'s
+    # variances PyRadiomics' dense GLCM runs out of memory)
+    bins = {"binWidth": 1.0, "binCount": None} if method == "uniform" else {"binCount": 8, "binWidth": None}
+    image_types["LBP2D"] = {"lbp2DRadius": float(rng.choice([1.0, 1.5, 2.0])),
+                            "lbp2DSamples": int(rng.choice([4, 8, 12])), "lbp2DMethod": method, **bins}
     return img, mask, sp, {**params, "imageType": image_types}, False
 
 

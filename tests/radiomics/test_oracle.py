@@ -87,15 +87,17 @@ def test_filters_small_synthetic():
 
 
 SIMPLE_FILTER_TYPES = {"Original": {}, "Square": {}, "SquareRoot": {}, "Logarithm": {}, "Exponential": {},
-                       "Gradient": {}}
+                       "Gradient": {}, "LBP2D": {"binCount": 10}}
 
 
 @pytest.mark.parametrize("case", ["int16_spike_far_from_roi", "roi_on_the_image_edge", "float32_resampled",
-                                  "gradient_in_voxels"])
-def test_pointwise_and_gradient_images(case: str) -> None:
+                                  "gradient_in_voxels_lbp_variance"])
+def test_pointwise_gradient_and_lbp2d_images(case: str) -> None:
     """Square, SquareRoot, Logarithm, Exponential (scaled by the whole image's max |x|: a spike far
-    outside the ROI's window changes every value) and Gradient (central differences: an ROI on the
-    image's edge sees ITK's boundary), against PyRadiomics at 1e-4 like the original image."""
+    outside the ROI's window changes every value), Gradient (central differences: an ROI on the
+    image's edge sees ITK's boundary) and LBP2D (scikit-image, per slice; its ``var`` method's
+    float values truncated into an int16 image as PyRadiomics stores them), against PyRadiomics at
+    1e-4 like the original image."""
     image, mask, spacing = _synthetic(23)
     setting: dict = {"binCount": 24}
     image_types = {k: dict(v) for k, v in SIMPLE_FILTER_TYPES.items()}
@@ -109,12 +111,14 @@ def test_pointwise_and_gradient_images(case: str) -> None:
         setting.update({"resampledPixelSpacing": [1, 1, 1], "normalize": True})
     else:
         image_types["Gradient"] = {"gradientUseSpacing": False}
+        image_types["LBP2D"] = {"lbp2DMethod": "var", "lbp2DRadius": 2, "lbp2DSamples": 12,
+                                "force2Ddimension": 2, "binCount": 12}
     families = {"firstorder": None, "glcm": None, "glszm": None}
     settings = RadiomicsSettings.from_params({"setting": setting, "imageType": image_types,
                                               "featureClass": families})
     ours = extract(image, mask, spacing, settings)
     assert {k.split("_")[0] for k in ours} == {"original", "square", "squareroot", "logarithm", "exponential",
-                                               "gradient"}
+                                               "gradient", "lbp-2D"}
     _assert_close(ours, pb.extract(image, mask, spacing, settings), rtol=1e-4)
 
 

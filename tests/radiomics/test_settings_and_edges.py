@@ -55,6 +55,8 @@ def test_params_files_and_filter_names():
     ({"featureClass": {}}, "enables no feature"),
     ({"imageType": {"Square": {"sigma": [1]}}}, "Square takes no arguments of its own"),
     ({"imageType": {"LBP3D": {}}}, "'LBP3D' is not supported"),
+    ({"imageType": {"LBP2D": {"lbp2DMethod": "nri_uniform"}}}, "lbp2DMethod"),
+    ({"setting": {"binCount": 16}, "imageType": {"LBP2D": {"binWidth": 1}}}, "give it binCount: null"),
     ({"featureClass": {"texture": None}}, "unknown feature class"),
     ({"imageType": {"LoG": {"sigma": [0]}}}, "sigma"),
     ({"compatibility": "ibsi", "setting": {"voxelArrayShift": 1000}}, "voxelArrayShift"),
@@ -68,10 +70,11 @@ def test_invalid_params_name_the_field(params, message):
 def test_every_image_type_names_its_columns_as_pyradiomics():
     s = RadiomicsSettings.from_params({"imageType": {
         "Gradient": {"gradientUseSpacing": False}, "Exponential": {}, "Logarithm": {}, "SquareRoot": {},
-        "Square": {}, "Wavelet": {}, "LoG": {"sigma": [1, 2.5]}, "Original": {}}})
+        "Square": {}, "Wavelet": {}, "LoG": {"sigma": [1, 2.5]}, "Original": {}, "LBP2D": {}}})
     names = feature_names(s)
-    assert len(names) == 14 + 93 * (1 + 2 + 8 + 5)
-    assert s.image_type_names()[-5:] == ["square", "squareroot", "logarithm", "exponential", "gradient"]
+    assert len(names) == 14 + 93 * (1 + 2 + 8 + 6)
+    assert s.image_type_names()[-6:] == ["square", "squareroot", "logarithm", "exponential", "gradient",
+                                         "lbp-2D"]
     assert "squareroot_glcm_Contrast" in names and "gradient_ngtdm_Strength" in names
     assert s.imageType["Gradient"] == {"gradientUseSpacing": False}
 
