@@ -33,6 +33,7 @@ from __future__ import annotations
 import functools
 import math
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -42,6 +43,7 @@ from radstore.radiomics._neighbours import (
     EPS,
     FlatGrid,
     angles,
+    bounding_box,
     by_chunks,
     by_grid_chunks,
     check_inputs,
@@ -364,13 +366,20 @@ def _level_value(index: torch.Tensor, level_values: torch.Tensor | None) -> torc
     return torch.where(index > 0, level_values[(index - 1).clamp_min(0)], torch.zeros_like(level_values[:1]))
 
 
-def _pyradiomics_matrix(counts: np.ndarray, present: np.ndarray, params: TextureParams) -> np.ndarray:
-    """PyRadiomics' normalised ``P_glcm`` (1, K, K, A) of one ROI by its own arithmetic
-    (``RadiomicsGLCM._calculateMatrix``: absent levels deleted, symmetrised, weighted, empty angles
-    deleted, normalised) from raw ``counts`` [A, N, N]; ``present``: 0-based indices of the ROI's
-    grey levels."""
+def _pyradiomics_matrix(counts: np.ndarray, present: np.ndarray, params: TextureParams,
+                        box_size: tuple[int, int, int]) -> np.ndarray:
+    """PyRadiomics' normalised ``P_glcm`` (1, K, K, A) of one ROI by its own arithmetic and in its
+    memory layout (``RadiomicsGLCM._calculateMatrix``: its C code's matrix [1, N, N, A] over the
+    angles that fit in the ROI's bounding box ``box_size``, absent levels deleted with
+    ``numpy.delete``, symmetrised, weighted, empty angles deleted, normalised) from raw ``counts``
+    [A, N, N]; ``present``: 0-based indices of the ROI's grey levels. (The layout decides the order
+    of NumPy's sums over a matrix, and so the rounding that decides the tie features.)"""
     offs = angles(params.distances, params.force2d, params.force2d_dimension)
-    p = np.ascontiguousarray(counts.transpose(1, 2, 0))[None][:, present][:, :, present]
+    fits = [all(abs(o) < n for o, n in zip(off, box_size, strict=True)) for off in offs]
+    offs = [off for off, f in zip(offs, fits, strict=True) if f]
+    p = np.ascontiguousarray(counts[np.flatnonzero(fits)].transpose(1, 2, 0))[None]
+    absent = np.setdiff1d(np.arange(p.shape[1]), present)
+    p = np.delete(np.delete(p, absent, 1), absent, 2)
     if params.symmetrical_glcm:
         p += np.transpose(p, (0, 2, 1, 3)).copy()
     if params.weighting_norm is not None:
@@ -447,12 +456,13 @@ def _pyradiomics_tie_features(p: np.ndarray, grey_levels: np.ndarray) -> dict[st
 
 
 def _rounding_as_pyradiomics(res: dict[str, torch.Tensor], counts: torch.Tensor, present: torch.Tensor,
-                             params: TextureParams, level_values: torch.Tensor | None
-                             ) -> dict[str, torch.Tensor]:
+                             params: TextureParams, level_values: torch.Tensor | None,
+                             box_size: Callable[[int], tuple[int, int, int]]) -> dict[str, torch.Tensor]:
     """``res`` with the :data:`TIE_FEATURES` of the ROIs flagged ``rounding_decides`` taken from
     :func:`_pyradiomics_tie_features` (the flag removed); ``present`` bool [B, N + 1] (column 0:
     outside; copied to the host only when a ROI is flagged), ``level_values`` the grey level of each
-    matrix row (None: ``1..N``)."""
+    matrix row (None: ``1..N``), ``box_size(b)`` the bounding box of ROI ``b`` (asked for flagged
+    ROIs only)."""
     flagged = np.flatnonzero(res.pop("rounding_decides").cpu().numpy())
     if flagged.size:
         values = None if level_values is None else level_values.cpu().numpy()
@@ -461,7 +471,7 @@ def _rounding_as_pyradiomics(res: dict[str, torch.Tensor], counts: torch.Tensor,
         for b in flagged:
             idx = np.flatnonzero(present_np[b, 1:])
             levels = idx + 1.0 if values is None else values[idx]
-            p = _pyradiomics_matrix(counts[b].cpu().numpy(), idx, params)
+            p = _pyradiomics_matrix(counts[b].cpu().numpy(), idx, params, box_size(int(b)))
             for k, v in _pyradiomics_tie_features(p, levels).items():
                 tied[k][b] = v
         for k in TIE_FEATURES:
@@ -481,7 +491,12 @@ def _chunk_torch(
     present.scatter_(1, qm, True)
     present[:, 0] = False
     res = _from_matrices(p, ng_roi, present[:, 1:].sum(1), params, level_values)
-    return _rounding_as_pyradiomics(res, p, present, params, level_values)
+
+    def box_size(b: int) -> tuple[int, int, int]:
+        nz = mask[b].nonzero()
+        return tuple((nz.amax(0) - nz.amin(0) + 1).tolist())
+
+    return _rounding_as_pyradiomics(res, p, present, params, level_values, box_size)
 
 
 def _chunk_numpy(grid: FlatGrid, n_levels: int, params: TextureParams,
@@ -491,7 +506,14 @@ def _chunk_numpy(grid: FlatGrid, n_levels: int, params: TextureParams,
     present = present_levels(grid, n_levels)
     ng_roi = _level_value(torch.from_numpy(n_levels - np.argmax(present[:, ::-1], axis=1)), level_values)
     res = _from_matrices(p, ng_roi, torch.from_numpy(present.sum(1)), params, level_values)
-    return _rounding_as_pyradiomics(res, p, torch.from_numpy(present), params, level_values)
+
+    def box_size(b: int) -> tuple[int, int, int]:
+        roi = grid.g[b * grid.block : (b + 1) * grid.block].reshape(grid.shape) > 0
+        box = bounding_box(roi)
+        assert box is not None  # (a flagged ROI holds voxels)
+        return (box[0].stop - box[0].start, box[1].stop - box[1].start, box[2].stop - box[2].start)
+
+    return _rounding_as_pyradiomics(res, p, torch.from_numpy(present), params, level_values, box_size)
 
 
 def compute(

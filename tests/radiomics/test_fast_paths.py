@@ -615,7 +615,7 @@ def test_pyradiomics_mcc_and_imc2_of_rank_one_matrices_are_zero_or_rounding() ->
         rng = np.random.default_rng(seed)
         u, v = rng.integers(1, 9, 3), rng.integers(1, 9, 3)
         counts = np.repeat((u[:, None] * v[None, :]).astype(float)[None], 13, 0)
-        p = glcm._pyradiomics_matrix(counts, np.arange(3), params)
+        p = glcm._pyradiomics_matrix(counts, np.arange(3), params, (3, 3, 3))
         tied = glcm._pyradiomics_tie_features(p, np.arange(1.0, 4.0))
         mcc.append(tied["MCC"])
         imc2.append(tied["Imc2"])
