@@ -8,7 +8,7 @@ import io
 from collections.abc import Iterable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -31,7 +31,11 @@ def register(app: typer.Typer) -> None:
             "Mask[, Label], paths relative to it) given alone")],
         mask: Annotated[Path | None, typer.Argument(
             help="label map file, or DICOM RTSTRUCT (file or folder)")] = None,
-        params: Annotated[Path | None, typer.Option("--params", help="PyRadiomics params.yaml")] = None,
+        params: Annotated[Path | None, typer.Option("--params", "--param", "-p",
+                                                    help="PyRadiomics params.yaml")] = None,
+        setting: Annotated[list[str] | None, typer.Option(
+            "--setting", "-s", help="KEY:VALUE overriding the params' setting section (repeatable; the "
+            "value as YAML, e.g. binWidth:10 or resampledPixelSpacing:[1,1,1]), as PyRadiomics' CLI")] = None,
         label: Annotated[int | None, typer.Option("--label", help="label [default: params']")] = None,
         backend: Annotated[Backend, typer.Option("--backend")] = Backend.torch,
         device: Annotated[str, typer.Option("--device", help="cpu or cuda")] = "cpu",
@@ -57,15 +61,16 @@ def register(app: typer.Typer) -> None:
 
             if not torch.cuda.is_available():
                 fail("--device cuda requested but no CUDA device is available")
+        overrides = _setting_overrides(setting or [])
         if mask is None:
             if image.suffix.lower() != ".csv":
                 fail("give IMAGE and MASK, or a batch CSV (columns Image, Mask[, Label]) alone")
             if label is not None:
                 fail("--label applies to one ROI; a batch CSV takes a Label column")
-            _batch(image, params, backend, device, fmt or Format.csv, output, jobs)
+            _batch(image, params, overrides, backend, device, fmt or Format.csv, output, jobs)
             return
         try:
-            settings = RadiomicsSettings.from_params(params)
+            settings = RadiomicsSettings.from_params(params, overrides)
             values = extract_files(image, mask, settings, label, backend.value, device)
         except (SettingsError, ROIError, FileNotFoundError, ValueError) as exc:
             fail(str(exc))
@@ -76,6 +81,24 @@ def register(app: typer.Typer) -> None:
         else:
             text = _csv_text(["feature", "value"], ([k, repr(v)] for k, v in values.items()))
         _emit(text, output, f"wrote {len(values)} features to {output}")
+
+
+def _setting_overrides(items: list[str]) -> dict[str, Any]:
+    """``["binWidth:10", "resampledPixelSpacing:[1,1,1]"]`` as a dict, each value read as YAML."""
+    import yaml
+
+    from pipelines.commands._common import fail
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition(":")
+        if not sep or not key.strip():
+            fail(f"--setting takes KEY:VALUE (e.g. binWidth:10), got {item!r}")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            fail(f"--setting {item!r}: the value is not valid YAML: {exc}")
+    return out
 
 
 def _csv_text(header: list[str], rows: Iterable[list[str]]) -> str:
@@ -95,8 +118,8 @@ def _emit(text: str, output: Path | None, summary: str) -> None:
         typer.echo(summary, err=True)
 
 
-def _batch(path: Path, params: Path | None, backend: Backend, device: str, fmt: Format,
-           output: Path | None, jobs: int) -> None:
+def _batch(path: Path, params: Path | None, overrides: dict[str, Any], backend: Backend, device: str,
+           fmt: Format, output: Path | None, jobs: int) -> None:
     """Batch mode of ``radstore radiomics``: every row of a PyRadiomics batch CSV."""
     import json
 
@@ -107,7 +130,7 @@ def _batch(path: Path, params: Path | None, backend: Backend, device: str, fmt: 
     from radstore.radiomics.settings import RadiomicsSettings, SettingsError
 
     try:
-        settings = RadiomicsSettings.from_params(params)
+        settings = RadiomicsSettings.from_params(params, overrides)
         rows, cases = read_batch_csv(path)
     except (SettingsError, FileNotFoundError, ValueError) as exc:
         fail(str(exc))

@@ -309,10 +309,14 @@ class RadiomicsSettings(BaseModel):
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_params(cls, params: str | Path | Mapping[str, Any] | None = None) -> RadiomicsSettings:
-        """Read a PyRadiomics parameter file (YAML/JSON path) or dict; ``None`` gives the defaults."""
+    def from_params(cls, params: str | Path | Mapping[str, Any] | None = None,
+                    setting_overrides: Mapping[str, Any] | None = None) -> RadiomicsSettings:
+        """Read a PyRadiomics parameter file (YAML/JSON path) or dict; ``None`` gives the defaults.
+        ``setting_overrides`` replace keys of its ``setting`` section (PyRadiomics' command-line
+        ``--setting key:value``)."""
         source = "<dict>"
         if params is None:
+            source = "<defaults>"
             data: Any = {}
         elif isinstance(params, Mapping):
             data = dict(params)
@@ -328,6 +332,11 @@ class RadiomicsSettings(BaseModel):
         if not isinstance(data, Mapping):
             raise SettingsError(f"{source}: top level must be a mapping with setting/imageType/featureClass")
         data = dict(data)
+        if setting_overrides:
+            if data.get("setting") is not None and not isinstance(data["setting"], Mapping):
+                raise SettingsError(f"{source}: setting must be a mapping")
+            data["setting"] = {**(data.get("setting") or {}), **setting_overrides}
+            source += f" with --setting {', '.join(f'{k}:{v}' for k, v in setting_overrides.items())}"
         if data.get("setting") is None:
             data.pop("setting", None)
         try:

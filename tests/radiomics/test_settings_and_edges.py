@@ -423,6 +423,17 @@ def test_cli_json(tmp_path):
     assert warned.exit_code == 0, warned.output
     assert "warning: glcm Dissimilarity is deprecated" in warned.stderr
     assert warned.stdout.splitlines()[1].startswith("original_glcm_Contrast,")
+    pair = [str(tmp_path / "img.nrrd"), str(tmp_path / "mask.nii.gz")]
+    overridden = CliRunner().invoke(app, ["radiomics", *pair, "-p", str(params), "-s", "binWidth:10",
+                                          "-s", "distances:[1, 2]"])
+    assert overridden.exit_code == 0, overridden.output
+    expected = RadiomicsSettings.from_params({"setting": {"binWidth": 10, "distances": [1, 2]},
+                                              "featureClass": {"glcm": ["Contrast"]}})
+    from radstore.radiomics.files import extract_files
+
+    assert json.loads(overridden.stdout) == extract_files(*pair, expected)
+    typo = CliRunner().invoke(app, ["radiomics", *pair, "-s", "binWidht:10"])
+    assert typo.exit_code == 2 and "did you mean 'binWidth'" in typo.output
 
 
 def test_cli_batch_csv_like_pyradiomics(tmp_path, monkeypatch):
