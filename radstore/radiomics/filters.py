@@ -27,9 +27,10 @@
 - Square, SquareRoot, Logarithm, Exponential: PyRadiomics' pointwise maps of the float64 values,
   scaled by ``M = max |x|`` over the whole (pre-processed) image: only ``M`` needs the whole image.
 - LBP2D: scikit-image's ``local_binary_pattern`` on each slice along ``force2Ddimension`` (the
-  slices as PyRadiomics takes them: ``swapaxes``), on the box grown in-plane by ``ceil(radius) + 1``
-  voxels (its circle of samples, bilinear, 0 outside the image), stored in the image's pixel type
-  as PyRadiomics does.
+  slices as PyRadiomics takes them: ``swapaxes``), in-plane from the image's first row and column
+  (its sample positions ``row + R sin`` round differently at other origins, and a float image's
+  comparisons with the centre then flip) to ``ceil(radius) + 1`` voxels past the box (its circle
+  of samples, bilinear, 0 outside the image), stored in the image's pixel type as PyRadiomics does.
 - Gradient: SimpleITK's ``GradientMagnitudeImageFilter`` (central differences, zero-flux Neumann
   ends, in mm unless ``gradientUseSpacing: false``; float32) on the box grown by one voxel per
   side, clipped to the image: inside the box the same values as on the whole image.
@@ -316,8 +317,8 @@ def lbp2d_crop(image: np.ndarray, box: Box, radius: float, samples: int, method:
     an integer image, as PyRadiomics' in-place assignment does); float64 out."""
     from skimage.feature import local_binary_pattern
 
-    margin = math.ceil(radius) + 1
-    window = tuple(b if d == axis else slice(max(b.start - margin, 0), min(b.stop + margin, n))
+    margin = math.ceil(radius) + 1  # (from index 0 in-plane: the same sample positions, bit for bit)
+    window = tuple(b if d == axis else slice(0, min(b.stop + margin, n))
                    for d, (b, n) in enumerate(zip(box, image.shape, strict=True)))
     planes = np.array(image[window]).swapaxes(0, axis)
     with warnings.catch_warnings():  # (its note on float images: PyRadiomics passes them as they are)

@@ -330,6 +330,18 @@ def test_correlation_ties_follow_pyradiomics_matrix_layout(device_code: bool) ->
         assert compare((image, mask, spacing, params, False)) is None
 
 
+def test_lbp2d_of_a_float_image_samples_where_pyradiomics_does() -> None:
+    """Seed 2133 of the ``filters`` sweep (a normalised, so float, image; LBP2D radius 1.5): the
+    sample positions ``row + R sin(.)`` round differently at another origin, and on a float image
+    a bilinear sample then flips its comparison with the centre (71 of 665 features differed when
+    the LBP ran on a window starting at the box)."""
+    from tests.radiomics._random_cases import compare, simple_filters_case
+
+    image, mask, spacing, params, _ = simple_filters_case(2133)
+    params = {**params, "imageType": {"LBP2D": params["imageType"]["LBP2D"]}}
+    assert compare((image, mask, spacing, params, False)) is None
+
+
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("kind", ["settings", "shape2d", "filters"])
 def test_random_settings(kind: str, seed: int) -> None:
