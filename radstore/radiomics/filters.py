@@ -314,7 +314,9 @@ def lbp2d_crop(image: np.ndarray, box: Box, radius: float, samples: int, method:
     """PyRadiomics' ``getLBP2DImage`` inside ``box``: ``local_binary_pattern(P=samples, R=radius,
     method)`` of each slice along ``axis`` of ``image`` [z, y, x] (``swapaxes(0, axis)``, as
     PyRadiomics slices it), written back into an array of the image's pixel type (so truncated for
-    an integer image, as PyRadiomics' in-place assignment does); float64 out."""
+    an integer image, as PyRadiomics' in-place assignment does; the NaN that the ``var`` method
+    gives a flat neighbourhood becomes 0 there, the value that cast gives PyRadiomics on x86 and
+    ARM, without its undefined-cast warning); float64 out."""
     from skimage.feature import local_binary_pattern
 
     margin = math.ceil(radius) + 1  # (from index 0 in-plane: the same sample positions, bit for bit)
@@ -324,7 +326,10 @@ def lbp2d_crop(image: np.ndarray, box: Box, radius: float, samples: int, method:
     with warnings.catch_warnings():  # (its note on float images: PyRadiomics passes them as they are)
         warnings.simplefilter("ignore", UserWarning)
         for k in range(planes.shape[0]):
-            planes[k] = local_binary_pattern(planes[k], P=samples, R=radius, method=method)
+            codes = local_binary_pattern(planes[k], P=samples, R=radius, method=method)
+            if planes.dtype.kind in "iu":
+                codes = np.nan_to_num(codes, nan=0.0)
+            planes[k] = codes
     return np.ascontiguousarray(planes.swapaxes(0, axis)[_within(box, window)], dtype=np.float64)
 
 
