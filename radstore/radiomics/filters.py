@@ -1,6 +1,7 @@
 """Derived images as PyRadiomics 3.1 builds them (``getLoGImage``, ``getWaveletImage``,
 ``getSquareImage``, ``getSquareRootImage``, ``getLogarithmImage``, ``getExponentialImage``,
-``getGradientImage``), computed only on a window around the ROI and returned cropped to the ROI box.
+``getGradientImage``, ``getLBP2DImage``), computed only on a window around the ROI and returned
+cropped to the ROI box.
 
 - LoG: SimpleITK's ``LaplacianRecursiveGaussianImageFilter`` (normalised across scale, sigma in mm),
   applied as the linear map it is. Along one line of length ``n`` ITK's recursive (Deriche) Gaussian

@@ -352,8 +352,9 @@ class RadiomicsSettings(BaseModel):
     @classmethod
     def _filter_arguments_from_setting(cls, data: Any) -> Any:
         """PyRadiomics passes the whole ``setting`` section to every filter, so ``sigma`` there
-        applies to LoG and ``wavelet``/``start_level``/``level`` to Wavelet (an image type's own
-        arguments win): move them to the image types that use them."""
+        applies to LoG, ``wavelet``/``start_level``/``level`` to Wavelet, ``gradientUseSpacing`` to
+        Gradient and the ``lbp2D*`` keys to LBP2D (an image type's own arguments win): move them to
+        the image types that use them."""
         if not isinstance(data, Mapping) or not isinstance(data.get("setting"), Mapping):
             return data
         setting = dict(data["setting"])
