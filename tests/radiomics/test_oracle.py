@@ -330,6 +330,25 @@ def test_correlation_ties_follow_pyradiomics_matrix_layout(device_code: bool) ->
         assert compare((image, mask, spacing, params, False)) is None
 
 
+@pytest.mark.parametrize("device_code", [False, True])
+def test_mcc_of_every_direction_dropped_is_the_exact_zero(device_code: bool) -> None:
+    """Seed 10186 of the ``filters`` sweep (torch path; the NumPy path alike): in every direction of
+    the LBP2D image's GLCM the second eigenvalue is 0 in exact arithmetic and PyRadiomics' rounding
+    makes it negative, so its MCC is the mean of nothing, NaN; ours is the exact value, 0 (a NaN
+    would cost the ROI all its features). Every other feature agrees."""
+    from radstore.radiomics._neighbours import torch_kernels
+    from tests.radiomics._random_cases import simple_filters_case
+
+    image, mask, spacing, params, _ = simple_filters_case(10186)
+    params = {**params, "imageType": {"LBP2D": params["imageType"]["LBP2D"]}, "featureClass": {"glcm": None}}
+    settings = RadiomicsSettings.from_params(params)
+    with torch_kernels() if device_code else contextlib.nullcontext():
+        ours = extract(image, mask, spacing, settings)
+    ref = pb.extract(image, mask, spacing, settings)
+    assert ours.pop("lbp-2D_glcm_MCC") == 0.0 and np.isnan(ref.pop("lbp-2D_glcm_MCC"))
+    _assert_close(ours, ref, rtol=1e-4)
+
+
 def test_lbp2d_of_a_float_image_samples_where_pyradiomics_does() -> None:
     """Seed 2133 of the ``filters`` sweep (a normalised, so float, image; LBP2D radius 1.5): the
     sample positions ``row + R sin(.)`` round differently at another origin, and on a float image
