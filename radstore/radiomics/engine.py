@@ -277,7 +277,7 @@ def _prepare_roi(i: int, roi: ROI, settings: RadiomicsSettings, enabled: dict[st
             vals = shape_2d(sm, prep.spacing_zyx, s0.force2Ddimension, unbiased_pca=ibsi)
             row.update({f"original_shape2D_{n}": vals[n] for n in enabled["shape2D"]})
         images = derived_crops(prep.array, prep.spacing_zyx, prep.bbox, image_types, s0.force2D,
-                               s0.force2Ddimension)
+                               s0.force2Ddimension, prep.mask)
         cmask = np.ascontiguousarray(prep.mask[prep.bbox])
         crops = []
         for name, kind, args in image_types:
@@ -285,7 +285,9 @@ def _prepare_roi(i: int, roi: ROI, settings: RadiomicsSettings, enabled: dict[st
             s = settings.setting_for(args)
             values = crop[cmask]
             if not np.isfinite(values).all():
-                raise ROIError(f"non-finite values in the ROI of the {name} image")
+                why = (" (LBP3D's kurtosis is undefined where the samples around a voxel are all equal, a "
+                       "flat neighbourhood: PyRadiomics fails there too)" if name == "lbp-3D-k" else "")
+                raise ROIError(f"non-finite values in the ROI of the {name} image{why}")
             anchor = _anchor(settings, s, values, kind == "Original")
             dtype = pixel_type(kind, prep.array.dtype)
             edges = bin_edges(float(values.min()), float(values.max()), s, anchor, dtype)

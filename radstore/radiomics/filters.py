@@ -1,7 +1,7 @@
 """Derived images as PyRadiomics 3.1 builds them (``getLoGImage``, ``getWaveletImage``,
 ``getSquareImage``, ``getSquareRootImage``, ``getLogarithmImage``, ``getExponentialImage``,
-``getGradientImage``, ``getLBP2DImage``), computed only on a window around the ROI and returned
-cropped to the ROI box.
+``getGradientImage``, ``getLBP2DImage``, ``getLBP3DImage``), computed only on a window around the
+ROI and returned cropped to the ROI box.
 
 - LoG: SimpleITK's ``LaplacianRecursiveGaussianImageFilter`` (normalised across scale, sigma in mm),
   applied as the linear map it is. Along one line of length ``n`` ITK's recursive (Deriche) Gaussian
@@ -32,6 +32,16 @@ cropped to the ROI box.
   (its sample positions ``row + R sin`` round differently at other origins, and a float image's
   comparisons with the centre then flip) to ``ceil(radius) + 1`` voxels past the box (its circle
   of samples, bilinear, 0 outside the image), stored in the image's pixel type as PyRadiomics does.
+- LBP3D (Banerjee et al. 2013, as PyRadiomics computes it): at each ROI voxel, the image sampled
+  (SciPy ``map_coordinates``, cubic spline, in the image's pixel type) at the vertices of a trimesh
+  icosphere of ``lbp3DIcosphereRadius`` voxels; the kurtosis of those samples is ``lbp-3D-k``; their
+  signs against the centre, projected on spherical harmonics and summed per degree ``n <
+  lbp3DLevels``, give ``lbp-3D-m<n+1>`` as the L2 norm over the vertices. From a window of the ROI
+  box grown by the sampling reach plus ``LBP3D_SPLINE_MARGIN`` voxels, clipped to the image: the
+  cubic spline's prefilter is an IIR filter whose boundary start decays like ``0.27^d``, so at that
+  margin the coefficients near the ROI are PyRadiomics' whole-image ones bit for bit. That matters:
+  on a plateau a sample equals its centre in exact arithmetic and rounding decides the comparison
+  (measured on plateaued float images: hundreds of flips at 20 voxels, a few at 30, none from 40).
 - Gradient: SimpleITK's ``GradientMagnitudeImageFilter`` (central differences, zero-flux Neumann
   ends, in mm unless ``gradientUseSpacing: false``; float32) on the box grown by one voxel per
   side, clipped to the image: inside the box the same values as on the whole image.
@@ -56,6 +66,8 @@ from radstore.radiomics.imageops import ROIError
 Box = tuple[slice, slice, slice]
 LOG_MARGIN_SIGMAS = 12.0
 LOG_ROW_BLOCK = 64  # output rows per block of a banded line-operator product
+LBP3D_SPLINE_MARGIN = 48  # voxels past the sampling reach: the spline prefilter's start is forgotten
+LBP3D_BLOCK_ELEMENTS = 1 << 21  # (voxels x vertices x harmonics) per block of the LBP3D projection
 
 
 def _within(box: Box, window: tuple[slice, ...]) -> tuple[slice, ...]:
@@ -268,11 +280,11 @@ POINTWISE_KINDS = ("Square", "SquareRoot", "Logarithm", "Exponential")
 
 def pixel_type(kind: str, image_dtype: np.dtype) -> np.dtype:
     """The pixel type of PyRadiomics' derived image of ``kind`` made from a pre-processed image of
-    ``image_dtype``: float32 for LoG and Gradient (SimpleITK's filter outputs) and for the original
-    and wavelet images of a float32 image (pywt keeps float32); float64 for the pointwise maps
-    (computed in float64) and otherwise. PyRadiomics' bin edges are computed in this type
-    (:func:`radstore.radiomics.imageops.bin_edges`)."""
-    if kind in POINTWISE_KINDS:
+    ``image_dtype``: float32 for LoG and Gradient (SimpleITK's filter outputs) and for the original,
+    wavelet and LBP2D images of a float32 image (pywt and LBP2D keep float32); float64 for the
+    pointwise maps and LBP3D (computed in float64) and otherwise. PyRadiomics' bin edges are
+    computed in this type (:func:`radstore.radiomics.imageops.bin_edges`)."""
+    if kind in POINTWISE_KINDS or kind == "LBP3D":
         return np.dtype(np.float64)
     if kind in ("LoG", "Gradient") or np.dtype(image_dtype) == np.float32:
         return np.dtype(np.float32)
@@ -334,6 +346,93 @@ def lbp2d_crop(image: np.ndarray, box: Box, radius: float, samples: int, method:
     return np.ascontiguousarray(planes.swapaxes(0, axis)[_within(box, window)], dtype=np.float64)
 
 
+def legacy_sph_harm(m: int, n: int, theta: np.ndarray, phi: np.ndarray) -> np.ndarray:
+    """SciPy's ``sph_harm(m, n, theta, phi)`` as SciPy <= 1.14 computed it, bit for bit:
+    ``Y = P_n^|m|(cos phi) [(-1)^|m| (n-|m|)!/(n+|m|)! if m < 0] sqrt((2n+1) (n-m)!/(n+m)! / (4 pi))
+    e^{i m theta}`` (azimuth ``theta``, polar angle ``phi``; ``lpmv`` and ``poch`` in that order).
+    PyRadiomics' LBP3D calls it; SciPy 1.15-1.16 routed it through ``sph_harm_y`` (values ~1 ulp
+    apart) and 1.17 removed it."""
+    from scipy.special import lpmv, poch
+
+    mp = abs(m)
+    a = lpmv(mp, n, np.cos(phi))
+    if m < 0:
+        a = a * (float((-1) ** mp) * poch(n + mp + 1, -2 * mp))
+    a = a * math.sqrt((2 * n + 1) * poch(n + m + 1, -2 * m) / (4 * math.pi))
+    angle = m * np.asarray(theta, dtype=np.float64)
+    return a * np.cos(angle) + 1j * (a * np.sin(angle))
+
+
+@functools.lru_cache(maxsize=16)
+def lbp3d_basis(levels: int, radius: float, subdivision: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """PyRadiomics' LBP3D sampling sphere and harmonics: the ``(Nv, 3)`` vertices (index axes
+    z, y, x) of ``trimesh.creation.icosphere(subdivision, radius)``, the ``(Nv, J)`` spherical
+    harmonics ``Y`` for degrees ``n < levels`` and orders ``-n..n`` (``J = levels^2``), and each
+    column's degree. As PyRadiomics: ``sph_harm(m, n, theta, phi)`` (:func:`legacy_sph_harm`, whose
+    ``theta`` is the azimuth) with ``theta = arccos(x / r)`` and ``phi = arctan2(y, z)`` of each
+    vertex [z, y, x], conventions and all."""
+    from trimesh.creation import icosphere
+
+    vertices = np.array(icosphere(subdivision, radius).vertices, dtype=np.float64)
+    theta = np.arccos(np.true_divide(vertices[:, 2], radius))
+    phi = np.arctan2(vertices[:, 1], vertices[:, 0])
+    columns, degrees = [], []
+    for n in range(levels):
+        for m in range(-n, n + 1):
+            columns.append(legacy_sph_harm(m, n, theta, phi))
+            degrees.append(n)
+    return vertices, np.column_stack(columns), np.array(degrees)
+
+
+def lbp3d_crops(image: np.ndarray, mask: np.ndarray, box: Box, levels: int, radius: float,
+                subdivision: int) -> dict[str, np.ndarray]:
+    """PyRadiomics' ``getLBP3DImage`` inside ``box`` of ``image`` [z, y, x], at the voxels of the
+    ROI ``mask`` (bool, same grid): ``{"m1": ..., "m<levels>": ..., "k": ...}``, float64 crops of
+    ``box``, 0 outside the ROI (PyRadiomics leaves those voxels unset; no feature reads them).
+    Per ROI voxel ``p`` with samples ``f_v`` (cubic spline at ``p + vertex_v``): ``k = kurtosis_v f``
+    (Fisher, biased: NaN where the samples are all equal), ``s_v = [f_v >= image[p]]``,
+    ``c_j = sum_v s_v Y_vj`` and ``m<n+1> = Re sqrt(sum_v (sum_{j of degree n} c_j Y_vj)^2)`` (the
+    complex square, as PyRadiomics writes it), in PyRadiomics' order of operations, blocks of
+    voxels at a time."""
+    from scipy.ndimage import map_coordinates, spline_filter
+    from scipy.stats import kurtosis
+
+    vertices, harmonics, degrees = lbp3d_basis(levels, radius, subdivision)
+    reach = math.ceil(radius) + 2 + LBP3D_SPLINE_MARGIN  # (cubic spline: 2 voxels past a sample)
+    window = tuple(slice(max(b.start - reach, 0), min(b.stop + reach, n))
+                   for b, n in zip(box, image.shape, strict=True))
+    values = np.ascontiguousarray(image[window])
+    spline = spline_filter(values, 3, output=np.float64, mode="constant")  # (map_coordinates' own step)
+    origin = np.array([w.start for w in window], dtype=np.float64)
+    roi = np.nonzero(mask[box])
+    centres = np.stack([r + b.start for r, b in zip(roi, box, strict=True)], axis=1)  # (Np, 3) image index
+    at_centre = image[tuple(centres.T)]
+    out = {f"m{n + 1}": np.zeros(tuple(b.stop - b.start for b in box)) for n in range(levels)}
+    out["k"] = np.zeros_like(out["m1"])
+    block = max(1, LBP3D_BLOCK_ELEMENTS // (len(vertices) * harmonics.shape[1]))
+    for start in range(0, len(centres), block):
+        part = slice(start, start + block)
+        coords = centres[part][None, :, :] + vertices[:, None, :]  # (Nv, P, 3), PyRadiomics' sums
+        samples = map_coordinates(spline, (coords - origin).T, output=values.dtype, order=3,
+                                  mode="constant", prefilter=False)  # (P, Nv); "- origin" is exact
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            k = kurtosis(samples, axis=1)
+        signs = np.greater_equal(samples, at_centre[part][:, None]).astype(int)
+        c = np.multiply(signs[:, :, None], harmonics[None, :, :]).sum(axis=1)  # (P, J)
+        per_degree = np.multiply(c[:, None, degrees == 0], harmonics[None, :, degrees == 0])
+        for n in range(1, levels):
+            per_degree = np.concatenate(
+                (per_degree, np.sum(np.multiply(c[:, None, degrees == n], harmonics[None, :, degrees == n]),
+                                    axis=2, keepdims=True)), axis=2)  # (P, Nv, levels)
+        norms = np.real(np.sqrt(np.sum(per_degree ** 2, axis=1)))  # (P, levels)
+        where = tuple(r[part] for r in roi)
+        for n in range(levels):
+            out[f"m{n + 1}"][where] = norms[:, n]
+        out["k"][where] = np.real(k)
+    return out
+
+
 def gradient_crop(image: np.ndarray, spacing_zyx: tuple[float, float, float], box: Box,
                   use_spacing: bool) -> np.ndarray:
     """Gradient magnitude of ``image`` [z, y, x] inside ``box`` as PyRadiomics' ``getGradientImage``
@@ -352,12 +451,15 @@ def gradient_crop(image: np.ndarray, spacing_zyx: tuple[float, float, float], bo
 
 def derived_crops(image: np.ndarray, spacing_zyx: tuple[float, float, float], box: Box,
                   image_types: list[tuple[str, str, dict[str, Any]]],
-                  force2d: bool, force2d_dimension: int) -> dict[str, np.ndarray]:
+                  force2d: bool, force2d_dimension: int, mask: np.ndarray | None = None
+                  ) -> dict[str, np.ndarray]:
     """Every derived image named as PyRadiomics names it (``original``, ``log-sigma-...``,
     ``wavelet-LLH``...) as a contiguous float64 crop of ``box``, from the (pre-processed) image
-    values ``image`` [z, y, x]: the values PyRadiomics' whole-image filters give inside the box."""
+    values ``image`` [z, y, x]: the values PyRadiomics' whole-image filters give inside the box
+    (LBP3D: inside the ROI ``mask``, bool on the image's grid, which it needs)."""
     out: dict[str, np.ndarray] = {}
     bands: dict[tuple[int, str], np.ndarray] | None = None
+    lbp3d: dict[str, np.ndarray] | None = None
     m: float | None = None
     for name, kind, args in image_types:
         if kind == "Original":
@@ -373,6 +475,13 @@ def derived_crops(image: np.ndarray, spacing_zyx: tuple[float, float, float], bo
         elif kind == "LBP2D":
             out[name] = lbp2d_crop(image, box, args["lbp2DRadius"], args["lbp2DSamples"], args["lbp2DMethod"],
                                    args.get("force2Ddimension", force2d_dimension))
+        elif kind == "LBP3D":
+            if mask is None:
+                raise ValueError("the LBP3D image needs the ROI mask")
+            if lbp3d is None:
+                lbp3d = lbp3d_crops(image, mask, box, args["lbp3DLevels"], args["lbp3DIcosphereRadius"],
+                                    args["lbp3DIcosphereSubdivision"])
+            out[name] = lbp3d[args["lbp3d_image"]]
         elif kind == "Wavelet":
             if bands is None:
                 bands = wavelet_crops(image, box, args["wavelet"], args["start_level"], args["level"],

@@ -5,13 +5,16 @@ Wraps ``radiomics.featureextractor.RadiomicsFeatureExtractor`` (PyRadiomics 3.1,
 Returns the same names (``feature_names(settings)``), diagnostics dropped. shape2D is computed by
 calling PyRadiomics' ``RadiomicsShape2D`` class on the mask the extractor's own steps give shape,
 because its extractor skips shape2D for 3-D input. ``compatibility: ibsi`` is not a PyRadiomics
-mode and is rejected here.
+mode and is rejected here. PyRadiomics' LBP3D calls ``scipy.special.sph_harm``, removed in SciPy
+1.17: while it runs, a missing ``sph_harm`` is supplied as SciPy <= 1.14 computed it
+(``radstore.radiomics.filters.legacy_sph_harm``, bit for bit).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -32,6 +35,24 @@ def _extractor(settings: RadiomicsSettings) -> RadiomicsFeatureExtractor:
     params = settings.pyradiomics_params()
     params["featureClass"].pop("shape2D", None)
     return featureextractor.RadiomicsFeatureExtractor(params)
+
+
+@contextlib.contextmanager
+def _scipy_sph_harm() -> Iterator[None]:
+    """``scipy.special.sph_harm`` (SciPy <= 1.14's spherical harmonics, azimuth ``theta``, polar
+    angle ``phi``) for PyRadiomics' LBP3D while the block runs, where this SciPy lacks it."""
+    import scipy.special
+
+    from radstore.radiomics.filters import legacy_sph_harm
+
+    if hasattr(scipy.special, "sph_harm"):
+        yield
+        return
+    scipy.special.sph_harm = legacy_sph_harm
+    try:
+        yield
+    finally:
+        del scipy.special.sph_harm
 
 
 def _shape2d(extractor: RadiomicsFeatureExtractor, image: sitk.Image, mask: sitk.Image, label: int,
@@ -63,6 +84,9 @@ def extract(image: np.ndarray, mask: np.ndarray, spacing_zyx: tuple[float, float
     """PyRadiomics' features of one ROI, keyed as ``radstore.radiomics.extract`` (``device`` unused)."""
     if settings.compatibility != "pyradiomics":
         raise ValueError("the pyradiomics backend only runs compatibility 'pyradiomics'")
+    if settings.imageType.get("LBP3D", {}).get("lbp3DLevels") == 1:
+        raise ValueError("PyRadiomics' getLBP3DImage fails with lbp3DLevels: 1 (an IndexError: its harmonics "
+                         "array is then one-dimensional); the torch backend computes it")
     lab = settings.setting.label if label is None else int(label)
     img = sitk.GetImageFromArray(np.ascontiguousarray(image))
     msk = sitk.GetImageFromArray(np.ascontiguousarray(mask).astype(np.uint32))
@@ -70,7 +94,8 @@ def extract(image: np.ndarray, mask: np.ndarray, spacing_zyx: tuple[float, float
         x.SetSpacing(tuple(float(s) for s in spacing_zyx[::-1]))
     extractor = _extractor(settings)
     try:
-        raw = extractor.execute(img, msk, label=lab)
+        with _scipy_sph_harm() if "LBP3D" in settings.imageType else contextlib.nullcontext():
+            raw = extractor.execute(img, msk, label=lab)
         out = {k: float(v) for k, v in raw.items() if not k.startswith("diagnostics_")}
         if "shape2D" in (enabled := settings.enabled_features()):
             out.update(_shape2d(extractor, img, msk, lab, enabled["shape2D"]))

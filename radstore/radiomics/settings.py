@@ -2,8 +2,8 @@
 
 A PyRadiomics parameter file has three sections (PyRadiomics docs, "Customizing the extraction"):
 ``setting`` (pre-processing and discretisation), ``imageType`` (Original, LoG, Wavelet, Square,
-SquareRoot, Logarithm, Exponential, Gradient, LBP2D, with their own arguments and optional per-image-type
-setting overrides) and ``featureClass`` (families, or lists of features).
+SquareRoot, Logarithm, Exponential, Gradient, LBP2D, LBP3D, with their own arguments and optional
+per-image-type setting overrides) and ``featureClass`` (families, or lists of features).
 ``RadiomicsSettings.from_params`` reads such a file or dict; unknown keys (with the closest known
 one), conflicting keys (``binWidth`` with ``binCount``; a key repeated with another value) and bad
 values raise ``SettingsError`` naming the file, the field and the rule.
@@ -162,23 +162,31 @@ class LBP2DSettings(BaseModel):
     lbp2DMethod: Literal["default", "ror", "uniform", "var"] = "uniform"
 
 
+class LBP3DSettings(BaseModel):
+    """PyRadiomics' LBP3D arguments: spherical-harmonic degrees (``lbp3DLevels``), and the radius
+    (voxels) and subdivisions of the icosphere sampled around each voxel."""
+
+    model_config = ConfigDict(extra="forbid")
+    lbp3DLevels: int = Field(2, ge=1)
+    lbp3DIcosphereRadius: float = Field(1.0, gt=0)
+    lbp3DIcosphereSubdivision: int = Field(1, ge=0)
+
+
 _IMAGE_TYPES = ("Original", "LoG", "Wavelet", "Square", "SquareRoot", "Logarithm", "Exponential", "Gradient",
-                "LBP2D")
+                "LBP2D", "LBP3D")
 _OUTPUT_PREFIX = {"Original": "original", "Square": "square", "SquareRoot": "squareroot",
                   "Logarithm": "logarithm", "Exponential": "exponential", "Gradient": "gradient",
                   "LBP2D": "lbp-2D"}
 _SETTING_KEYS = set(Setting.model_fields)
 # filter arguments PyRadiomics also reads from the ``setting`` section (for every image type using them)
 _FILTER_MODELS: dict[str, type[BaseModel]] = {"LoG": LoGSettings, "Wavelet": WaveletSettings,
-                                              "Gradient": GradientSettings, "LBP2D": LBP2DSettings}
+                                              "Gradient": GradientSettings, "LBP2D": LBP2DSettings,
+                                              "LBP3D": LBP3DSettings}
 _FILTER_KEYS = {kind: set(model.model_fields) for kind, model in _FILTER_MODELS.items()}
 # PyRadiomics keys radstore does not implement: why, for the error message
 _UNSUPPORTED = {
     "voxelSetting": "voxel-based extraction (PyRadiomics' feature maps) is not supported",
     "label_channel": "vector (multi-channel) label maps are not supported: pass a single-label mask",
-    "lbp3DLevels": "the LBP3D image type is not supported",
-    "lbp3DIcosphereRadius": "the LBP3D image type is not supported",
-    "lbp3DIcosphereSubdivision": "the LBP3D image type is not supported",
     "inputImage": "it is PyRadiomics 1's name for imageType (PyRadiomics 3 rejects it too): rename it "
                   "imageType",
 }
@@ -305,6 +313,9 @@ class RadiomicsSettings(BaseModel):
                             "width, give it binCount: null beside its binWidth)")
                 raise ValueError(f"imageType {name}'s own {sorted(own)} over the setting section: "
                                  f"{why}") from None
+            if name == "LBP3D" and merged["force2D"]:
+                warnings.warn("LBP3D samples a sphere in 3D while force2D extracts features per slice: use "
+                              "with caution (PyRadiomics warns likewise)", UserWarning, stacklevel=2)
         return self
 
     # ------------------------------------------------------------------ construction
@@ -353,8 +364,8 @@ class RadiomicsSettings(BaseModel):
     def _filter_arguments_from_setting(cls, data: Any) -> Any:
         """PyRadiomics passes the whole ``setting`` section to every filter, so ``sigma`` there
         applies to LoG, ``wavelet``/``start_level``/``level`` to Wavelet, ``gradientUseSpacing`` to
-        Gradient and the ``lbp2D*`` keys to LBP2D (an image type's own arguments win): move them to
-        the image types that use them."""
+        Gradient, the ``lbp2D*`` keys to LBP2D and the ``lbp3D*`` keys to LBP3D (an image type's own
+        arguments win): move them to the image types that use them."""
         if not isinstance(data, Mapping) or not isinstance(data.get("setting"), Mapping):
             return data
         setting = dict(data["setting"])
@@ -388,6 +399,10 @@ class RadiomicsSettings(BaseModel):
             elif kind == "LoG":
                 for s in args["sigma"]:
                     out.append((f"log-sigma-{str(s).replace('.', '-')}-mm-3D", kind, {**args, "sigma": s}))
+            elif kind == "LBP3D":
+                out += [(f"lbp-3D-m{n}", kind, {**args, "lbp3d_image": f"m{n}"})
+                        for n in range(1, args["lbp3DLevels"] + 1)]
+                out.append(("lbp-3D-k", kind, {**args, "lbp3d_image": "k"}))
             elif kind == "Wavelet":
                 n_axes = 2 if self.setting.force2D else 3
                 combos = [format(i, f"0{n_axes}b").replace("0", "L").replace("1", "H")
