@@ -12,7 +12,7 @@ Three generators, each a pure function of its seed:
   modes with ``resegmentShape``, single-slice ROIs with force2D + shape2D, minimum ROI size and
   dimensions, label 5 among label 7 noise.
 - :func:`simple_filters_case`: :func:`settings_case`'s ROIs and settings with all five pointwise and
-  gradient image types and LBP2D.
+  gradient image types and LBP2D, and in about half the cases LBP3D.
 
 A sweep over many seeds (minutes per thousand cases on 2 cores)::
 
@@ -186,7 +186,8 @@ def shape2d_case(seed: int) -> Case:
 def simple_filters_case(seed: int) -> Case:
     """:func:`settings_case`'s ROI and settings with every pointwise and gradient filter and LBP2D
     (and no LoG or wavelet), ``gradientUseSpacing`` and the LBP2D arguments (with its own bin width
-    or count, as its values are small integers) drawn: the sweep that aims at those image types."""
+    or count, as its values are small integers) drawn, and in half the cases LBP3D with its
+    arguments drawn: the sweep that aims at those image types."""
     img, mask, sp, params, _ = settings_case(seed)
     rng = np.random.default_rng([seed, 1])
     image_types: dict[str, Any] = {"Original": {}, **{f: {} for f in SIMPLE_FILTERS}}
@@ -197,6 +198,12 @@ def simple_filters_case(seed: int) -> Case:
     bins = {"binWidth": 1.0, "binCount": None} if method == "uniform" else {"binCount": 8, "binWidth": None}
     image_types["LBP2D"] = {"lbp2DRadius": float(rng.choice([1.0, 1.5, 2.0])),
                             "lbp2DSamples": int(rng.choice([4, 8, 12])), "lbp2DMethod": method, **bins}
+    lbp3d = np.random.default_rng([seed, 2])  # (its own stream: the cases before LBP3D stay as they were)
+    if lbp3d.random() < 0.5:  # (levels from 2: PyRadiomics' LBP3D fails at 1)
+        image_types["LBP3D"] = {"lbp3DLevels": int(lbp3d.integers(2, 4)),
+                                "lbp3DIcosphereRadius": float(lbp3d.choice([1.0, 1.5, 2.0])),
+                                "lbp3DIcosphereSubdivision": int(lbp3d.integers(0, 3)),
+                                "binCount": 8, "binWidth": None}
     return img, mask, sp, {**params, "imageType": image_types}, False
 
 

@@ -148,3 +148,74 @@ def test_log_of_a_constant_image_is_zero_as_itk(sigma: float, spacing: float) ->
     got = log_crop(image, sp, (slice(3, 9), slice(5, 25), slice(5, 25)), sigma)
     ref = _pyradiomics("LoG", image, sp, sigma=[sigma])[f"log-sigma-{str(sigma).replace('.', '-')}-mm-3D"]
     assert np.abs(ref).max() < 1e-9 and np.abs(got).max() < 1e-9
+
+
+def _lbp3d_pyradiomics(image: np.ndarray, mask: np.ndarray, **kwargs: object) -> dict[str, np.ndarray]:
+    from radstore.radiomics.pyradiomics_backend import _scipy_sph_harm
+
+    with _scipy_sph_harm():
+        return {name: sitk.GetArrayFromImage(out) for out, name, _ in imageoperations.getLBP3DImage(
+            _sitk(image, (1.0, 1.0, 1.0)), _sitk(mask.astype(np.uint8), (1.0, 1.0, 1.0)), **kwargs)}
+
+
+def _plateaued(shape: tuple[int, int, int], seed: int, dtype: type, level: float | None) -> np.ndarray:
+    """Structure cut flat at ``level`` (default: its 60th percentile): plateaus whose spline samples
+    equal their centre in exact arithmetic, so the comparisons LBP3D makes there are decided by
+    rounding."""
+    img = _image(shape, seed, np.float64) * 0.37
+    cut = np.quantile(img, 0.6)
+    return (np.minimum(img, cut) + ((level - cut) if level is not None else 0.0)).astype(dtype)
+
+
+@pytest.mark.parametrize(("shape", "box"), [((48, 90, 88), (slice(18, 27), slice(40, 52), slice(35, 50))),
+                                            ((20, 30, 28), (slice(0, 7), slice(20, 30), slice(5, 17)))])
+@pytest.mark.parametrize(("dtype", "plateau"), [(np.float64, None), (np.float64, 0.0), (np.int16, None)])
+@pytest.mark.parametrize(("levels", "radius", "subdivision"), [(2, 1.0, 1), (3, 1.7, 0)])
+def test_lbp3d_window_equals_whole_image_bit_for_bit(shape, box: Box, dtype: type, plateau: float | None,
+                                                     levels: int, radius: float, subdivision: int,
+                                                     monkeypatch) -> None:
+    """LBP3D from a window (the ROI box plus the spline prefilter's margin; cut on every axis in the
+    first shape) equals PyRadiomics' ``getLBP3DImage`` on the whole image bit for bit at every ROI
+    voxel (on plateaus too, where rounding decides a sample against its centre), in blocks of a
+    few voxels as in one."""
+    from radstore.radiomics import filters
+
+    image = _plateaued(shape, 3, dtype, plateau)
+    mask = np.zeros(shape, dtype=bool)
+    mask[box] = np.random.default_rng(1).random(mask[box].shape) < 0.8
+    kwargs = {"lbp3DLevels": levels, "lbp3DIcosphereRadius": radius, "lbp3DIcosphereSubdivision": subdivision}
+    ref = _lbp3d_pyradiomics(image, mask, **kwargs)
+    assert sorted(ref) == sorted([f"lbp-3D-m{n}" for n in range(1, levels + 1)] + ["lbp-3D-k"])
+    for block in (filters.LBP3D_BLOCK_ELEMENTS, 5 * 42 * levels**2):
+        monkeypatch.setattr(filters, "LBP3D_BLOCK_ELEMENTS", block)
+        ours = filters.lbp3d_crops(image, mask, box, levels, radius, subdivision)
+        for name, crop in ours.items():
+            want = ref[f"lbp-3D-{name}"][box][mask[box]]
+            assert np.array_equal(crop[mask[box]], want, equal_nan=True), (name, block)
+            assert not crop[~mask[box]].any()
+    if dtype == np.float64:  # (the ties are there: without the margin the plateaus' comparisons flip)
+        monkeypatch.setattr(filters, "LBP3D_SPLINE_MARGIN", 0)
+        cut = filters.lbp3d_crops(image, mask, box, levels, radius, subdivision)
+        assert not np.array_equal(cut["m1"][mask[box]], ref["lbp-3D-m1"][box][mask[box]])
+
+
+def test_legacy_sph_harm_is_scipy_1_14s_bit_for_bit() -> None:
+    """PyRadiomics' LBP3D harmonics: SciPy 1.14's ``sph_harm`` (removed in 1.17) at its icosphere
+    angles (``reference/sph_harm_scipy_1_14.json``, written by SciPy 1.14.1 itself), bit for bit;
+    SciPy's replacement ``sph_harm_y`` is ~1 ulp off at many of them."""
+    import json
+    from pathlib import Path
+
+    from scipy.special import sph_harm_y
+
+    from radstore.radiomics.filters import legacy_sph_harm
+
+    ref = json.loads((Path(__file__).parent / "reference" / "sph_harm_scipy_1_14.json").read_text())
+    assert ref["scipy"].startswith("1.14")
+    off_by_ulps = 0
+    for row in ref["rows"]:
+        theta, phi = np.array(row["theta"]), np.array(row["phi"])
+        want = np.array(row["real"]) + 1j * np.array(row["imag"])
+        assert np.array_equal(legacy_sph_harm(row["m"], row["n"], theta, phi), want), (row["m"], row["n"])
+        off_by_ulps += int((sph_harm_y(row["n"], row["m"], phi, theta) != want).sum())
+    assert off_by_ulps > 100

@@ -43,7 +43,7 @@ def _case(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, tuple[float
     if rng.random() < 0.2:
         image_types["Wavelet"] = {}
     if rng.random() < 0.2:
-        kinds = ["Square", "SquareRoot", "Logarithm", "Exponential", "Gradient", "LBP2D"]
+        kinds = ["Square", "SquareRoot", "Logarithm", "Exponential", "Gradient", "LBP2D", "LBP3D"]
         image_types.update({str(k): {} for k in rng.choice(kinds, 2, replace=False)})
     params: dict[str, Any] = {"setting": st, "imageType": image_types}
     if rng.random() < 0.3:

@@ -122,6 +122,59 @@ def test_pointwise_gradient_and_lbp2d_images(case: str) -> None:
     _assert_close(ours, pb.extract(image, mask, spacing, settings), rtol=1e-4)
 
 
+@pytest.mark.parametrize("case", ["int16_defaults", "float32_resampled_resegmented", "force2d_on_the_edge"])
+def test_lbp3d_images(case: str) -> None:
+    """LBP3D (trimesh icosphere samples, cubic spline, spherical harmonics; m1..mL and kurtosis
+    images) against PyRadiomics' own ``getLBP3DImage`` (SciPy's removed ``sph_harm`` supplied as
+    documented) at 1e-4, with its arguments drawn from the setting section and its own binning."""
+    image, mask, spacing = _synthetic(29)
+    setting: dict = {"binCount": 16}
+    lbp: dict = {}
+    if case == "float32_resampled_resegmented":
+        image = (image * 0.37).astype(np.float32)
+        setting.update({"resampledPixelSpacing": [1, 1, 1], "normalize": True, "resegmentRange": [-2.5, 2.5],
+                        "lbp3DLevels": 3, "lbp3DIcosphereRadius": 2.0, "lbp3DIcosphereSubdivision": 2})
+        lbp = {"binWidth": 0.5, "binCount": None}
+    elif case == "force2d_on_the_edge":
+        mask = np.roll(mask, (-4, 6, -7), axis=(0, 1, 2))
+        setting.update({"force2D": True, "force2Ddimension": 1})
+    params = {"setting": setting, "imageType": {"Original": {}, "LBP3D": lbp},
+              "featureClass": {"firstorder": None, "glcm": None, "gldm": None}}
+    with pytest.warns(UserWarning, match="LBP3D") if "force2D" in setting else contextlib.nullcontext():
+        settings = RadiomicsSettings.from_params(params)
+    levels = setting.get("lbp3DLevels", 2)
+    assert settings.image_type_names() == ["original", *[f"lbp-3D-m{n}" for n in range(1, levels + 1)],
+                                           "lbp-3D-k"]
+    ours = extract(image, mask, spacing, settings)
+    _assert_close(ours, pb.extract(image, mask, spacing, settings), rtol=1e-4)
+
+
+def test_lbp3d_with_one_level_is_the_first_of_more() -> None:
+    """``lbp3DLevels: 1`` (which PyRadiomics' LBP3D crashes on): its m1 and kurtosis images are those
+    of any higher level count, which PyRadiomics computes."""
+    image, mask, spacing = _synthetic(31)
+    one, two = (RadiomicsSettings.from_params({"setting": {"binCount": 16}, "imageType": {
+        "LBP3D": {"lbp3DLevels": levels}}}) for levels in (1, 2))
+    assert one.image_type_names() == ["lbp-3D-m1", "lbp-3D-k"]
+    with pytest.raises(ValueError, match="lbp3DLevels: 1"):
+        pb.extract(image, mask, spacing, one)
+    ours = extract(image, mask, spacing, one)
+    ref = {k: v for k, v in pb.extract(image, mask, spacing, two).items() if not k.startswith("lbp-3D-m2")}
+    _assert_close(ours, ref, rtol=1e-4)
+
+
+def test_lbp3d_of_a_flat_neighbourhood_is_an_error_naming_it() -> None:
+    """Where all samples around a ROI voxel are equal the kurtosis image is NaN: PyRadiomics fails on
+    it, and so do we, saying why."""
+    image, mask, spacing = _synthetic(29)
+    image[1:] = 50
+    settings = RadiomicsSettings.from_params({"setting": {"binCount": 16}, "imageType": {"LBP3D": {}}})
+    with pytest.raises(pb.ROIError):
+        pb.extract(image, mask, spacing, settings)
+    with pytest.raises(pb.ROIError, match=r"lbp-3D-k image.*flat neighbourhood"):
+        extract(image, mask, spacing, settings)
+
+
 @pytest.mark.parametrize("kernels", ["numpy", "torch"])
 def test_features_enabled_only_by_name(kernels: str) -> None:
     """PyRadiomics' redundant features, computed only when a params file names them: first-order

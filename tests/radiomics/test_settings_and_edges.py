@@ -54,7 +54,9 @@ def test_params_files_and_filter_names():
     ({"voxelSetting": {"kernelRadius": 1}}, "voxel-based extraction"),
     ({"featureClass": {}}, "enables no feature"),
     ({"imageType": {"Square": {"sigma": [1]}}}, "Square takes no arguments of its own"),
-    ({"imageType": {"LBP3D": {}}}, "'LBP3D' is not supported"),
+    ({"imageType": {"LBP3D": {"lbp3DLevels": 0}}}, "lbp3DLevels"),
+    ({"imageType": {"LBP3D": {"lbp3DIcosphereRadius": 0}}}, "lbp3DIcosphereRadius"),
+    ({"imageType": {"LBP3D": {"lbp3DSubdivision": 2}}}, "did you mean 'lbp3DIcosphereSubdivision'"),
     ({"imageType": {"LBP2D": {"lbp2DMethod": "nri_uniform"}}}, "lbp2DMethod"),
     ({"setting": {"binCount": 16}, "imageType": {"LBP2D": {"binWidth": 1}}}, "give it binCount: null"),
     ({"featureClass": {"texture": None}}, "unknown feature class"),
@@ -68,13 +70,16 @@ def test_invalid_params_name_the_field(params, message):
 
 
 def test_every_image_type_names_its_columns_as_pyradiomics():
-    s = RadiomicsSettings.from_params({"imageType": {
+    s = RadiomicsSettings.from_params({"setting": {"lbp3DLevels": 3}, "imageType": {
         "Gradient": {"gradientUseSpacing": False}, "Exponential": {}, "Logarithm": {}, "SquareRoot": {},
-        "Square": {}, "Wavelet": {}, "LoG": {"sigma": [1, 2.5]}, "Original": {}, "LBP2D": {}}})
+        "Square": {}, "Wavelet": {}, "LoG": {"sigma": [1, 2.5]}, "Original": {}, "LBP2D": {}, "LBP3D": {}}})
     names = feature_names(s)
-    assert len(names) == 14 + 93 * (1 + 2 + 8 + 6)
-    assert s.image_type_names()[-6:] == ["square", "squareroot", "logarithm", "exponential", "gradient",
-                                         "lbp-2D"]
+    assert len(names) == 14 + 93 * (1 + 2 + 8 + 6 + 4)
+    assert s.image_type_names()[-10:] == ["square", "squareroot", "logarithm", "exponential", "gradient",
+                                          "lbp-2D", "lbp-3D-m1", "lbp-3D-m2", "lbp-3D-m3", "lbp-3D-k"]
+    assert s.imageType["LBP3D"] == {"lbp3DLevels": 3, "lbp3DIcosphereRadius": 1.0,
+                                    "lbp3DIcosphereSubdivision": 1}
+    assert "lbp3DLevels" not in s.setting.model_dump()
     assert "squareroot_glcm_Contrast" in names and "gradient_ngtdm_Strength" in names
     assert s.imageType["Gradient"] == {"gradientUseSpacing": False}
 
