@@ -255,9 +255,10 @@ def _map(fn: Callable[[Any], Any], items: Sequence[Any] | range, workers: int) -
 
 
 def _prepare_roi(i: int, roi: ROI, settings: RadiomicsSettings, enabled: dict[str, tuple[str, ...]],
-                 image_types: list[tuple[str, str, dict[str, Any]]], lab: int, device: str
-                 ) -> tuple[dict[str, float], list[_Crop]]:
-    """Pre-processing, shape features and the cropped derived images (one per image type) of ROI ``i``."""
+                 image_types: list[tuple[str, str, dict[str, Any]]], lab: int, device: str,
+                 threads: int = 1) -> tuple[dict[str, float], list[_Crop]]:
+    """Pre-processing, shape features and the cropped derived images (one per image type) of ROI
+    ``i``; ``threads`` for the filters that split one ROI's work (LBP3D)."""
     image, mask, spacing = roi
     s0 = settings.setting
     ibsi = settings.compatibility == "ibsi"
@@ -277,7 +278,7 @@ def _prepare_roi(i: int, roi: ROI, settings: RadiomicsSettings, enabled: dict[st
             vals = shape_2d(sm, prep.spacing_zyx, s0.force2Ddimension, unbiased_pca=ibsi)
             row.update({f"original_shape2D_{n}": vals[n] for n in enabled["shape2D"]})
         images = derived_crops(prep.array, prep.spacing_zyx, prep.bbox, image_types, s0.force2D,
-                               s0.force2Ddimension, prep.mask)
+                               s0.force2Ddimension, prep.mask, threads)
         cmask = np.ascontiguousarray(prep.mask[prep.bbox])
         crops = []
         for name, kind, args in image_types:
@@ -364,8 +365,10 @@ def extract_batch(rois: Sequence[ROI], settings: RadiomicsSettings, label: int |
     enabled = dict(_enabled_features_of(settings_json))
     image_types = settings.image_types()
     with _cpu_threads(device) as workers:
-        per_roi = _map(lambda i: _prepare_roi(i, rois[i], settings, enabled, image_types, lab, device),
-                       range(len(rois)), _roi_workers(rois, workers))
+        roi_workers = min(_roi_workers(rois, workers), max(1, len(rois)))
+        per_roi = _map(lambda i: _prepare_roi(i, rois[i], settings, enabled, image_types, lab, device,
+                                              max(1, workers // roi_workers)),
+                       range(len(rois)), roi_workers)
         results = [dict(row) for row, _ in per_roi]
         budget = CPU_BATCH_VOXELS if torch.device(device).type == "cpu" else MAX_BATCH_VOXELS
         chunks = _chunks([c for _, crops in per_roi for c in crops], workers, budget)

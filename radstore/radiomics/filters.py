@@ -55,6 +55,7 @@ import functools
 import itertools
 import math
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -385,7 +386,7 @@ def lbp3d_basis(levels: int, radius: float, subdivision: int) -> tuple[np.ndarra
 
 
 def lbp3d_crops(image: np.ndarray, mask: np.ndarray, box: Box, levels: int, radius: float,
-                subdivision: int) -> dict[str, np.ndarray]:
+                subdivision: int, threads: int = 1) -> dict[str, np.ndarray]:
     """PyRadiomics' ``getLBP3DImage`` inside ``box`` of ``image`` [z, y, x], at the voxels of the
     ROI ``mask`` (bool, same grid): ``{"m1": ..., "m<levels>": ..., "k": ...}``, float64 crops of
     ``box``, 0 outside the ROI (PyRadiomics leaves those voxels unset; no feature reads them).
@@ -393,7 +394,8 @@ def lbp3d_crops(image: np.ndarray, mask: np.ndarray, box: Box, levels: int, radi
     (Fisher, biased: NaN where the samples are all equal), ``s_v = [f_v >= image[p]]``,
     ``c_j = sum_v s_v Y_vj`` and ``m<n+1> = Re sqrt(sum_v (sum_{j of degree n} c_j Y_vj)^2)`` (the
     complex square, as PyRadiomics writes it), in PyRadiomics' order of operations, blocks of
-    voxels at a time."""
+    voxels at a time, on ``threads`` threads (SciPy's sampling, most of the time, releases the GIL;
+    each voxel's values do not depend on its block)."""
     from scipy.ndimage import map_coordinates, spline_filter
     from scipy.stats import kurtosis
 
@@ -410,13 +412,16 @@ def lbp3d_crops(image: np.ndarray, mask: np.ndarray, box: Box, levels: int, radi
     out = {f"m{n + 1}": np.zeros(tuple(b.stop - b.start for b in box)) for n in range(levels)}
     out["k"] = np.zeros_like(out["m1"])
     block = max(1, LBP3D_BLOCK_ELEMENTS // (len(vertices) * harmonics.shape[1]))
-    for start in range(0, len(centres), block):
+    if threads > 1:  # (at least one block per thread)
+        block = min(block, max(1, -(-len(centres) // threads)))
+
+    def block_values(start: int) -> tuple[np.ndarray, np.ndarray]:
+        """(norms (P, levels), kurtosis (P,)) of the voxels ``start:start + block``."""
         part = slice(start, start + block)
         coords = centres[part][None, :, :] + vertices[:, None, :]  # (Nv, P, 3), PyRadiomics' sums
         samples = map_coordinates(spline, (coords - origin).T, output=values.dtype, order=3,
                                   mode="constant", prefilter=False)  # (P, Nv); "- origin" is exact
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
+        with np.errstate(all="ignore"):
             k = kurtosis(samples, axis=1)
         signs = np.greater_equal(samples, at_centre[part][:, None]).astype(int)
         c = np.multiply(signs[:, :, None], harmonics[None, :, :]).sum(axis=1)  # (P, J)
@@ -425,11 +430,21 @@ def lbp3d_crops(image: np.ndarray, mask: np.ndarray, box: Box, levels: int, radi
             per_degree = np.concatenate(
                 (per_degree, np.sum(np.multiply(c[:, None, degrees == n], harmonics[None, :, degrees == n]),
                                     axis=2, keepdims=True)), axis=2)  # (P, Nv, levels)
-        norms = np.real(np.sqrt(np.sum(per_degree ** 2, axis=1)))  # (P, levels)
-        where = tuple(r[part] for r in roi)
+        return np.real(np.sqrt(np.sum(per_degree ** 2, axis=1))), np.real(k)
+
+    starts = range(0, len(centres), block)
+    with warnings.catch_warnings():  # (kurtosis of equal samples: NaN, reported by the engine)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if threads > 1 and len(starts) > 1:
+            with ThreadPoolExecutor(max_workers=min(threads, len(starts))) as pool:
+                results = list(pool.map(block_values, starts))
+        else:
+            results = [block_values(start) for start in starts]
+    for start, (norms, k) in zip(starts, results, strict=True):
+        where = tuple(r[start : start + block] for r in roi)
         for n in range(levels):
             out[f"m{n + 1}"][where] = norms[:, n]
-        out["k"][where] = np.real(k)
+        out["k"][where] = k
     return out
 
 
@@ -451,12 +466,12 @@ def gradient_crop(image: np.ndarray, spacing_zyx: tuple[float, float, float], bo
 
 def derived_crops(image: np.ndarray, spacing_zyx: tuple[float, float, float], box: Box,
                   image_types: list[tuple[str, str, dict[str, Any]]],
-                  force2d: bool, force2d_dimension: int, mask: np.ndarray | None = None
-                  ) -> dict[str, np.ndarray]:
+                  force2d: bool, force2d_dimension: int, mask: np.ndarray | None = None,
+                  threads: int = 1) -> dict[str, np.ndarray]:
     """Every derived image named as PyRadiomics names it (``original``, ``log-sigma-...``,
     ``wavelet-LLH``...) as a contiguous float64 crop of ``box``, from the (pre-processed) image
     values ``image`` [z, y, x]: the values PyRadiomics' whole-image filters give inside the box
-    (LBP3D: inside the ROI ``mask``, bool on the image's grid, which it needs)."""
+    (LBP3D: inside the ROI ``mask``, bool on the image's grid, which it needs; on ``threads``)."""
     out: dict[str, np.ndarray] = {}
     bands: dict[tuple[int, str], np.ndarray] | None = None
     lbp3d: dict[str, np.ndarray] | None = None
@@ -480,7 +495,7 @@ def derived_crops(image: np.ndarray, spacing_zyx: tuple[float, float, float], bo
                 raise ValueError("the LBP3D image needs the ROI mask")
             if lbp3d is None:
                 lbp3d = lbp3d_crops(image, mask, box, args["lbp3DLevels"], args["lbp3DIcosphereRadius"],
-                                    args["lbp3DIcosphereSubdivision"])
+                                    args["lbp3DIcosphereSubdivision"], threads)
             out[name] = lbp3d[args["lbp3d_image"]]
         elif kind == "Wavelet":
             if bands is None:

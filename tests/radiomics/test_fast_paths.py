@@ -226,6 +226,44 @@ def test_thread_pool_batch_equals_sequential_and_restores_threads(monkeypatch: p
         np.testing.assert_allclose(list(a.values()), list(b.values()), rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("n_rois", [1, 2])
+def test_lbp3d_of_one_roi_on_the_callers_threads_equals_one_thread(n_rois: int,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the ROI pool idle (one ROI, or small images run one by one) the caller's threads go to
+    LBP3D's voxel blocks; the features are those of one thread, bit for bit."""
+    import torch
+
+    from radstore.radiomics import RadiomicsSettings, extract_batch, filters
+
+    given: list[int] = []
+    lbp3d = filters.lbp3d_crops
+
+    def recording(*a: Any, **k: Any) -> Any:
+        given.append(a[6] if len(a) > 6 else k.get("threads", 1))
+        return lbp3d(*a, **k)
+
+    monkeypatch.setattr(filters, "lbp3d_crops", recording)
+    settings = RadiomicsSettings.from_params({"imageType": {"LBP3D": {"lbp3DLevels": 2}},
+                                              "setting": {"binCount": 16}})
+    rng = np.random.default_rng(4)
+    rois = []
+    for k in range(n_rois):
+        img = rng.normal(40, 30, (14, 22, 20)).round().astype(np.int16)
+        m = np.zeros(img.shape, dtype=np.uint8)
+        m[3:11, 4:18 - k, 5:16] = 1
+        rois.append((img, m, (2.0, 0.8, 0.8)))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = extract_batch(rois, settings)
+        torch.set_num_threads(2)
+        two = extract_batch(rois, settings)
+    finally:
+        torch.set_num_threads(before)
+    assert given == [1] * n_rois + [2] * n_rois
+    assert two == one
+
+
 @pytest.mark.parametrize("reseg", [False, True])
 def test_prepare_without_simpleitk_equals_round_trip(reseg: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without normalisation/resampling/pre-crop the image skips SimpleITK; with the fast path

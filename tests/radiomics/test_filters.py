@@ -177,7 +177,7 @@ def test_lbp3d_window_equals_whole_image_bit_for_bit(shape, box: Box, dtype: typ
     """LBP3D from a window (the ROI box plus the spline prefilter's margin; cut on every axis in the
     first shape) equals PyRadiomics' ``getLBP3DImage`` on the whole image bit for bit at every ROI
     voxel (on plateaus too, where rounding decides a sample against its centre), in blocks of a
-    few voxels as in one."""
+    few voxels as in one, on threads as on one."""
     from radstore.radiomics import filters
 
     image = _plateaued(shape, 3, dtype, plateau)
@@ -186,12 +186,13 @@ def test_lbp3d_window_equals_whole_image_bit_for_bit(shape, box: Box, dtype: typ
     kwargs = {"lbp3DLevels": levels, "lbp3DIcosphereRadius": radius, "lbp3DIcosphereSubdivision": subdivision}
     ref = _lbp3d_pyradiomics(image, mask, **kwargs)
     assert sorted(ref) == sorted([f"lbp-3D-m{n}" for n in range(1, levels + 1)] + ["lbp-3D-k"])
-    for block in (filters.LBP3D_BLOCK_ELEMENTS, 5 * 42 * levels**2):
+    for block, threads in ((filters.LBP3D_BLOCK_ELEMENTS, 1), (5 * 42 * levels**2, 1),
+                           (filters.LBP3D_BLOCK_ELEMENTS, 3), (5 * 42 * levels**2, 2)):
         monkeypatch.setattr(filters, "LBP3D_BLOCK_ELEMENTS", block)
-        ours = filters.lbp3d_crops(image, mask, box, levels, radius, subdivision)
+        ours = filters.lbp3d_crops(image, mask, box, levels, radius, subdivision, threads)
         for name, crop in ours.items():
             want = ref[f"lbp-3D-{name}"][box][mask[box]]
-            assert np.array_equal(crop[mask[box]], want, equal_nan=True), (name, block)
+            assert np.array_equal(crop[mask[box]], want, equal_nan=True), (name, block, threads)
             assert not crop[~mask[box]].any()
     if dtype == np.float64:  # (the ties are there: without the margin the plateaus' comparisons flip)
         monkeypatch.setattr(filters, "LBP3D_SPLINE_MARGIN", 0)
