@@ -4,6 +4,8 @@ variance and correlation filters."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -166,8 +168,9 @@ class CorrelationFilter(BaseEstimator, TransformerMixin):
 class UnivariateSelector(BaseEstimator, TransformerMixin):
     """Keep features whose two-group test p-value (Welch t-test or Mann–Whitney U) between y = 1
     and y = 0 is < ``p_max``; at least ``min_features`` and at most ``max_features`` of the smallest
-    p-values. Fitted inside each CV fold when used in a Pipeline (no selection leakage;
-    Ambroise & McLachlan 2002, PNAS 99:6562)."""
+    p-values. A feature constant over the fold (to rounding: its range within ``64 eps`` of its
+    magnitude) has p = 1, as has an undefined p-value. Fitted inside each CV fold when used in a
+    Pipeline (no selection leakage; Ambroise & McLachlan 2002, PNAS 99:6562)."""
 
     def __init__(self, test: str = "ttest", p_max: float = 0.05, min_features: int = 1,
                  max_features: int | None = 50) -> None:
@@ -182,14 +185,18 @@ class UnivariateSelector(BaseEstimator, TransformerMixin):
         X = np.asarray(X, float)
         y = np.asarray(y).astype(int)
         a, b = X[y == 1], X[y == 0]
-        if self.test == "ttest":
-            with np.errstate(invalid="ignore", divide="ignore"):
-                p = stats.ttest_ind(a, b, axis=0, equal_var=False).pvalue
-        elif self.test == "mannwhitney":
-            p = stats.mannwhitneyu(a, b, axis=0, alternative="two-sided").pvalue
-        else:
+        if self.test not in ("ttest", "mannwhitney"):
             raise ValueError(f"test must be 'ttest' or 'mannwhitney', got {self.test!r}")
-        p = np.where(np.isfinite(p), p, 1.0)
+        # SciPy's "precision loss" warning flags groups of (nearly) equal values: constant features
+        # get p = 1 below, and a group constant against a different one is rightly p ~ 0
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Precision loss occurred", category=RuntimeWarning)
+            if self.test == "ttest":
+                p = stats.ttest_ind(a, b, axis=0, equal_var=False).pvalue
+            else:
+                p = stats.mannwhitneyu(a, b, axis=0, alternative="two-sided").pvalue
+        flat = np.ptp(X, axis=0) <= 64 * np.finfo(float).eps * np.abs(X).max(axis=0, initial=0.0)
+        p = np.where(np.isfinite(p) & ~flat, p, 1.0)
         order = np.argsort(p, kind="mergesort")
         n_sig = int((p < self.p_max).sum())
         n = max(self.min_features, n_sig)
