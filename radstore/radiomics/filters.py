@@ -425,11 +425,11 @@ def lbp3d_crops(image: np.ndarray, mask: np.ndarray, box: Box, levels: int, radi
             k = kurtosis(samples, axis=1)
         signs = np.greater_equal(samples, at_centre[part][:, None]).astype(int)
         c = np.multiply(signs[:, :, None], harmonics[None, :, :]).sum(axis=1)  # (P, J)
-        per_degree = np.multiply(c[:, None, degrees == 0], harmonics[None, :, degrees == 0])
+        per_degree = np.empty((len(c), len(vertices), levels), dtype=harmonics.dtype)  # (P, Nv, levels)
+        per_degree[:, :, 0] = np.multiply(c[:, None, 0], harmonics[None, :, 0])  # (degree 0: one order)
         for n in range(1, levels):
-            per_degree = np.concatenate(
-                (per_degree, np.sum(np.multiply(c[:, None, degrees == n], harmonics[None, :, degrees == n]),
-                                    axis=2, keepdims=True)), axis=2)  # (P, Nv, levels)
+            of_n = degrees == n
+            per_degree[:, :, n] = np.sum(np.multiply(c[:, None, of_n], harmonics[None, :, of_n]), axis=2)
         return np.real(np.sqrt(np.sum(per_degree ** 2, axis=1))), np.real(k)
 
     starts = range(0, len(centres), block)
