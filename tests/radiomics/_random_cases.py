@@ -22,7 +22,12 @@ A sweep over many seeds (minutes per thousand cases on 2 cores)::
 
 prints every case whose features differ (beyond 1e-4 relative, 1e-3 with filters) or where one side
 refuses the ROI and the other does not (features PyRadiomics gives as NaN must be the ones our
-ROIError names); ``test_oracle.py`` runs a fixed sample of both.
+ROIError names); ``test_oracle.py`` runs a fixed sample of both. With ``--device cuda`` (or
+``--device torch-cpu``: the torch kernels CUDA runs, on the CPU) the same cases compare our engine on
+that device with our engine on the CPU instead, within 1e-5 relative (:func:`compare_devices`; the
+GPU check ``benchmarks/gpu_check.sh`` runs it)::
+
+    python -m tests.radiomics._random_cases filters 0 100 --device cuda
 """
 
 from __future__ import annotations
@@ -244,21 +249,67 @@ def compare(case: Case) -> str | None:
     return f"{len(bad)}/{len(ref)} features differ: {bad[:3]}" if bad else None
 
 
+def compare_devices(case: Case, device: str) -> str | None:
+    """None when our engine gives the same features on ``device`` as on the CPU (within 1e-5
+    relative, 1e-8 absolute: the CPU/CUDA agreement the engine promises) or refuses the ROI on both,
+    else a one-line description of the difference. ``device`` "torch-cpu" runs the torch kernels
+    and formulas that CUDA runs, on the CPU (``torch_kernels()``)."""
+    import contextlib
+
+    from radstore.radiomics import RadiomicsSettings, extract
+    from radstore.radiomics._neighbours import torch_kernels
+
+    img, mask, spacing, params, _ = case
+    settings = RadiomicsSettings.from_params(params)
+    results: list[dict[str, float] | str] = []
+    for dev in ("cpu", device):
+        scope = torch_kernels() if dev == "torch-cpu" else contextlib.nullcontext()
+        try:
+            with scope:
+                results.append(extract(img, mask, spacing, settings,
+                                       device="cpu" if dev == "torch-cpu" else dev))
+        except Exception as exc:
+            results.append(f"{type(exc).__name__}: {str(exc)[:120]}")
+    cpu, other = results
+    if isinstance(cpu, str) or isinstance(other, str):
+        if isinstance(cpu, str) and isinstance(other, str):
+            return None
+        return f"cpu: {cpu if isinstance(cpu, str) else 'features'}; {device}: " \
+               f"{other if isinstance(other, str) else 'features'}"
+    if list(cpu) != list(other):
+        return f"names differ: {sorted(set(cpu) ^ set(other))[:5]}"
+    bad = [(k, other[k], cpu[k]) for k in cpu
+           if not np.isclose(other[k], cpu[k], rtol=1e-5, atol=1e-8)]
+    return f"{len(bad)}/{len(cpu)} features differ: {bad[:3]}" if bad else None
+
+
 def main(argv: list[str]) -> int:
+    """``KIND START COUNT [--device DEVICE]``: sweep seeds ``START..START+COUNT-1``; exit code 1 when
+    any case differs."""
+    import argparse
     import warnings
 
     warnings.simplefilter("ignore")
-    kind, start, count = argv[0], int(argv[1]), int(argv[2])
-    generator = GENERATORS[kind]
+    ap = argparse.ArgumentParser(prog="python -m tests.radiomics._random_cases")
+    ap.add_argument("kind", choices=sorted(GENERATORS))
+    ap.add_argument("start", type=int)
+    ap.add_argument("count", type=int)
+    ap.add_argument("--device", default=None,
+                    help="compare our engine on this device (cuda, torch-cpu) with ours on the CPU "
+                         "instead of with PyRadiomics")
+    args = ap.parse_args(argv)
+    generator = GENERATORS[args.kind]
     failures = 0
-    for seed in range(start, start + count):
+    for seed in range(args.start, args.start + args.count):
         case = generator(seed)
-        problem = compare(case)
+        problem = compare(case) if args.device is None else compare_devices(case, args.device)
         if problem is not None:
             failures += 1
             img, _, spacing, params, _ = case
             print(f"seed {seed}: {img.dtype} {img.shape} {spacing} {params}\n  {problem}", flush=True)
-    print(f"{kind} seeds {start}..{start + count - 1}: {failures} differ", flush=True)
+    against = "PyRadiomics" if args.device is None else f"ours on {args.device} vs ours on cpu"
+    print(f"{args.kind} seeds {args.start}..{args.start + args.count - 1} ({against}): {failures} differ",
+          flush=True)
     return 1 if failures else 0
 
 
