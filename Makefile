@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-slow test-all lint clean
+.PHONY: install demo test test-slow test-all gpu-check lint clean
 
 install: $(STAMP)
 
@@ -28,6 +28,9 @@ test-slow: install
 
 test-all: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+gpu-check: install
+	PY=$(BIN)/python bash benchmarks/gpu_check.sh
 
 lint: install
 	$(BIN)/ruff check .

@@ -17,7 +17,13 @@ SimpleITK threads are set to the same count for both backends
 median, min and max speedup (on a shared VM whole runs drift by tens of percent).
 
     PYTHONPATH=$PWD python benchmarks/radiomics.py [--threads 1 2] [--runs 3] [--device cuda]
-        [--skip-pyradiomics-filters]
+        [--skip-pyradiomics-filters] [--cases small_roi large_roi] [--batch-size 64] [--quick]
+        [--data DIR]
+
+``--cases`` times only the named cases (the batch rows always run), ``--batch-size`` sets the number
+of small ROIs in the batch rows (16; a GPU wants more), ``--quick`` takes fewer repeats (best of 5
+for ms-scale calls, 1 for large ones: for a short GPU lease, see ``benchmarks/gpu_check.sh``) and
+``--data`` reads the reference images from another folder than ``../shared/data``.
 """
 
 from __future__ import annotations
@@ -77,15 +83,16 @@ def full_ct_lesion(shape: tuple[int, int, int] = (60, 512, 512), seed: int = 3):
     return image, lesion.astype(np.uint8), (2.5, 0.75, 0.75)
 
 
-def cases() -> dict[str, tuple[np.ndarray, np.ndarray, tuple[float, float, float]]]:
+def cases(shared: Path = SHARED) -> dict[str, tuple[np.ndarray, np.ndarray, tuple[float, float, float]]]:
+    """The timed cases by name; the IBSI phantom and the sarcoma CT where ``shared`` holds them."""
     out = {}
-    base = SHARED / "ibsi1" / "ct_phantom" / "nifti"
+    base = shared / "ibsi1" / "ct_phantom" / "nifti"
     if base.is_dir():
         im = sitk.ReadImage(str(base / "image" / "phantom.nii.gz"))
         ma = sitk.ReadImage(str(base / "mask" / "mask.nii.gz"))
         out["ibsi_ct_phantom"] = (sitk.GetArrayFromImage(im), sitk.GetArrayFromImage(ma),
                                   tuple(float(s) for s in im.GetSpacing()[::-1]))
-    sts = SHARED / "sts" / "STS_001" / "CT" / "dicom"
+    sts = shared / "sts" / "STS_001" / "CT" / "dicom"
     if sts.is_dir():
         from radstore.radiomics.files import read_image, read_mask
 
@@ -168,9 +175,19 @@ def timed_pair(fa, fb, repeat: int, block: int = 1) -> tuple[float, float | None
     return ba, (None if fb is None else bb)
 
 
-def one_run(data: dict, threads_list: list[int], device: str, pb, skip_filters: bool, run: int) -> list[dict]:
-    """One pass over every case and thread count: a row per case (``run`` recorded)."""
+def one_run(data: dict, threads_list: list[int], device: str, pb, skip_filters: bool, run: int,
+            batch_size: int = 16, quick: bool = False, on_row=None) -> list[dict]:
+    """One pass over every case and thread count: a row per case (``run`` recorded), then the batch
+    rows over ``batch_size`` small ROIs; ``quick``: fewer repeats; ``on_row(row)`` after each row."""
     rows: list[dict] = []
+
+    def done(row: dict) -> None:
+        row["run"] = run
+        rows.append(row)
+        print(row, flush=True)
+        if on_row is not None:
+            on_row(row)
+
     for threads in threads_list:
         torch.set_num_threads(threads)
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
@@ -183,46 +200,44 @@ def one_run(data: dict, threads_list: list[int], device: str, pb, skip_filters: 
                 if pb is not None and not (label == "log+wavelet" and skip_filters):
                     fb = partial(pb.extract, *roi, settings)
                 repeat = 15 if roi[0].size < 200_000 else (3 if label == "original" else 2)
+                if quick:
+                    repeat = 5 if roi[0].size < 200_000 else 1
                 block = 5 if roi[0].size < 200_000 else 1  # (ms-scale calls: each engine warm)
                 t_ours, t_pyr = timed_pair(lambda r=roi, s=settings: extract(*r, s, device=device), fb,
                                            repeat, block)
-                rows.append({"threads": threads, "case": name, "voxels": nvox, "images": label,
+                done({"threads": threads, "case": name, "voxels": nvox, "images": label,
                              "torch_s": round(t_ours, 4),
                              "pyradiomics_s": None if t_pyr is None else round(t_pyr, 4),
                              "speedup": None if t_pyr is None else round(t_pyr / t_ours, 2),
                              "repeat": repeat, "block": block, "load_1min": round(load, 2)})
-                print(rows[-1], flush=True)
-        batch = [synthetic((24, 40, 40), (5 + i % 3, 8, 7 + i % 4), 10 + i) for i in range(16)]
+        batch = [synthetic((24, 40, 40), (5 + i % 3, 8, 7 + i % 4), 10 + i) for i in range(batch_size)]
+        batch_case = f"batch_{batch_size}_small_rois"
         for label, settings in (("original", ORIGINAL), ("log+wavelet", FILTERS)):
             extract_batch(batch[:2], settings, device=device)
             load = os.getloadavg()[0]
-            repeat = 5  # (best of 5: the process-pool rows vary by ~20 % run to run)
+            repeat = 1 if quick else 5  # (best of 5: the process-pool rows vary by ~20 % run to run)
             t_batch, t_single = timed_pair(
                 lambda b=batch, s=settings: extract_batch(b, s, device=device),
                 lambda b=batch, s=settings: [extract(*r, s, device=device) for r in b], repeat)
             t_pyr = None
             if pb is not None and not (label != "original" and skip_filters):
                 t_pyr = pyradiomics_batch_time(batch, label, threads, repeat)
-            rows.append({"threads": threads, "case": "batch_16_small_rois", "voxels": None, "images": label,
+            done({"threads": threads, "case": batch_case, "voxels": None, "images": label,
                          "torch_s": round(t_batch, 4),
                          "pyradiomics_s": None if t_pyr is None else round(t_pyr, 4),
                          "speedup": None if t_pyr is None else round(t_pyr / t_batch, 2),
-                         "rois_per_s": round(16 / t_batch, 2),
-                         "rois_per_s_one_by_one": round(16 / t_single, 2),
+                         "rois_per_s": round(batch_size / t_batch, 2),
+                         "rois_per_s_one_by_one": round(batch_size / t_single, 2),
                          "repeat": repeat, "load_1min": round(load, 2)})
-            print(rows[-1], flush=True)
             if threads > 1:  # the same cores as processes: the way to scale small-ROI throughput
                 load = os.getloadavg()[0]
                 t_proc = ours_process_pool_time(batch, label, threads, repeat)
-                rows.append({"threads": threads, "case": "batch_16_small_rois_processes", "voxels": None,
+                done({"threads": threads, "case": f"{batch_case}_processes", "voxels": None,
                              "images": label, "torch_s": round(t_proc, 4),
                              "pyradiomics_s": None if t_pyr is None else round(t_pyr, 4),
                              "speedup": None if t_pyr is None else round(t_pyr / t_proc, 2),
-                             "rois_per_s": round(16 / t_proc, 2), "repeat": repeat,
+                             "rois_per_s": round(batch_size / t_proc, 2), "repeat": repeat,
                              "load_1min": round(load, 2)})
-                print(rows[-1], flush=True)
-    for r in rows:
-        r["run"] = run
     return rows
 
 
@@ -234,14 +249,18 @@ def main() -> None:
                     help="do not time PyRadiomics with filters (minutes on large ROIs)")
     ap.add_argument("--runs", type=int, default=1,
                     help="repeat the whole table this many times (shared VMs drift): median speedups")
+    ap.add_argument("--cases", nargs="+", default=None, help="time only these cases (batch rows always run)")
+    ap.add_argument("--batch-size", type=int, default=16, help="small ROIs in the batch rows")
+    ap.add_argument("--quick", action="store_true", help="fewer repeats (a short GPU lease)")
+    ap.add_argument("--data", type=Path, default=SHARED, help="folder holding ibsi1/ and sts/")
     ap.add_argument("--output", default=str(Path(__file__).parent / "results" / "radiomics.json"))
     args = ap.parse_args()
     try:
-        from importlib.metadata import version
+        import radiomics
 
         from radstore.radiomics import pyradiomics_backend as pb
 
-        pyr_version = version("pyradiomics-bhklab")
+        pyr_version = radiomics.__version__  # (also where PyRadiomics is a source tree, see gpu_check.sh)
     except ImportError:
         pb, pyr_version = None, "not installed"
     info = {"cpu": cpu_name(), "cpu_details": cpu_details(),
@@ -252,12 +271,28 @@ def main() -> None:
             "glibc_heap_kept": keep_freed_heap(),  # (as extract_batch does; PyRadiomics' forked workers too)
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
     print("hardware/versions:", json.dumps(info))
-    data = cases()
-    rows = []
+    data = cases(args.data)
+    if args.cases is not None:
+        unknown = sorted(set(args.cases) - set(data))
+        if unknown:
+            ap.error(f"unknown or unavailable cases {unknown}; available: {sorted(data)}")
+        data = {k: v for k, v in data.items() if k in args.cases}
+    rows: list[dict] = []
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    so_far: list[dict] = []
+
+    def save_partial(row: dict) -> None:  # (a run stopped at a time limit keeps its rows)
+        so_far.append(row)
+        partial = {"info": info, "runs": args.runs, "complete": False, "rows": so_far}
+        out.write_text(json.dumps(partial, indent=2))
+
     for run in range(args.runs):
         if args.runs > 1:
             print(f"--- run {run + 1} of {args.runs}", flush=True)
-        rows += one_run(data, args.threads, args.device, pb, args.skip_pyradiomics_filters, run)
+        rows += one_run(data, args.threads, args.device, pb, args.skip_pyradiomics_filters, run,
+                        args.batch_size, args.quick, save_partial)
     hdr = (f"{'thr':>3} {'case':<29} {'voxels':>8} {'images':<12} {'torch s':>8} {'pyrad s':>8} {'x':>6} "
            f"{'load':>5}")
     print("\n" + hdr + "\n" + "-" * len(hdr))
@@ -273,9 +308,8 @@ def main() -> None:
         for r in summary:
             print(f"{r['threads']:>3} {r['case']:<29} {r['images']:<12} {r['speedup_median']:>7} "
                   f"({r['speedup_min']} - {r['speedup_max']})")
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    result = {"info": info, "runs": args.runs, "summary": summary, "rows": rows}
-    Path(args.output).write_text(json.dumps(result, indent=2))
+    result = {"info": info, "runs": args.runs, "complete": True, "summary": summary, "rows": rows}
+    out.write_text(json.dumps(result, indent=2))
 
 
 def summarise(rows: list[dict]) -> list[dict]:
