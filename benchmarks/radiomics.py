@@ -206,10 +206,10 @@ def one_run(data: dict, threads_list: list[int], device: str, pb, skip_filters: 
                 t_ours, t_pyr = timed_pair(lambda r=roi, s=settings: extract(*r, s, device=device), fb,
                                            repeat, block)
                 done({"threads": threads, "case": name, "voxels": nvox, "images": label,
-                             "torch_s": round(t_ours, 4),
-                             "pyradiomics_s": None if t_pyr is None else round(t_pyr, 4),
-                             "speedup": None if t_pyr is None else round(t_pyr / t_ours, 2),
-                             "repeat": repeat, "block": block, "load_1min": round(load, 2)})
+                      "torch_s": round(t_ours, 4),
+                      "pyradiomics_s": None if t_pyr is None else round(t_pyr, 4),
+                      "speedup": None if t_pyr is None else round(t_pyr / t_ours, 2),
+                      "repeat": repeat, "block": block, "load_1min": round(load, 2)})
         batch = [synthetic((24, 40, 40), (5 + i % 3, 8, 7 + i % 4), 10 + i) for i in range(batch_size)]
         batch_case = f"batch_{batch_size}_small_rois"
         for label, settings in (("original", ORIGINAL), ("log+wavelet", FILTERS)):
@@ -223,21 +223,21 @@ def one_run(data: dict, threads_list: list[int], device: str, pb, skip_filters: 
             if pb is not None and not (label != "original" and skip_filters):
                 t_pyr = pyradiomics_batch_time(batch, label, threads, repeat)
             done({"threads": threads, "case": batch_case, "voxels": None, "images": label,
-                         "torch_s": round(t_batch, 4),
-                         "pyradiomics_s": None if t_pyr is None else round(t_pyr, 4),
-                         "speedup": None if t_pyr is None else round(t_pyr / t_batch, 2),
-                         "rois_per_s": round(batch_size / t_batch, 2),
-                         "rois_per_s_one_by_one": round(batch_size / t_single, 2),
-                         "repeat": repeat, "load_1min": round(load, 2)})
+                  "torch_s": round(t_batch, 4),
+                  "pyradiomics_s": None if t_pyr is None else round(t_pyr, 4),
+                  "speedup": None if t_pyr is None else round(t_pyr / t_batch, 2),
+                  "rois_per_s": round(batch_size / t_batch, 2),
+                  "rois_per_s_one_by_one": round(batch_size / t_single, 2),
+                  "repeat": repeat, "load_1min": round(load, 2)})
             if threads > 1:  # the same cores as processes: the way to scale small-ROI throughput
                 load = os.getloadavg()[0]
                 t_proc = ours_process_pool_time(batch, label, threads, repeat)
                 done({"threads": threads, "case": f"{batch_case}_processes", "voxels": None,
-                             "images": label, "torch_s": round(t_proc, 4),
-                             "pyradiomics_s": None if t_pyr is None else round(t_pyr, 4),
-                             "speedup": None if t_pyr is None else round(t_pyr / t_proc, 2),
-                             "rois_per_s": round(batch_size / t_proc, 2), "repeat": repeat,
-                             "load_1min": round(load, 2)})
+                      "images": label, "torch_s": round(t_proc, 4),
+                      "pyradiomics_s": None if t_pyr is None else round(t_pyr, 4),
+                      "speedup": None if t_pyr is None else round(t_pyr / t_proc, 2),
+                      "rois_per_s": round(batch_size / t_proc, 2), "repeat": repeat,
+                      "load_1min": round(load, 2)})
     return rows
 
 
