@@ -154,12 +154,17 @@ def _grid(cols, p, seed, names, clf, grid):
 
 
 def _svm(cols, p: SvmParams, seed, names):
+    """SVM whose probabilities are Platt-scaled (a sigmoid on the decision values, fitted on 5-fold
+    cross-validated ones; the SVM itself on all rows): what ``SVC(probability=True)`` did, which
+    scikit-learn 1.9 deprecates and 1.11 removes."""
+    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.svm import SVC
 
-    clf = SVC(kernel=p.kernel, probability=True, class_weight=p.class_weight, random_state=seed)
-    grid: dict[str, list[str | float]] = {"clf__C": list(p.C)}
+    svc = SVC(kernel=p.kernel, class_weight=p.class_weight, random_state=seed)
+    clf = CalibratedClassifierCV(svc, method="sigmoid", cv=5, ensemble=False)
+    grid: dict[str, list[str | float]] = {"clf__estimator__C": list(p.C)}
     if p.kernel == "rbf":
-        grid["clf__gamma"] = list(p.gamma)
+        grid["clf__estimator__gamma"] = list(p.gamma)
     return _grid(cols, p, seed, names, clf, grid)
 
 

@@ -47,3 +47,23 @@ def test_planted_survival_signal_recovers_oracle_c_index() -> None:
     c = harrell_c(df.loc[ext, "os_months"], df.loc[ext, "os_event"], score)
     assert abs(c - oracle) < 0.03, (c, oracle)
     assert "clinical__age" in sm.model.estimator.named_steps["model"].selected_
+
+
+def test_svm_gives_platt_scaled_probabilities_without_deprecated_parameters() -> None:
+    """The SVM's probabilities come from a sigmoid fitted on cross-validated decision values
+    (``CalibratedClassifierCV``; ``SVC(probability=True)`` is deprecated in scikit-learn 1.9 and
+    removed in 1.11): no FutureWarning, probabilities in (0, 1) that rank a planted signal."""
+    import warnings
+
+    import numpy as np
+
+    df = binary_set(n=400, p=30, seed=3, signal=2.0, splits={"train": 250, "internal": 0, "external": 150})
+    spec = _spec({"kind": "binary", "label": "response"}, [
+        {"name": "svm", "kind": "svm", "params": {"C": [0.1, 1.0], "cv_folds": 5, "max_features": 5}}])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        sm = fit_study(spec, df)["svm"]
+    probs = sm.model.score(df[df["split"] == "external"])
+    assert np.all((probs > 0) & (probs < 1)) and np.ptp(probs) > 0.3
+    ext = {e.cohort: e.metrics for e in evaluate(sm, spec, df, n_boot=10)}["external"]
+    assert ext["auc"] > 0.75, ext["auc"]
