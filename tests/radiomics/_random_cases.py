@@ -251,9 +251,9 @@ def compare(case: Case) -> str | None:
 
 def compare_devices(case: Case, device: str) -> str | None:
     """None when our engine gives the same features on ``device`` as on the CPU (within 1e-5
-    relative, 1e-8 absolute: the CPU/CUDA agreement the engine promises) or refuses the ROI on both,
-    else a one-line description of the difference. ``device`` "torch-cpu" runs the torch kernels
-    and formulas that CUDA runs, on the CPU (``torch_kernels()``)."""
+    relative, 1e-8 absolute: the CPU/CUDA agreement the engine promises) or refuses the ROI on both
+    with the same exception type, else a one-line description of the difference. ``device``
+    "torch-cpu" runs the torch kernels and formulas that CUDA runs, on the CPU (``torch_kernels()``)."""
     import contextlib
 
     from radstore.radiomics import RadiomicsSettings, extract
@@ -272,10 +272,10 @@ def compare_devices(case: Case, device: str) -> str | None:
             results.append(f"{type(exc).__name__}: {str(exc)[:120]}")
     cpu, other = results
     if isinstance(cpu, str) or isinstance(other, str):
-        if isinstance(cpu, str) and isinstance(other, str):
-            return None
-        return f"cpu: {cpu if isinstance(cpu, str) else 'features'}; {device}: " \
-               f"{other if isinstance(other, str) else 'features'}"
+        outcome = [r if isinstance(r, str) else "features" for r in (cpu, other)]
+        if outcome[0].split(":")[0] == outcome[1].split(":")[0]:
+            return None  # the same exception type on both: the same refusal
+        return f"cpu: {outcome[0]}; {device}: {outcome[1]}"
     if list(cpu) != list(other):
         return f"names differ: {sorted(set(cpu) ^ set(other))[:5]}"
     bad = [(k, other[k], cpu[k]) for k in cpu
