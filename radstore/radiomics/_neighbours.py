@@ -279,6 +279,12 @@ class FlatGrid:
         """Voxels per padded ROI block."""
         return math.prod(self.shape)
 
+    @functools.cached_property
+    def bounds(self) -> np.ndarray:
+        """int64 ``[n_rois + 1]``: ROI ``r``'s voxels are ``v[bounds[r]:bounds[r + 1]]``."""
+        starts = np.arange(self.n_rois + 1, dtype=np.int64) * self.block
+        return np.searchsorted(self.v, starts).astype(np.int64)
+
 
 def bounding_box(mask: np.ndarray) -> tuple[slice, slice, slice] | None:
     """Bounding box of a bool ``[z, y, x]`` mask (None if empty): the slices holding voxels, then

@@ -10,11 +10,11 @@ direction and averaged over the non-empty directions. ``i, j`` are the grey-leve
 Idmn/Idn the largest grey level in the ROI; grey levels absent from the ROI only add zero rows.
 
 Implementation: on CPU the ROIs are cropped, padded with ``max(distances)`` voxels of level 0 and
-flattened (:class:`._neighbours.FlatGrid`); per direction one gather ``g[v + step]`` over the ROI
-voxels and one ``bincount`` of ``(roi, g(v), g(v + step))`` give the matrix (level 0 = outside,
-dropped). Other devices: shifted slices of the dense grid. The features are computed on the small
-matrices, in NumPy on CPU and torch elsewhere, one formula for both (MCC by ``eigvalsh``, see
-:func:`_feature_formulas`).
+flattened (:class:`._neighbours.FlatGrid`); per direction each ROI voxel ``v`` adds its pair
+``(roi, g(v), g(v + step))`` to the counts (level 0 = outside, dropped): in a compiled loop
+(:mod:`._compiled`, numba), else one gather and one ``bincount`` in NumPy. Other devices: shifted
+slices of the dense grid. The features are computed on the small matrices, in NumPy on CPU and
+torch elsewhere, one formula for both (MCC by ``eigvalsh``, see :func:`_feature_formulas`).
 
 Degenerate ROIs: a ROI without any voxel pair at the configured distances (e.g. one voxel) has no
 GLCM; PyRadiomics then returns NaN for every feature and so do we (documented, with a warning).
@@ -38,6 +38,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from radstore.radiomics import _compiled
 from radstore.radiomics._arrays import Array, evaluate, ops
 from radstore.radiomics._neighbours import (
     EPS,
@@ -110,13 +111,19 @@ def matrices(
     return _matrices_torch(q, mask, n_levels, offs)
 
 
-def _matrices_numpy(grid: FlatGrid, offs: list[tuple[int, int, int]], n_levels: int) -> torch.Tensor:
-    """Counts from a :class:`FlatGrid`: pair key ``(roi, g(p), g(p + a))`` with level 0 (outside) in
-    row/column 0, which is dropped. Where the ``B (Ng+1)^3`` triple keys are few (<= 2^16) next to
-    the ROI voxels, two directions share one ``bincount`` of ``(roi, g(p), g(p + a1), g(p + a2))``;
-    each direction's counts are then the exact integer marginal over the other neighbour. Levels
-    and keys are in the smallest unsigned types that hold them (:func:`.small_uint`)."""
+def _matrices_numpy(grid: FlatGrid, offs: list[tuple[int, int, int]], n_levels: int,
+                    compiled: bool | None = None) -> torch.Tensor:
+    """Counts from a :class:`FlatGrid`: pair ``(roi, g(p), g(p + a))`` with level 0 (outside) in
+    row/column 0, which is dropped; by the compiled loop (:func:`._compiled.glcm_counts`;
+    ``compiled=None``: where :data:`._compiled.ENABLED`) or in NumPy, a ``bincount`` of pair keys.
+    There, where the ``B (Ng+1)^3`` triple keys are few (<= 2^16) next to the ROI voxels, two
+    directions share one ``bincount`` of ``(roi, g(p), g(p + a1), g(p + a2))``; each direction's
+    counts are then the exact integer marginal over the other neighbour. Levels and keys are in the
+    smallest unsigned types that hold them (:func:`.small_uint`)."""
     n1, b = n_levels + 1, grid.n_rois
+    if _compiled.ENABLED if compiled is None else compiled:
+        counts = _compiled.glcm_counts(grid, [grid.step(off) for off in offs], n_levels)
+        return torch.from_numpy(counts[:, :, 1:, 1:].transpose(1, 0, 2, 3).astype(np.float64))
     triple = b * n1**3
     per = 2 if triple <= 2**16 and 8 * triple <= grid.v.size else 1  # directions per bincount
     kdt = small_uint(b * n1 ** (per + 1) - 1)  # holds every key: no wrap-around

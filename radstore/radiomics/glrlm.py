@@ -7,12 +7,15 @@ direction in which no line holds two ROI voxels is dropped; with ``weighting_nor
 are merged as ``sum_a ||a * spacing|| P_a``; features (see :mod:`._matrix_features`) are computed
 per direction and averaged over the remaining ones.
 
-Implementation (CPU): the ROIs are cropped, padded with one voxel of level 0 and flattened, each
-ROI voxel holding ``roi * (Ng + 1) + level``; for a direction of linear step ``s`` the flat grid
-reordered residue by residue modulo ``s`` holds every line contiguously between zeros, so one
-run-length encoding of it gives all runs (each run's value names its ROI and level), and one
-``bincount`` the matrices of the batch. Other devices: voxels gathered in line order (cached per
-grid shape), run starts from comparing each voxel with its predecessor, run lengths by ``bincount``.
+Implementation (CPU): the ROIs are cropped, padded with one voxel of level 0 and flattened
+(:class:`._neighbours.FlatGrid`). A compiled loop (:mod:`._compiled`, numba) carries each ROI
+voxel's run length so far from its predecessor along the direction and counts a run where it ends.
+Without numba, in NumPy: each ROI voxel holds ``roi * (Ng + 1) + level``; for a direction of linear
+step ``s`` the flat grid reordered residue by residue modulo ``s`` holds every line contiguously
+between zeros, so one run-length encoding of it gives all runs (each run's value names its ROI and
+level), and one ``bincount`` the matrices of the batch. Other devices: voxels gathered in line
+order (cached per grid shape), run starts from comparing each voxel with its predecessor, run
+lengths by ``bincount``.
 
 Degenerate ROIs: a ROI where no line holds two voxels (e.g. one voxel) has no GLRLM; PyRadiomics
 then returns NaN for every feature and so do we (documented, with a warning).
@@ -26,6 +29,7 @@ import warnings
 import numpy as np
 import torch
 
+from radstore.radiomics import _compiled
 from radstore.radiomics._arrays import Array, evaluate, ops
 from radstore.radiomics._matrix_features import size_matrix_formulas
 from radstore.radiomics._neighbours import (
@@ -132,16 +136,33 @@ def _roi_levels(grid: FlatGrid, n_levels: int, tail: int) -> np.ndarray:
 
 
 def _matrices_numpy(
-    grid: FlatGrid, n_levels: int, params: TextureParams, nr: int
+    grid: FlatGrid, n_levels: int, params: TextureParams, nr: int, compiled: bool | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per direction: run-length encoding of the line-major grid (:func:`_line_major`), whose runs of
-    a non-zero level are exactly the GLRLM runs (runs of 0 land in row 0, dropped), several
-    directions at once on their concatenated line-major arrays (:func:`_direction_groups`); a
-    direction is valid for a ROI when it has a run of length >= 2 or two touching runs or, failing both, two
-    voxels on one line with only non-ROI voxels between (the later tests run only where needed)."""
+    """Run counts of a :class:`FlatGrid` by the compiled loop (:func:`._compiled.glrlm_counts`;
+    ``compiled=None``: where :data:`._compiled.ENABLED`) or in NumPy (:func:`_run_counts_numpy`);
+    a direction is valid for a ROI when two of its voxels are neighbours along it or, failing
+    that, lie on one line with only non-ROI voxels between (tested only where needed)."""
     offs = angles((1,), params.force2d, params.force2d_dimension)
     b, na, n1 = grid.n_rois, len(offs), n_levels + 1
     steps = [grid.step(off) for off in offs]
+    if _compiled.ENABLED if compiled is None else compiled:
+        counts, valid = _compiled.glrlm_counts(grid, steps, n_levels, nr)
+    else:
+        counts, valid = _run_counts_numpy(grid, steps, n_levels, nr)
+    for r, ai in np.argwhere(~valid).tolist():
+        valid[r, ai] = _shares_line(grid, r, steps[ai])
+    p = np.multiply(counts.reshape(na, b, n1, nr)[:, :, 1:].transpose(1, 0, 2, 3), valid.reshape(b, na, 1, 1),
+                    dtype=np.float64)
+    return torch.from_numpy(p), torch.from_numpy(valid)
+
+
+def _run_counts_numpy(grid: FlatGrid, steps: list[int], n_levels: int, nr: int
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`._compiled.glrlm_counts` in NumPy: per direction a run-length encoding of the
+    line-major grid (:func:`_line_major`), whose runs of a non-zero level are exactly the GLRLM
+    runs (runs of 0 land in row 0), several directions at once on their concatenated line-major
+    arrays (:func:`_direction_groups`); ``valid``: some run of length >= 2 or two touching runs."""
+    b, na, n1 = grid.n_rois, len(steps), n_levels + 1
     n = grid.g.size
     gz = _roi_levels(grid, n_levels, 2 * max(steps) + 1)
     size = b * n1 * nr
@@ -175,11 +196,7 @@ def _matrices_numpy(
             # a ROI run right after another: the same line, so the same ROI
             touch = np.flatnonzero(roi_run[1:] & roi_run[:-1]) + 1
             valid[run_vals[touch] // n1, ai] = True
-    for r, ai in np.argwhere(~valid).tolist():
-        valid[r, ai] = _shares_line(grid, r, steps[ai])
-    p = np.multiply(counts.reshape(na, b, n1, nr)[:, :, 1:].transpose(1, 0, 2, 3), valid.reshape(b, na, 1, 1),
-                    dtype=np.float64)
-    return torch.from_numpy(p), torch.from_numpy(valid)
+    return counts.reshape(na, b, n1, nr), valid
 
 
 def _direction_groups(lengths: list[int], budget: int = 1 << 20) -> list[list[int]]:

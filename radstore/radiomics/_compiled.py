@@ -1,0 +1,151 @@
+"""Compiled CPU loops (numba) for the texture matrices whose NumPy form is memory-bound.
+
+On a :class:`~radstore.radiomics._neighbours.FlatGrid` (ROI voxels ``v`` ascending, ROI ``r``'s
+voxels at ``v[bounds[r]:bounds[r + 1]]``, padding of level 0 around every ROI block) one pass over
+the ROI voxels per direction replaces the NumPy kernels' temporaries: the GLCM adds
+``(g(p), g(p + s))`` pairs straight into its counts, the GLRLM carries each voxel's run length so
+far from ``p - s`` to ``p`` (``p - s`` comes first: every direction's linear step ``s`` is
+positive) and counts a run where the next voxel along ``s`` has another level. The results are the
+NumPy kernels' integer counts, exactly (tested).
+
+numba compiles each loop on first use and caches the machine code beside this file (else in the
+user's cache); where numba is not installed (it is a dependency; the GPU check's package bundle
+lacks it) or with ``RADSTORE_COMPILED_KERNELS=0`` the NumPy kernels run instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from radstore.radiomics._neighbours import FlatGrid
+
+try:
+    import numba
+except ImportError:  # pragma: no cover - numba is a dependency; a stripped environment falls back
+    numba = None  # type: ignore[assignment]
+
+#: Whether the texture families' CPU path uses these loops (``RADSTORE_COMPILED_KERNELS=0``: no).
+ENABLED: bool = numba is not None and os.environ.get("RADSTORE_COMPILED_KERNELS", "1") != "0"
+
+
+def _jit(fn: Callable[..., Any]) -> Callable[..., Any]:
+    if numba is None:  # pragma: no cover
+        return fn
+    return numba.njit(cache=True, nogil=True, boundscheck=False)(fn)
+
+
+@_jit
+def _run_voxel(g: np.ndarray, p: np.uint64, s: np.uint64, run: np.ndarray, nr: int, table: int,
+               scratch: np.ndarray) -> bool:
+    """Carry the run length to voxel ``p`` along ``s``; count the run in ``scratch`` at ``table``
+    (``table + level * nr + length - 1``) where it ends. Returns ``g(p + s) != 0``."""
+    level = g[p]
+    before = p - s
+    length = np.int32(1) + (g[before] == level) * run[before]
+    run[p] = length
+    after = g[p + s]
+    scratch[table + level * nr + min(length, nr)] += after != level
+    return after != 0
+
+
+@_jit
+def _glrlm_counts(g: np.ndarray, v: np.ndarray, bounds: np.ndarray, steps: np.ndarray, n1: int, nr: int,
+                  spread: bool, counts: np.ndarray, adjacent: np.ndarray) -> None:
+    """``counts[a, (r * n1 + level) * nr + length - 1] += 1`` per run along ``steps[a]`` (lengths
+    clipped at ``nr``); ``adjacent[r, a]``: two ROI voxels of ROI ``r`` are neighbours along it.
+    Voxel ``k`` counts into scratch table ``k % 4`` when ``spread`` (see :func:`_glcm_counts`)."""
+    run = np.empty(g.size, dtype=np.int32)  # run length so far, written at ROI voxels only
+    w = (bounds.size - 1) * n1 * nr
+    scratch = np.zeros(4 * w if spread else w, dtype=np.int32)
+    t1, t2, t3 = (w, 2 * w, 3 * w) if spread else (0, 0, 0)
+    for a in range(steps.size):
+        s = np.uint64(steps[a])
+        scratch[:] = 0
+        for r in range(bounds.size - 1):
+            touching = False
+            base = r * n1 * nr - 1
+            k = bounds[r]
+            end = bounds[r + 1]
+            while k + 4 <= end:
+                touching |= _run_voxel(g, np.uint64(v[k]), s, run, nr, base, scratch)
+                touching |= _run_voxel(g, np.uint64(v[k + 1]), s, run, nr, t1 + base, scratch)
+                touching |= _run_voxel(g, np.uint64(v[k + 2]), s, run, nr, t2 + base, scratch)
+                touching |= _run_voxel(g, np.uint64(v[k + 3]), s, run, nr, t3 + base, scratch)
+                k += 4
+            while k < end:
+                touching |= _run_voxel(g, np.uint64(v[k]), s, run, nr, base, scratch)
+                k += 1
+            adjacent[r, a] = touching
+        for i in range(w):
+            counts[a, i] = scratch[i]
+        if spread:
+            for i in range(w):
+                counts[a, i] += scratch[w + i] + scratch[2 * w + i] + scratch[3 * w + i]
+
+
+@_jit
+def _glcm_counts(g: np.ndarray, v: np.ndarray, bounds: np.ndarray, steps: np.ndarray, n1: int, spread: bool,
+                 counts: np.ndarray) -> None:
+    """``counts[a, (r * n1 + g(p)) * n1 + g(p + steps[a])] += 1`` over the ROI voxels ``p`` of
+    every ROI ``r`` (column 0: the neighbour lies outside the ROI).
+
+    With ``spread`` voxel ``k`` adds into scratch table ``k % 4``: consecutive voxels often hit the
+    same cell, and four tables break the chain of read-modify-writes on one address (3x faster)."""
+    w = (bounds.size - 1) * n1 * n1
+    scratch = np.zeros(4 * w if spread else w, dtype=np.int32)
+    t1, t2, t3 = (w, 2 * w, 3 * w) if spread else (0, 0, 0)
+    for a in range(steps.size):
+        s = np.uint64(steps[a])
+        scratch[:] = 0
+        for r in range(bounds.size - 1):
+            base = r * n1 * n1
+            k = bounds[r]
+            end = bounds[r + 1]
+            while k + 4 <= end:
+                p0, p1 = np.uint64(v[k]), np.uint64(v[k + 1])
+                p2, p3 = np.uint64(v[k + 2]), np.uint64(v[k + 3])
+                scratch[base + g[p0] * n1 + g[p0 + s]] += 1
+                scratch[t1 + base + g[p1] * n1 + g[p1 + s]] += 1
+                scratch[t2 + base + g[p2] * n1 + g[p2 + s]] += 1
+                scratch[t3 + base + g[p3] * n1 + g[p3 + s]] += 1
+                k += 4
+            while k < end:
+                p0 = np.uint64(v[k])
+                scratch[base + g[p0] * n1 + g[p0 + s]] += 1
+                k += 1
+        for i in range(w):
+            counts[a, i] = scratch[i]
+        if spread:
+            for i in range(w):
+                counts[a, i] += scratch[w + i] + scratch[2 * w + i] + scratch[3 * w + i]
+
+
+def _spread(cells: int, voxels: int) -> bool:
+    """Four scratch tables where zeroing and summing them costs little next to the voxels."""
+    return 4 * cells <= voxels
+
+
+def glrlm_counts(grid: FlatGrid, steps: list[int], n_levels: int, nr: int) -> tuple[np.ndarray, np.ndarray]:
+    """Run counts int64 ``[A, B, n_levels + 1, nr]`` along the linear ``steps`` (all > 0) of
+    ``grid`` (level 0 row empty; lengths ``1..nr``, longer runs counted at ``nr``) and ``adjacent``
+    bool ``[B, A]``: some ROI voxel's next voxel along the direction is in the ROI."""
+    b, na, n1 = grid.n_rois, len(steps), n_levels + 1
+    counts = np.empty((na, b * n1 * nr), dtype=np.int64)
+    adjacent = np.zeros((b, na), dtype=np.bool_)
+    _glrlm_counts(grid.g, grid.v, grid.bounds, np.asarray(steps, dtype=np.int64), n1, nr,
+                  _spread(b * n1 * nr, grid.v.size), counts, adjacent)
+    return counts.reshape(na, b, n1, nr), adjacent
+
+
+def glcm_counts(grid: FlatGrid, steps: list[int], n_levels: int) -> np.ndarray:
+    """Co-occurrence counts int64 ``[A, B, n_levels + 1, n_levels + 1]`` of ``grid`` along the
+    linear ``steps`` (row and column 0: a neighbour outside the ROI)."""
+    b, na, n1 = grid.n_rois, len(steps), n_levels + 1
+    counts = np.empty((na, b * n1 * n1), dtype=np.int64)
+    _glcm_counts(grid.g, grid.v, grid.bounds, np.asarray(steps, dtype=np.int64), n1,
+                 _spread(b * n1 * n1, grid.v.size), counts)
+    return counts.reshape(na, b, n1, n1)
