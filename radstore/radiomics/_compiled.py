@@ -45,7 +45,7 @@ def _run_voxel(g: np.ndarray, p: np.uint64, s: np.uint64, run: np.ndarray, nr: i
     (``table + level * nr + length - 1``) where it ends. Returns ``g(p + s) != 0``."""
     level = g[p]
     before = p - s
-    length = np.int32(1) + (g[before] == level) * run[before]
+    length = 1 + (g[before] == level) * run[before]
     run[p] = length
     after = g[p + s]
     scratch[table + level * nr + min(length, nr)] += after != level
@@ -54,11 +54,10 @@ def _run_voxel(g: np.ndarray, p: np.uint64, s: np.uint64, run: np.ndarray, nr: i
 
 @_jit
 def _glrlm_counts(g: np.ndarray, v: np.ndarray, bounds: np.ndarray, steps: np.ndarray, n1: int, nr: int,
-                  spread: bool, counts: np.ndarray, adjacent: np.ndarray) -> None:
+                  spread: bool, run: np.ndarray, counts: np.ndarray, adjacent: np.ndarray) -> None:
     """``counts[a, (r * n1 + level) * nr + length - 1] += 1`` per run along ``steps[a]`` (lengths
     clipped at ``nr``); ``adjacent[r, a]``: two ROI voxels of ROI ``r`` are neighbours along it.
     Voxel ``k`` counts into scratch table ``k % 4`` when ``spread`` (see :func:`_glcm_counts`)."""
-    run = np.empty(g.size, dtype=np.int32)  # run length so far, written at ROI voxels only
     w = (bounds.size - 1) * n1 * nr
     scratch = np.zeros(4 * w if spread else w, dtype=np.int32)
     t1, t2, t3 = (w, 2 * w, 3 * w) if spread else (0, 0, 0)
@@ -129,6 +128,11 @@ def _spread(cells: int, voxels: int) -> bool:
     return 4 * cells <= voxels
 
 
+def _small_levels(g: np.ndarray, n_levels: int) -> np.ndarray:
+    """The grid's levels as uint8 where they fit (a quarter of the bytes the loops read), else as is."""
+    return g.astype(np.uint8) if n_levels < 2**8 else g
+
+
 def glrlm_counts(grid: FlatGrid, steps: list[int], n_levels: int, nr: int) -> tuple[np.ndarray, np.ndarray]:
     """Run counts int64 ``[A, B, n_levels + 1, nr]`` along the linear ``steps`` (all > 0) of
     ``grid`` (level 0 row empty; lengths ``1..nr``, longer runs counted at ``nr``) and ``adjacent``
@@ -136,8 +140,9 @@ def glrlm_counts(grid: FlatGrid, steps: list[int], n_levels: int, nr: int) -> tu
     b, na, n1 = grid.n_rois, len(steps), n_levels + 1
     counts = np.empty((na, b * n1 * nr), dtype=np.int64)
     adjacent = np.zeros((b, na), dtype=np.bool_)
-    _glrlm_counts(grid.g, grid.v, grid.bounds, np.asarray(steps, dtype=np.int64), n1, nr,
-                  _spread(b * n1 * nr, grid.v.size), counts, adjacent)
+    run = np.empty(grid.g.size, dtype=np.uint16 if nr < 2**16 else np.int64)  # (set at ROI voxels)
+    _glrlm_counts(_small_levels(grid.g, n_levels), grid.v, grid.bounds, np.asarray(steps, dtype=np.int64), n1,
+                  nr, _spread(b * n1 * nr, grid.v.size), run, counts, adjacent)
     return counts.reshape(na, b, n1, nr), adjacent
 
 
@@ -146,6 +151,6 @@ def glcm_counts(grid: FlatGrid, steps: list[int], n_levels: int) -> np.ndarray:
     linear ``steps`` (row and column 0: a neighbour outside the ROI)."""
     b, na, n1 = grid.n_rois, len(steps), n_levels + 1
     counts = np.empty((na, b * n1 * n1), dtype=np.int64)
-    _glcm_counts(grid.g, grid.v, grid.bounds, np.asarray(steps, dtype=np.int64), n1,
+    _glcm_counts(_small_levels(grid.g, n_levels), grid.v, grid.bounds, np.asarray(steps, dtype=np.int64), n1,
                  _spread(b * n1 * n1, grid.v.size), counts)
     return counts.reshape(na, b, n1, n1)
