@@ -47,7 +47,7 @@ import SimpleITK as sitk  # noqa: E402
 import torch  # noqa: E402
 
 from benchmarks._hardware import cpu_details, cpu_name  # noqa: E402
-from radstore.radiomics import RadiomicsSettings, extract, extract_batch  # noqa: E402
+from radstore.radiomics import RadiomicsSettings, _compiled, extract, extract_batch  # noqa: E402
 from radstore.radiomics._heap import keep_freed_heap  # noqa: E402
 from radstore.radiomics.firstorder import fastest_order_method  # noqa: E402
 
@@ -268,6 +268,7 @@ def main() -> None:
             "python": platform.python_version(),
             "torch": torch.__version__, "simpleitk": sitk.Version.VersionString(), "pyradiomics": pyr_version,
             "numpy": np.__version__, "device": args.device,
+            "compiled_kernels": _compiled.numba.__version__ if _compiled.ENABLED else "off (NumPy kernels)",
             "glibc_heap_kept": keep_freed_heap(),  # (as extract_batch does; PyRadiomics' forked workers too)
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
     print("hardware/versions:", json.dumps(info))

@@ -41,8 +41,9 @@ def _jit(fn: Callable[..., Any]) -> Callable[..., Any]:
 @_jit
 def _run_voxel(g: np.ndarray, p: np.uint64, s: np.uint64, run: np.ndarray, nr: int, table: int,
                scratch: np.ndarray) -> bool:
-    """Carry the run length to voxel ``p`` along ``s``; count the run in ``scratch`` at ``table``
-    (``table + level * nr + length - 1``) where it ends. Returns ``g(p + s) != 0``."""
+    """Carry the run length to voxel ``p`` along ``s``; where the run ends count it in ``scratch``
+    at ``table + level * nr + length`` (``table``: the ROI's table offset minus 1). Returns
+    ``g(p + s) != 0``."""
     level = g[p]
     before = p - s
     length = 1 + (g[before] == level) * run[before]
@@ -54,12 +55,13 @@ def _run_voxel(g: np.ndarray, p: np.uint64, s: np.uint64, run: np.ndarray, nr: i
 
 @_jit
 def _glrlm_counts(g: np.ndarray, v: np.ndarray, bounds: np.ndarray, steps: np.ndarray, n1: int, nr: int,
-                  spread: bool, run: np.ndarray, counts: np.ndarray, adjacent: np.ndarray) -> None:
+                  scratch: np.ndarray, run: np.ndarray, counts: np.ndarray, adjacent: np.ndarray) -> None:
     """``counts[a, (r * n1 + level) * nr + length - 1] += 1`` per run along ``steps[a]`` (lengths
     clipped at ``nr``); ``adjacent[r, a]``: two ROI voxels of ROI ``r`` are neighbours along it.
-    Voxel ``k`` counts into scratch table ``k % 4`` when ``spread`` (see :func:`_glcm_counts`)."""
+    Voxel ``k`` counts into scratch table ``k % 4`` when ``scratch`` holds four (see
+    :func:`_glcm_counts`)."""
     w = (bounds.size - 1) * n1 * nr
-    scratch = np.zeros(4 * w if spread else w, dtype=np.int32)
+    spread = scratch.size == 4 * w
     t1, t2, t3 = (w, 2 * w, 3 * w) if spread else (0, 0, 0)
     for a in range(steps.size):
         s = np.uint64(steps[a])
@@ -87,15 +89,16 @@ def _glrlm_counts(g: np.ndarray, v: np.ndarray, bounds: np.ndarray, steps: np.nd
 
 
 @_jit
-def _glcm_counts(g: np.ndarray, v: np.ndarray, bounds: np.ndarray, steps: np.ndarray, n1: int, spread: bool,
-                 counts: np.ndarray) -> None:
+def _glcm_counts(g: np.ndarray, v: np.ndarray, bounds: np.ndarray, steps: np.ndarray, n1: int,
+                 scratch: np.ndarray, counts: np.ndarray) -> None:
     """``counts[a, (r * n1 + g(p)) * n1 + g(p + steps[a])] += 1`` over the ROI voxels ``p`` of
     every ROI ``r`` (column 0: the neighbour lies outside the ROI).
 
-    With ``spread`` voxel ``k`` adds into scratch table ``k % 4``: consecutive voxels often hit the
-    same cell, and four tables break the chain of read-modify-writes on one address (3x faster)."""
+    Where ``scratch`` holds four tables voxel ``k`` adds into table ``k % 4``: consecutive voxels
+    often hit the same cell, and four tables break the chain of read-modify-writes on one address
+    (3x faster on few levels)."""
     w = (bounds.size - 1) * n1 * n1
-    scratch = np.zeros(4 * w if spread else w, dtype=np.int32)
+    spread = scratch.size == 4 * w
     t1, t2, t3 = (w, 2 * w, 3 * w) if spread else (0, 0, 0)
     for a in range(steps.size):
         s = np.uint64(steps[a])
@@ -123,9 +126,10 @@ def _glcm_counts(g: np.ndarray, v: np.ndarray, bounds: np.ndarray, steps: np.nda
                 counts[a, i] += scratch[w + i] + scratch[2 * w + i] + scratch[3 * w + i]
 
 
-def _spread(cells: int, voxels: int) -> bool:
-    """Four scratch tables where zeroing and summing them costs little next to the voxels."""
-    return 4 * cells <= voxels
+def _scratch(cells: int, voxels: int) -> np.ndarray:
+    """Scratch counts: four tables of ``cells`` where clearing and summing them costs little next
+    to the ``voxels`` (else one); int32 while no cell can reach 2^31."""
+    return np.empty((4 if 4 * cells <= voxels else 1) * cells, dtype=np.int32 if voxels < 2**31 else np.int64)
 
 
 def _small_levels(g: np.ndarray, n_levels: int) -> np.ndarray:
@@ -142,7 +146,7 @@ def glrlm_counts(grid: FlatGrid, steps: list[int], n_levels: int, nr: int) -> tu
     adjacent = np.zeros((b, na), dtype=np.bool_)
     run = np.empty(grid.g.size, dtype=np.uint16 if nr < 2**16 else np.int64)  # (set at ROI voxels)
     _glrlm_counts(_small_levels(grid.g, n_levels), grid.v, grid.bounds, np.asarray(steps, dtype=np.int64), n1,
-                  nr, _spread(b * n1 * nr, grid.v.size), run, counts, adjacent)
+                  nr, _scratch(b * n1 * nr, grid.v.size), run, counts, adjacent)
     return counts.reshape(na, b, n1, nr), adjacent
 
 
@@ -152,5 +156,5 @@ def glcm_counts(grid: FlatGrid, steps: list[int], n_levels: int) -> np.ndarray:
     b, na, n1 = grid.n_rois, len(steps), n_levels + 1
     counts = np.empty((na, b * n1 * n1), dtype=np.int64)
     _glcm_counts(_small_levels(grid.g, n_levels), grid.v, grid.bounds, np.asarray(steps, dtype=np.int64), n1,
-                 _spread(b * n1 * n1, grid.v.size), counts)
+                 _scratch(b * n1 * n1, grid.v.size), counts)
     return counts.reshape(na, b, n1, n1)

@@ -95,7 +95,7 @@ def test_scratch_tables_are_summed_once_per_direction() -> None:
     q, m = _batch(9, 1, 3, (10, 12, 12))
     grid = flat_grid(q, m, 3, 1)
     steps = [grid.step(o) for o in angles((1,))]
-    assert _compiled._spread(grid.n_rois * 4 * 4, grid.v.size)
+    assert _compiled._scratch(grid.n_rois * 4 * 4, grid.v.size).size == 4 * 4 * 4
     counts = _compiled.glcm_counts(grid, steps, 3)
     n_roi = int(m.sum())
     assert counts.sum(axis=(1, 2, 3)).tolist() == [n_roi] * len(steps)  # one pair per ROI voxel
