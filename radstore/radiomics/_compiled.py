@@ -15,13 +15,15 @@ lacks it) or with ``RADSTORE_COMPILED_KERNELS=0`` the NumPy kernels run instead.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from radstore.radiomics._neighbours import FlatGrid
+if TYPE_CHECKING:
+    from radstore.radiomics._neighbours import FlatGrid
 
 try:
     import numba
@@ -124,6 +126,70 @@ def _glcm_counts(g: np.ndarray, v: np.ndarray, bounds: np.ndarray, steps: np.nda
         if spread:
             for i in range(w):
                 counts[a, i] += scratch[w + i] + scratch[2 * w + i] + scratch[3 * w + i]
+
+
+@_jit
+def _bspline_rows(x: np.ndarray, n: int, zero_outside: bool, idx: np.ndarray, weights: np.ndarray,
+                  inside: np.ndarray) -> None:
+    """Per position ``x[i]``: ITK's support indices ``idx[i]`` (mirrored, clipped), weights
+    ``weights[i]`` and whether the row is kept (``inside[i]``), as :func:`.resample.bspline_axis`."""
+    for i in range(x.size):
+        k1 = math.floor(np.float32(x[i]))
+        w = x[i] - k1
+        w3 = (1.0 / 6.0) * w * w * w
+        w0 = (1.0 / 6.0) + 0.5 * w * (w - 1.0) - w3
+        w2 = w + w0 - 2.0 * w3
+        weights[i, 0] = w0
+        weights[i, 1] = 1.0 - w0 - w2 - w3
+        weights[i, 2] = w2
+        weights[i, 3] = w3
+        if zero_outside:
+            inside[i] = x[i] >= -0.5 and x[i] < n - 0.5
+        else:
+            inside[i] = abs(x[i] - (n - 1) / 2) <= (n + 1) / 2
+        for j in range(4):
+            k = k1 + j - 1
+            if n == 1:
+                k = 0
+            else:
+                if k < 0:
+                    k = -k
+                if k >= n - 1:
+                    k = 2 * (n - 1) - k
+            idx[i, j] = min(max(k, 0), n - 1)
+
+
+@_jit
+def _bspline_fill(p: np.ndarray, idx: np.ndarray, weights: np.ndarray, inside: np.ndarray, start: int,
+                  out: np.ndarray) -> None:
+    """``out[i] = sum_j weights[i, j] p[idx[i, j], start:start + W]`` (accumulated in ``j`` order)
+    for kept rows, 0 for the others."""
+    for i in range(out.shape[0]):
+        if not inside[i]:
+            continue
+        for c in range(out.shape[1]):
+            acc = 0.0
+            for j in range(4):
+                acc += weights[i, j] * p[idx[i, j], start + c]
+            out[i, c] = acc
+
+
+def bspline_axis(x: np.ndarray, n: int, p: np.ndarray, zero_outside: bool, margin: int
+                 ) -> tuple[np.ndarray, slice]:
+    """:func:`.resample.bspline_axis` (its values bit for bit) given the decomposition matrix ``p``
+    [n, n] and the window ``margin``."""
+    m = x.size
+    idx = np.empty((m, 4), dtype=np.int64)
+    weights = np.empty((m, 4))
+    inside = np.empty(m, dtype=np.bool_)
+    _bspline_rows(np.ascontiguousarray(x, dtype=np.float64), n, zero_outside, idx, weights, inside)
+    used = idx[inside]
+    if used.size == 0:
+        return np.zeros((m, 0)), slice(0, 0)
+    window = slice(max(int(used.min()) - margin, 0), min(int(used.max()) + margin + 1, n))
+    out = np.zeros((m, window.stop - window.start))
+    _bspline_fill(p, idx, weights, inside, window.start, out)
+    return out, window
 
 
 def _scratch(cells: int, voxels: int) -> np.ndarray:

@@ -48,6 +48,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from radstore.radiomics import _compiled
+
 BSPLINE_POLE = math.sqrt(3.0) - 2.0
 DECOMPOSITION_TOLERANCE = 1e-10  # ITK BSplineDecompositionImageFilter's default
 WINDOW_MARGIN = 40  # samples kept beyond the B-spline support: |z|^40 ~ 1e-23
@@ -155,6 +157,8 @@ def bspline_axis(x: np.ndarray, n: int, zero_outside: bool = True) -> tuple[np.n
     """Cubic B-spline resampling of a line of ``n`` samples at positions ``x`` [m]: (matrix [m, w]
     over the input window, that window). Rows of positions outside the line are zero when
     ``zero_outside``, else evaluated as ITK would for a point it counts inside (mirrored support)."""
+    if _compiled.ENABLED:  # (the same values from one compiled pass: ~20x faster on small grids)
+        return _compiled.bspline_axis(x, n, bspline_decomposition(n), zero_outside, WINDOW_MARGIN)
     k1 = np.floor(x.astype(np.float32)).astype(np.int64)
     w = x - k1
     w3 = (1.0 / 6.0) * w * w * w
