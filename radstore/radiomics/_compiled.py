@@ -25,13 +25,16 @@ import numpy as np
 if TYPE_CHECKING:
     from radstore.radiomics._neighbours import FlatGrid
 
+_WANTED = os.environ.get("RADSTORE_COMPILED_KERNELS", "1") != "0"
 try:
+    if not _WANTED:  # (not even imported: its LLVM's allocations change the process's heap)
+        raise ImportError
     import numba
-except ImportError:  # pragma: no cover - numba is a dependency; a stripped environment falls back
+except ImportError:  # numba is a dependency; a stripped environment falls back
     numba = None  # type: ignore[assignment]
 
-#: Whether the texture families' CPU path uses these loops (``RADSTORE_COMPILED_KERNELS=0``: no).
-ENABLED: bool = numba is not None and os.environ.get("RADSTORE_COMPILED_KERNELS", "1") != "0"
+#: Whether the CPU path uses these loops (numba installed and ``RADSTORE_COMPILED_KERNELS`` not 0).
+ENABLED: bool = numba is not None
 
 
 def _jit(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -190,6 +193,174 @@ def bspline_axis(x: np.ndarray, n: int, p: np.ndarray, zero_outside: bool, margi
     out = np.zeros((m, window.stop - window.start))
     _bspline_fill(p, idx, weights, inside, window.start, out)
     return out, window
+
+
+#: The per-direction GLCM features of :func:`glcm_direction_features`, in their column order.
+GLCM_DIRECTION_FEATURES = (
+    "ClusterTendency", "ClusterShade", "ClusterProminence", "Autocorrelation", "Contrast", "Correlation",
+    "DifferenceAverage", "DifferenceEntropy", "DifferenceVariance", "JointEnergy", "JointEntropy", "Imc1",
+    "Imc2", "Idm", "Idmn", "Id", "Idn", "InverseVariance", "MaximumProbability", "SumAverage",
+    "SumEntropy", "SumSquares", "JointAverage",
+)
+_EPS = 2.220446049250313e-16  # numpy.spacing(1), as PyRadiomics
+
+
+@_jit
+def _glcm_features(p: np.ndarray, ng_roi: np.ndarray, out: np.ndarray, sym: np.ndarray,
+                   one_level: np.ndarray) -> None:
+    """Per matrix ``p[b, a]`` (normalised, grey levels ``1..N``): the features of
+    :data:`GLCM_DIRECTION_FEATURES` into ``out[b, a]``, MCC's symmetrised matrix into ``sym[b, a]``
+    and whether a marginal holds one grey level into ``one_level[b, a]``; the formulas of
+    :func:`.glcm._feature_formulas`, each sum taken in one loop."""
+    nb, na, n, _ = p.shape
+    px = np.empty(n)
+    py = np.empty(n)
+    pxa = np.empty(2 * n - 1)
+    pxs = np.empty(n)
+    sc = np.empty(n)
+    ratio = np.empty((n, n))
+    for b in range(nb):
+        ngr = float(ng_roi[b])
+        for a in range(na):
+            m = p[b, a]
+            px[:] = 0.0
+            py[:] = 0.0
+            pxa[:] = 0.0
+            pxs[:] = 0.0
+            energy = 0.0
+            hxy = 0.0
+            top = m[0, 0]
+            for i in range(n):
+                for j in range(n):
+                    v = m[i, j]
+                    if v == 0:  # (adds 0 to every sum: the costly logarithm skipped)
+                        continue
+                    px[i] += v
+                    py[j] += v
+                    pxa[i + j] += v
+                    pxs[abs(i - j)] += v
+                    energy += v * v
+                    hxy -= v * math.log2(v + _EPS)
+                    top = max(top, v)
+            ux = 0.0
+            uy = 0.0
+            hx = 0.0
+            hy = 0.0
+            nx = 0
+            ny = 0
+            for i in range(n):
+                ux += px[i] * (i + 1)
+                uy += py[i] * (i + 1)
+                hx -= px[i] * math.log2(px[i] + _EPS)
+                hy -= py[i] * math.log2(py[i] + _EPS)
+                nx += px[i] > 0
+                ny += py[i] > 0
+            tendency = 0.0
+            shade = 0.0
+            prominence = 0.0
+            sum_avg = 0.0
+            sum_sq = 0.0
+            sum_ent = 0.0
+            for k in range(2 * n - 1):
+                c = (k + 2) - (ux + uy)
+                t = pxa[k] * c * c
+                tendency += t
+                shade += t * c
+                prominence += t * c * c
+                sum_avg += pxa[k] * (k + 2)
+                sum_sq += pxa[k] * ((k + 2) * (k + 2))
+                sum_ent -= pxa[k] * math.log2(pxa[k] + _EPS)
+            diff_avg = 0.0
+            contrast = 0.0
+            idm = 0.0
+            idf = 0.0
+            inv_var = 0.0
+            idmn = 0.0
+            idn = 0.0
+            diff_ent = 0.0
+            for k in range(n):
+                k2 = float(k * k)
+                diff_avg += pxs[k] * k
+                contrast += pxs[k] * k2
+                idm += pxs[k] * (1.0 / (1 + k2))
+                idf += pxs[k] * (1.0 / (1 + k))
+                if k > 0:
+                    inv_var += pxs[k] * (1.0 / k2)
+                idmn += pxs[k] * (1.0 / (1 + k2 / (ngr * ngr)))
+                idn += pxs[k] * (1.0 / (1 + k / ngr))
+                diff_ent -= pxs[k] * math.log2(pxs[k] + _EPS)
+            diff_var = 0.0
+            for k in range(n):
+                diff_var += pxs[k] * (k - diff_avg) ** 2
+            sumsq_x = 0.0
+            sumsq_y = 0.0
+            for i in range(n):
+                sumsq_x += px[i] * ((i + 1) - ux) ** 2
+                sumsq_y += py[i] * ((i + 1) - uy) ** 2
+            hxy1 = 0.0
+            for i in range(n):
+                for j in range(n):
+                    if m[i, j] != 0:
+                        hxy1 -= m[i, j] * math.log2(px[i] * py[j] + _EPS)
+            sig = math.sqrt(sumsq_x) * math.sqrt(sumsq_y)
+            corr = 1.0 if sig == 0 else (tendency - sumsq_x - sumsq_y) * 0.5 / (sig + _EPS)
+            div = max(hx, hy)
+            dh = (hx + hy) - hxy
+            f = out[b, a]
+            f[0] = tendency
+            f[1] = shade
+            f[2] = prominence
+            f[3] = (sum_sq - contrast) * 0.25
+            f[4] = contrast
+            f[5] = corr
+            f[6] = diff_avg
+            f[7] = diff_ent
+            f[8] = diff_var
+            f[9] = energy
+            f[10] = hxy
+            f[11] = (hxy - hxy1) / div if div != 0 else 0.0
+            f[12] = math.sqrt(1 - math.exp(-2 * dh)) if dh > 0 else 0.0
+            f[13] = idm
+            f[14] = idmn
+            f[15] = idf
+            f[16] = idn
+            f[17] = inv_var
+            f[18] = top
+            f[19] = sum_avg
+            f[20] = sum_ent
+            f[21] = sumsq_x
+            f[22] = ux
+            one_level[b, a] = nx == 1 or ny == 1
+            # MCC: C = Dx^1/2 (P / (px py^T + eps)) P^T Dx^-1/2, symmetrised
+            for i in range(n):
+                sc[i] = math.sqrt(px[i]) if px[i] > 0 else 1.0
+            for i in range(n):
+                for j in range(n):
+                    ratio[i, j] = m[i, j] / (px[i] * py[j] + _EPS)
+            c = sym[b, a]
+            for i in range(n):
+                for k in range(n):
+                    q = 0.0
+                    for j in range(n):
+                        q += ratio[i, j] * m[k, j]
+                    c[i, k] = sc[i] * q / sc[k]
+            for i in range(n):
+                for k in range(i):
+                    s = (c[i, k] + c[k, i]) * 0.5
+                    c[i, k] = s
+                    c[k, i] = s
+
+
+def glcm_direction_features(p: np.ndarray, ng_roi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For normalised GLCMs ``p`` [B, A, N, N] (grey levels ``1..N``; ``ng_roi`` [B] the largest
+    level of each ROI): the features :data:`GLCM_DIRECTION_FEATURES` [B, A, F], MCC's symmetrised
+    matrices [B, A, N, N] (their second largest eigenvalue is MCC^2) and ``one_level`` bool [B, A]."""
+    nb, na, n, _ = p.shape
+    out = np.empty((nb, na, len(GLCM_DIRECTION_FEATURES)))
+    sym = np.empty((nb, na, n, n))
+    one_level = np.empty((nb, na), dtype=np.bool_)
+    _glcm_features(np.ascontiguousarray(p), np.asarray(ng_roi, dtype=np.float64), out, sym, one_level)
+    return out, sym, one_level
 
 
 def _scratch(cells: int, voxels: int) -> np.ndarray:
