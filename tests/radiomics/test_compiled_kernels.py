@@ -170,5 +170,5 @@ def test_glcm_compiled_formulas_equal_numpy(monkeypatch: pytest.MonkeyPatch) -> 
         want = glcm._feature_formulas(p, ng_roi, n_present, mcc_check=True)
         assert list(got) == list(want)
         for k, w in want.items():
-            np.testing.assert_allclose(np.asarray(got[k], float), np.asarray(w, float), rtol=1e-11, atol=1e-12,
-                                       err_msg=f"trial {trial}: {k}")
+            np.testing.assert_allclose(np.asarray(got[k], float), np.asarray(w, float), rtol=1e-11,
+                                       atol=1e-12, err_msg=f"trial {trial}: {k}")
