@@ -363,6 +363,112 @@ def glcm_direction_features(p: np.ndarray, ng_roi: np.ndarray) -> tuple[np.ndarr
     return out, sym, one_level
 
 
+#: The features of :func:`size_matrix_features`, in their column order.
+SIZE_MATRIX_FEATURES = ("SE", "LE", "GLN", "GLNN", "JN", "JNN", "Perc", "GLV", "JV", "Ent", "LGE", "HGE",
+                        "SLGE", "SHGE", "LLGE", "LHGE")
+
+
+@_jit
+def _size_matrix_features(p: np.ndarray, iv: np.ndarray, jv: np.ndarray, out: np.ndarray) -> None:
+    """The formulas of :func:`._matrix_features.size_matrix_formulas` per group ``p[g]`` [Ng, J]
+    (grey levels ``iv``, sizes ``jv``), each sum in one loop, into ``out[g]``."""
+    ng, nj = p.shape[1], p.shape[2]
+    pg = np.empty(ng)
+    pj = np.empty(nj)
+    for g in range(p.shape[0]):
+        m = p[g]
+        pg[:] = 0.0
+        pj[:] = 0.0
+        slge = 0.0
+        shge = 0.0
+        llge = 0.0
+        lhge = 0.0
+        for i in range(ng):
+            i2 = iv[i] * iv[i]
+            for j in range(nj):
+                v = m[i, j]
+                if v == 0:
+                    continue
+                pg[i] += v
+                pj[j] += v
+                j2 = jv[j] * jv[j]
+                slge += v / j2 / i2
+                shge += v / j2 * i2
+                llge += v * j2 / i2
+                lhge += v * j2 * i2
+        nz = 0.0
+        for i in range(ng):
+            nz += pg[i]
+        if nz == 0:
+            nz = 1.0
+        lge = 0.0
+        hge = 0.0
+        gln = 0.0
+        ui = 0.0
+        for i in range(ng):
+            i2 = iv[i] * iv[i]
+            lge += pg[i] / i2
+            hge += pg[i] * i2
+            gln += pg[i] * pg[i]
+            ui += pg[i] / nz * iv[i]
+        glv = 0.0
+        for i in range(ng):
+            glv += pg[i] / nz * (iv[i] - ui) ** 2
+        se = 0.0
+        le = 0.0
+        npix = 0.0
+        jn = 0.0
+        uj = 0.0
+        for j in range(nj):
+            j2 = jv[j] * jv[j]
+            se += pj[j] / j2
+            le += pj[j] * j2
+            npix += pj[j] * jv[j]
+            jn += pj[j] * pj[j]
+            uj += pj[j] / nz * jv[j]
+        if npix == 0:
+            npix = 1.0
+        jvar = 0.0
+        for j in range(nj):
+            jvar += pj[j] / nz * (jv[j] - uj) ** 2
+        ent = 0.0
+        for i in range(ng):
+            for j in range(nj):
+                if m[i, j] != 0:
+                    q = m[i, j] / nz
+                    ent -= q * math.log2(q + _EPS)
+        f = out[g]
+        f[0] = se / nz
+        f[1] = le / nz
+        f[2] = gln / nz
+        f[3] = gln / nz**2
+        f[4] = jn / nz
+        f[5] = jn / nz**2
+        f[6] = nz / npix
+        f[7] = glv
+        f[8] = jvar
+        f[9] = ent
+        f[10] = lge / nz
+        f[11] = hge / nz
+        f[12] = slge / nz
+        f[13] = shge / nz
+        f[14] = llge / nz
+        f[15] = lhge / nz
+
+
+def size_matrix_features(p: np.ndarray, jvector: np.ndarray, level_values: np.ndarray | None
+                         ) -> dict[str, np.ndarray]:
+    """:func:`._matrix_features.size_matrix_formulas` of NumPy ``p`` [G, Ng, J] in one compiled
+    pass: ``{name: float64 [G]}``."""
+    iv = (np.arange(1, p.shape[1] + 1, dtype=np.float64) if level_values is None
+          else np.asarray(level_values, dtype=np.float64))
+    out = np.empty((p.shape[0], len(SIZE_MATRIX_FEATURES)))
+    jv = np.asarray(jvector, dtype=np.float64)
+    _size_matrix_features(np.ascontiguousarray(p, dtype=np.float64), iv, jv, out)
+    columns = np.ascontiguousarray(out.T)
+    return {k: columns[c] for c, k in enumerate(SIZE_MATRIX_FEATURES)}
+
+
 def _scratch(cells: int, voxels: int) -> np.ndarray:
     """Scratch counts: four tables of ``cells`` where clearing and summing them costs little next
     to the ``voxels`` (else one); int32 while no cell can reach 2^31."""

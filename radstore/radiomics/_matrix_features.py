@@ -12,8 +12,10 @@ LHGE = sum P i^2 j^2, all / Nz.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
+from radstore.radiomics import _compiled
 from radstore.radiomics._arrays import Array, evaluate, ops
 from radstore.radiomics._neighbours import EPS
 
@@ -33,6 +35,8 @@ def size_matrix_features(p: torch.Tensor, jvector: torch.Tensor, level_values: t
 def size_matrix_formulas(p: Array, jvector: Array, level_values: Array | None = None) -> dict[str, Array]:
     """:func:`size_matrix_features` of a NumPy array or a torch tensor (any device): float64 [G]
     per feature, of the same kind as ``p``."""
+    if isinstance(p, np.ndarray) and _compiled.ENABLED:
+        return _compiled.size_matrix_features(p, jvector, level_values)
     xp = ops(p)
     ng = p.shape[1]
     iv = xp.levels(p, 1, ng + 1) if level_values is None else xp.as_float64(level_values)
