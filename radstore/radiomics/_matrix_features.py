@@ -27,7 +27,8 @@ def size_matrix_features(p: torch.Tensor, jvector: torch.Tensor, level_values: t
     use ``Nz = 1`` and ``Np = 1`` (PyRadiomics).
 
     CPU tensors are evaluated in NumPy (the matrices are small: NumPy's per-operation cost is a
-    fraction of torch's), others in torch: :func:`size_matrix_formulas` either way."""
+    fraction of torch's; with numba in one compiled loop, :func:`._compiled.size_matrix_features`),
+    others in torch: :func:`size_matrix_formulas` either way."""
     levels = () if level_values is None else (level_values,)
     return evaluate(size_matrix_formulas, p, jvector, *levels)
 

@@ -14,7 +14,8 @@ flattened (:class:`._neighbours.FlatGrid`); per direction each ROI voxel ``v`` a
 ``(roi, g(v), g(v + step))`` to the counts (level 0 = outside, dropped): in a compiled loop
 (:mod:`._compiled`, numba), else one gather and one ``bincount`` in NumPy. Other devices: shifted
 slices of the dense grid. The features are computed on the small matrices, in NumPy on CPU and
-torch elsewhere, one formula for both (MCC by ``eigvalsh``, see :func:`_feature_formulas`).
+torch elsewhere, one formula for both (MCC by ``eigvalsh``, see :func:`_feature_formulas`); on CPU
+with numba the per-direction sums run in one compiled loop (:func:`_compiled_feature_formulas`).
 
 Degenerate ROIs: a ROI without any voxel pair at the configured distances (e.g. one voxel) has no
 GLCM; PyRadiomics then returns NaN for every feature and so do we (documented, with a warning).
@@ -348,8 +349,9 @@ def _compiled_feature_formulas(p: np.ndarray, ng_roi: np.ndarray, n_present: np.
     """:func:`_feature_formulas` of NumPy matrices with grey levels ``1..N``: the per-direction
     features and MCC's symmetrised matrices from one compiled pass
     (:func:`._compiled.glcm_direction_features`, the same formulas with each sum in one loop: equal
-    to ~1e-15 relative), then the eigenvalues, the rounding flags and the means over the valid
-    directions as there (~10x faster on a small ROI's 13 matrices)."""
+    to ~1e-13 relative, tested to 1e-11), then the eigenvalues, the rounding flags and the means
+    over the valid directions as there (a small ROI's 13 matrices: 1.0 -> 0.4 ms, half of it
+    ``eigvalsh``)."""
     bsz, na, n, _ = p.shape
     valid = p.sum(axis=(2, 3)) > 0
     per_direction, sym, one_level = _compiled.glcm_direction_features(p, ng_roi)
