@@ -49,6 +49,16 @@ def _jit(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @_jit
+def _collect(scratch: np.ndarray, w: int, spread: bool, out: np.ndarray) -> None:
+    """``out = scratch[:w]`` (plus the other three tables of ``w`` cells when ``spread``)."""
+    for i in range(w):
+        out[i] = scratch[i]
+    if spread:
+        for i in range(w):
+            out[i] += scratch[w + i] + scratch[2 * w + i] + scratch[3 * w + i]
+
+
+@_jit
 def _run_voxel(g: np.ndarray, p: np.uint64, s: np.uint64, run: np.ndarray, nr: int, table: int,
                scratch: np.ndarray) -> bool:
     """Carry the run length to voxel ``p`` along ``s``; where the run ends count it in ``scratch``
@@ -91,11 +101,7 @@ def _glrlm_counts(g: np.ndarray, v: np.ndarray, bounds: np.ndarray, steps: np.nd
                 touching |= _run_voxel(g, np.uint64(v[k]), s, run, nr, base, scratch)
                 k += 1
             adjacent[r, a] = touching
-        for i in range(w):
-            counts[a, i] = scratch[i]
-        if spread:
-            for i in range(w):
-                counts[a, i] += scratch[w + i] + scratch[2 * w + i] + scratch[3 * w + i]
+        _collect(scratch, w, spread, counts[a])
 
 
 @_jit
@@ -129,11 +135,7 @@ def _glcm_counts(g: np.ndarray, v: np.ndarray, bounds: np.ndarray, steps: np.nda
                 p0 = np.uint64(v[k])
                 scratch[base + g[p0] * n1 + g[p0 + s]] += 1
                 k += 1
-        for i in range(w):
-            counts[a, i] = scratch[i]
-        if spread:
-            for i in range(w):
-                counts[a, i] += scratch[w + i] + scratch[2 * w + i] + scratch[3 * w + i]
+        _collect(scratch, w, spread, counts[a])
 
 
 @_jit
@@ -374,6 +376,29 @@ SIZE_MATRIX_FEATURES = ("SE", "LE", "GLN", "GLNN", "JN", "JNN", "Perc", "GLV", "
 
 
 @_jit
+def _marginal_sums(counts: np.ndarray, values: np.ndarray, nz: float
+                   ) -> tuple[float, float, float, float, float]:
+    """Of a marginal ``counts`` over ``values``: ``sum c / v^2``, ``sum c v^2``, ``sum c v``,
+    ``sum c^2`` and the variance of ``values`` under ``counts / nz``."""
+    inv_sq = 0.0
+    sq = 0.0
+    plain = 0.0
+    squares = 0.0
+    mean = 0.0
+    for k in range(counts.size):
+        v2 = values[k] * values[k]
+        inv_sq += counts[k] / v2
+        sq += counts[k] * v2
+        plain += counts[k] * values[k]
+        squares += counts[k] * counts[k]
+        mean += counts[k] / nz * values[k]
+    variance = 0.0
+    for k in range(counts.size):
+        variance += counts[k] / nz * (values[k] - mean) ** 2
+    return inv_sq, sq, plain, squares, variance
+
+
+@_jit
 def _size_matrix_features(p: np.ndarray, iv: np.ndarray, jv: np.ndarray, out: np.ndarray) -> None:
     """The formulas of :func:`._matrix_features.size_matrix_formulas` per group ``p[g]`` [Ng, J]
     (grey levels ``iv``, sizes ``jv``), each sum in one loop, into ``out[g]``."""
@@ -406,36 +431,10 @@ def _size_matrix_features(p: np.ndarray, iv: np.ndarray, jv: np.ndarray, out: np
             nz += pg[i]
         if nz == 0:
             nz = 1.0
-        lge = 0.0
-        hge = 0.0
-        gln = 0.0
-        ui = 0.0
-        for i in range(ng):
-            i2 = iv[i] * iv[i]
-            lge += pg[i] / i2
-            hge += pg[i] * i2
-            gln += pg[i] * pg[i]
-            ui += pg[i] / nz * iv[i]
-        glv = 0.0
-        for i in range(ng):
-            glv += pg[i] / nz * (iv[i] - ui) ** 2
-        se = 0.0
-        le = 0.0
-        npix = 0.0
-        jn = 0.0
-        uj = 0.0
-        for j in range(nj):
-            j2 = jv[j] * jv[j]
-            se += pj[j] / j2
-            le += pj[j] * j2
-            npix += pj[j] * jv[j]
-            jn += pj[j] * pj[j]
-            uj += pj[j] / nz * jv[j]
+        lge, hge, _, gln, glv = _marginal_sums(pg, iv, nz)
+        se, le, npix, jn, jvar = _marginal_sums(pj, jv, nz)
         if npix == 0:
             npix = 1.0
-        jvar = 0.0
-        for j in range(nj):
-            jvar += pj[j] / nz * (jv[j] - uj) ** 2
         ent = 0.0
         for i in range(ng):
             for j in range(nj):
