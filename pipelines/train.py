@@ -185,16 +185,15 @@ def _log_model(sm, frame: pd.DataFrame) -> None:
     import mlflow
     from mlflow.models import infer_signature
 
-    from radstore.models.pyfunc import StudyPyfunc
+    from radstore.models.pyfunc import log_study_model
 
     example = frame[sm.raw_columns].head(5).copy()
     for c in example.columns:  # embeddings as float64 lists: JSON rows arrive as doubles
         if example[c].map(lambda v: isinstance(v, list | np.ndarray)).any():
             example[c] = example[c].map(lambda v: [float(a) for a in v])
     sig = infer_signature(example, sm.predict(example))
-    info = mlflow.pyfunc.log_model(name=MODEL_ARTIFACT, python_model=StudyPyfunc(sm),
-                                   signature=sig, input_example=example,
-                                   pip_requirements=["radstore"])
+    info = log_study_model(sm, MODEL_ARTIFACT, signature=sig, input_example=example,
+                           pip_requirements=["radstore"])
     mlflow.set_tag("model_uri", info.model_uri)
 
 

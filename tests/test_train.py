@@ -86,6 +86,23 @@ def test_runs_params_metrics_dataset_and_pyfunc(trained) -> None:
     pred = model.predict(df.head(4)[names])
     assert list(pred.columns) == ["score", "high_risk", "survival_12", "survival_24"]
     assert model.metadata.get_output_schema() is not None
+    import radstore.models.pyfunc as mlflow_pyfunc_module
+
+    # logged as a model from code: the code file plus the fitted model as a joblib artifact
+    flavor = model.metadata.flavors["python_function"]
+    assert flavor["model_code_path"].endswith("pyfunc_model.py")
+    assert flavor["artifacts"]["study_model"]["path"].endswith("study_model.joblib")
+    assert "python_model" not in flavor  # no cloudpickled wrapper object
+    local = Path(mlflow.artifacts.download_artifacts(comb.data.tags["model_uri"]))
+    assert (local / "pyfunc_model.py").read_text() == (
+        Path(mlflow_pyfunc_module.__file__).with_name("pyfunc_model.py").read_text())
+
+
+def test_pyfunc_without_loaded_model_says_so() -> None:
+    from radstore.models.pyfunc import StudyPyfunc
+
+    with pytest.raises(RuntimeError, match="load_context"):
+        StudyPyfunc().predict(None, pd.DataFrame({"a": [1.0]}))
 
 
 def test_monte_carlo_cv_mean_se_logged(trained) -> None:
