@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import shutil
 import time
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -189,7 +190,10 @@ def register(settings: Settings, *, studies_dir: Path | str = "studies", templat
             sorted(_services_views(services)) if feast_online == "services" else []
         t0 = time.perf_counter()
         if feast_views:
-            fs.materialize(start_date=window[0], end_date=window[1], feature_views=feast_views)
+            with warnings.catch_warnings():  # raised inside Feast's DuckDB/ibis reads, once per view
+                warnings.filterwarnings("ignore", message=r"fetch_arrow_table\(\) is deprecated",
+                                        category=DeprecationWarning)
+                fs.materialize(start_date=window[0], end_date=window[1], feature_views=feast_views)
         timings["feast_materialize_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         prune_packed_views(repo / PACKED_FILE, sources)

@@ -20,8 +20,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """synth → ingest → extract → register → sql → assemble → train → promote, into --store."""
         import logging
+        import sys
         import warnings
 
+        import feast  # noqa: F401  (imported first: its import resets the DeprecationWarning filter)
+        import mlflow  # noqa: F401  (imported first: its import sets the mlflow loggers to INFO)
         from rich.console import Console
         from rich.table import Table
 
@@ -31,7 +34,7 @@ def register(app: typer.Typer) -> None:
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         logging.getLogger("mlflow").setLevel(logging.ERROR)
 
-        console = Console()
+        console = Console(width=None if sys.stdout.isatty() else 160)  # logs: tables unwrapped
         settings = settings_of(ctx)
         cfg = DemoConfig(hospitals=hospitals, patients_per_hospital=patients, n_boot=n_boot, seed=seed)
         result = run_demo(settings, cfg, say=console.print)
