@@ -16,6 +16,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import shutil
 import time
 import warnings
@@ -190,7 +192,9 @@ def register(settings: Settings, *, studies_dir: Path | str = "studies", templat
             sorted(_services_views(services)) if feast_online == "services" else []
         t0 = time.perf_counter()
         if feast_views:
-            with warnings.catch_warnings():  # raised inside Feast's DuckDB/ibis reads, once per view
+            # Feast prints each view's name (the report lists them) and, inside its DuckDB/ibis
+            # reads, raises a DuckDB deprecation per view that users cannot act on
+            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
                 warnings.filterwarnings("ignore", message=r"fetch_arrow_table\(\) is deprecated",
                                         category=DeprecationWarning)
                 fs.materialize(start_date=window[0], end_date=window[1], feature_views=feast_views)

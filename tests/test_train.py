@@ -4,6 +4,9 @@ artifacts, dataset input, pyfunc with signature, the study-level results report;
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +48,13 @@ def trained(tmp_path_factory) -> tuple[TrainResult, pd.DataFrame, object]:
     write_table(df, ts / "train.parquet")
     (ts / "manifest.json").write_text('{"hash": "abc123", "feature_versions": {"r": "v1"}}')
     settings = mlflow_settings(tmp / "store")
-    res = train_study(_spec(), ts, settings, n_boot=30, mccv_splits=MCCV)
+    before = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        res = train_study(_spec(), ts, settings, n_boot=30, mccv_splits=MCCV)
+    # logging a model re-reads it from a local copy: no "Downloading artifacts" bar for that
+    assert "Downloading artifacts" not in err.getvalue()
+    assert os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR") == before
     return res, df, settings
 
 

@@ -7,7 +7,10 @@ loaded in :meth:`StudyPyfunc.load_context`. Nothing of the wrapper itself is pic
 
 from __future__ import annotations
 
+import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -42,13 +45,30 @@ class StudyPyfunc(PythonModel):
 
 def log_study_model(study_model: StudyModel, name: str, **log_model_kwargs):
     """Log ``study_model`` to the active run as a model from code (``MODEL_CODE`` + a joblib
-    artifact); ``log_model_kwargs`` go to ``mlflow.pyfunc.log_model``. Returns its ``ModelInfo``."""
+    artifact); ``log_model_kwargs`` go to ``mlflow.pyfunc.log_model``. Returns its ``ModelInfo``.
+    MLflow's artifact progress bar is off meanwhile: checking the input example reloads the model
+    from a local copy, which is no download the user waits for."""
     import joblib
     import mlflow
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _environ(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false"):
         path = Path(tmp) / "study_model.joblib"
         joblib.dump(study_model, path)
         return mlflow.pyfunc.log_model(name=name, python_model=MODEL_CODE,
                                        artifacts={STUDY_MODEL_ARTIFACT: str(path)},
                                        **log_model_kwargs)
+
+
+@contextmanager
+def _environ(**values: str) -> Iterator[None]:
+    """Environment variables set to ``values`` inside the block, restored after."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
