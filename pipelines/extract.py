@@ -11,7 +11,10 @@ Flow (per feature set, all feature sets interleaved in one event loop on the dri
    the next scans overlap with inference;
 3. model actors (:class:`DeepActor`, :class:`RadiomicsActor`) load the backbone / settings once and
    take batches built across scans; they ask ``num_gpus = settings.ray.gpus_per_actor`` when the
-   cluster has GPUs (each then sees its own ``CUDA_VISIBLE_DEVICES``) and are CPU actors otherwise;
+   cluster has GPUs (each then sees its own ``CUDA_VISIBLE_DEVICES``) and are CPU actors otherwise.
+   Every forward pass of a deep actor has one shape (:func:`forward_batch_size`, last chunk
+   zero-padded), so an image's embedding does not depend on which scans shared its batch: two
+   runs on the same machine and settings write the same numbers;
 4. rows are aggregated (deep: slices → lesion → ``lesion = 0`` mean; radiomics: ``lesion = 0`` =
    the largest lesion) and flushed every ``flush_every`` scans to
    ``features/<name>/<version>/phase=<p>/cohort=<c>/part-<hash>.parquet`` (hash of the scan ids);
@@ -234,6 +237,13 @@ def _set_threads() -> None:
     torch.set_num_threads(max(1, round(cpus)))
 
 
+def forward_batch_size(device: str, batch_size: int) -> int:
+    """Rows per forward pass of a deep actor: ``batch_size`` on a GPU; 1 on CPU, where calls carry
+    a few images each (as many as were prepared meanwhile) and padding them to ``batch_size`` would
+    cost more than the ~25% that one image per pass costs against full batches of 8-32."""
+    return batch_size if device.startswith("cuda") else 1
+
+
 class DeepActor:
     """Holds one backbone; ``embed(*arrays)`` runs them as one batch stream, returns per-array
     embeddings (``(n_i, dim)`` float32)."""
@@ -245,7 +255,7 @@ class DeepActor:
         _set_threads()
         self.settings = DeepSettings.model_validate(settings_json)
         self.device = _actor_device(device_pref)
-        self.batch_size = batch_size
+        self.batch_size = forward_batch_size(self.device, batch_size)
         self.model, self.weights = load_backbone(self.settings.backbone, self.device)
         self.busy_s, self.images, self.calls = 0.0, 0, 0
 

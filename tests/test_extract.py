@@ -34,6 +34,22 @@ def ray_session():
 
 
 @pytest.mark.integration
+def test_deep_actor_embedding_does_not_depend_on_batch_companions(ray_session) -> None:
+    """The dispatcher packs whatever scans are prepared into one call, so the same image comes with
+    other companions in each run; every forward pass has one shape, so its embedding is the same
+    to the bit (oneDNN picks its convolution algorithm by batch size)."""
+    actor = ray.remote(ex.DeepActor).options(num_cpus=1).remote(DEEP["settings"], 4, "cpu")
+    g = np.random.default_rng(0)
+    a, b = (g.normal(size=(n, 3, 64, 64)).astype(np.float32) for n in (1, 6))
+    alone = ray.get(actor.embed.remote(a))[0]
+    after, with_others = ray.get(actor.embed.remote(b, a))
+    assert with_others.shape == alone.shape == (1, 512) and after.shape == (6, 512)
+    np.testing.assert_array_equal(with_others, alone)
+    assert ex.forward_batch_size("cpu", 32) == 1 and ex.forward_batch_size("cuda", 32) == 32
+    ray.kill(actor)
+
+
+@pytest.mark.integration
 def test_logical_gpus_give_actors_distinct_cuda_visible_devices(ray_session) -> None:
     @ray.remote(num_gpus=1, num_cpus=0)
     class Probe:

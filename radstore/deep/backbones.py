@@ -140,19 +140,28 @@ def load_backbone(cfg: BackboneConfig, device: str = "cpu") -> tuple[FeatureExtr
 
 @torch.inference_mode()
 def embed(model: FeatureExtractor, batch: torch.Tensor, precision: str = "fp32",
-          batch_size: int = 32) -> torch.Tensor:
+          batch_size: int = 32, fixed_shape: bool = True) -> torch.Tensor:
     """Embeddings of ``batch`` (float32, on CPU) in chunks of ``batch_size``; ``bf16`` runs under
-    ``torch.autocast`` and returns float32."""
+    ``torch.autocast`` and returns float32.
+
+    ``fixed_shape``: the last chunk is zero-padded to ``batch_size`` rows, so every forward pass
+    has the same shape. oneDNN and cuDNN pick their convolution algorithm by batch size, and the
+    float32 result of an image changes (~1e-6 relative) with it; with fixed shapes an image's
+    embedding depends only on the image, not on how many others came with it."""
     device = next(model.parameters()).device
     out = []
     for i in range(0, batch.shape[0], batch_size):
-        x = batch[i:i + batch_size].to(device, non_blocking=True)
+        x = batch[i:i + batch_size]
+        n = x.shape[0]
+        if fixed_shape and n < batch_size:
+            x = torch.cat([x, x.new_zeros((batch_size - n, *x.shape[1:]))])
+        x = x.to(device, non_blocking=True)
         if precision == "bf16":
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
                 y = model(x)
         else:
             y = model(x)
-        out.append(y.float().cpu())
+        out.append(y[:n].float().cpu())
     if not out:
         return torch.empty((0, 0))
     return torch.cat(out)

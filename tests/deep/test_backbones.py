@@ -42,10 +42,29 @@ def test_pooled_features_equal_direct_torchvision_forward() -> None:
     assert got.shape == (3, 512)
     torch.testing.assert_close(got, expected_avg, rtol=1e-5, atol=1e-5)
     both, _ = load_backbone(BackboneConfig(name="resnet18", weights="random", seed=7, pooling="both"))
-    got = embed(both, x)
+    got = embed(both, x, batch_size=len(x))  # the direct forward's shape
     assert got.shape == (3, 1024)
     torch.testing.assert_close(got[:, :512], expected_max, rtol=1e-5, atol=1e-5)  # max first
     torch.testing.assert_close(got[:, 512:], expected_avg, rtol=1e-5, atol=1e-5)
+
+
+def test_embedding_of_an_image_does_not_depend_on_its_batch_companions() -> None:
+    """With fixed-shape forward passes (the default) the last, partial chunk is zero-padded, so an
+    image embedded alone, with a few or with a full batch of others gives the same bits."""
+    model, _ = load_backbone(BackboneConfig(name="resnet18", weights="random", seed=0, pooling="max"))
+    x = torch.randn(11, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        full = embed(model, x, batch_size=8)
+        assert full.shape == (11, 512)
+        for n in (1, 3, 8):
+            torch.testing.assert_close(embed(model, x[:n], batch_size=8), full[:n], rtol=0, atol=0)
+        torch.testing.assert_close(embed(model, x[8:], batch_size=8), full[8:], rtol=0, atol=0)
+        unpadded = embed(model, x[:3], batch_size=8, fixed_shape=False)
+        torch.testing.assert_close(unpadded, full[:3], rtol=1e-4, atol=1e-4)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_weights_from_local_file(tmp_path: Path) -> None:
@@ -58,7 +77,7 @@ def test_weights_from_local_file(tmp_path: Path) -> None:
         expected = ref(x)
     model, src = load_backbone(BackboneConfig(name="resnet18", weights=str(path), seed=0, pooling="avg"))
     assert src == str(path)
-    torch.testing.assert_close(embed(model, x), expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(embed(model, x, batch_size=len(x)), expected, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="weights_sha256"):
         load_backbone(BackboneConfig(name="resnet18", weights=str(path), weights_sha256="00" * 32))
     torch.save({"conv1.weight": torch.zeros(1)}, tmp_path / "bad.pth")
@@ -92,7 +111,7 @@ def test_monai_seresnet50_equals_direct_forward() -> None:
     with torch.no_grad():
         expected = ref.features(x).mean(dim=(2, 3))
     model, _ = load_backbone(BackboneConfig(name="seresnet50", weights="random", seed=5, pooling="avg"))
-    torch.testing.assert_close(embed(model, x), expected, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(embed(model, x, batch_size=len(x)), expected, rtol=1e-4, atol=1e-5)
 
 
 def test_monai_3d_resnet_equals_direct_forward() -> None:
@@ -105,7 +124,7 @@ def test_monai_3d_resnet_equals_direct_forward() -> None:
     with torch.no_grad():
         expected3 = ref3(v)
     m3, _ = load_backbone(BackboneConfig(name="resnet18_3d", weights="random", seed=2, pooling="avg"))
-    torch.testing.assert_close(embed(m3, v), expected3, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(embed(m3, v, batch_size=len(v)), expected3, rtol=1e-4, atol=1e-5)
 
 
 def test_bf16_close_to_fp32() -> None:
