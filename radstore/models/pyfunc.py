@@ -61,7 +61,8 @@ def log_study_model(study_model: StudyModel, name: str, **log_model_kwargs):
 
 @contextmanager
 def _environ(**values: str) -> Iterator[None]:
-    """Environment variables set to ``values`` inside the block, restored after."""
+    """Environment variables set to ``values`` inside the block, restored after (only these keys;
+    ``unittest.mock.patch.dict`` would clear and rewrite the whole environment on exit)."""
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     try:
