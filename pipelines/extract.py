@@ -240,7 +240,8 @@ def _set_threads() -> None:
 def forward_batch_size(device: str, batch_size: int) -> int:
     """Rows per forward pass of a deep actor: ``batch_size`` on a GPU; 1 on CPU, where calls carry
     a few images each (as many as were prepared meanwhile) and padding them to ``batch_size`` would
-    cost more than the ~25% that one image per pass costs against full batches of 8-32."""
+    cost more than one image per pass does (ResNet50 alone: 21% more time per image than at 16 rows
+    per pass, ``benchmarks/results/extract.json``)."""
     return batch_size if device.startswith("cuda") else 1
 
 
