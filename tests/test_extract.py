@@ -50,6 +50,23 @@ def test_deep_actor_embedding_does_not_depend_on_batch_companions(ray_session) -
 
 
 @pytest.mark.integration
+def test_radiomics_actor_features_do_not_depend_on_batch_companions(ray_session) -> None:
+    """A radiomics actor's call also carries whatever scans were prepared meanwhile: a lesion's
+    features are the same bits alone and beside lesions of wider grey-level ranges (more bins than
+    its own, compacted above 64), so two runs of one cohort write the same feature tables."""
+    from tests.radiomics.test_batch_invariance import ROIS
+
+    actor = ray.remote(ex.RadiomicsActor).options(num_cpus=1).remote({}, "cpu")
+    narrow, wide, wider = ROIS[0], ROIS[1], ROIS[3]
+    (alone,) = ray.get(actor.extract.remote([narrow]))
+    (others, (with_others, _)) = ray.get(actor.extract.remote([wide, wider], [narrow, wider]))
+    assert len(others) == 2 and list(with_others) == list(alone[0])
+    bits = {k: np.float64(v).tobytes() for k, v in alone[0].items()}
+    assert not [k for k, v in with_others.items() if np.float64(v).tobytes() != bits[k]]
+    ray.kill(actor)
+
+
+@pytest.mark.integration
 def test_logical_gpus_give_actors_distinct_cuda_visible_devices(ray_session) -> None:
     @ray.remote(num_gpus=1, num_cpus=0)
     class Probe:

@@ -8,8 +8,12 @@
   ``s`` is positive) and counts a run where the next voxel along ``s`` has another level. The
   results are the NumPy kernels' integer counts, exactly.
 - Feature formulas of small matrices: the GLCM per-direction features (and MCC's symmetrised
-  matrices) and the size-matrix features of GLRLM/GLSZM/GLDM, the NumPy formulas with each sum
-  taken in one loop (equal to ~1e-15 relative; dozens of NumPy calls per family before).
+  matrices), the size-matrix features of GLRLM/GLSZM/GLDM and the NGTDM features, the NumPy
+  formulas with each sum taken in one loop (equal to ~1e-15 relative; dozens of NumPy calls per
+  family before). Each sum runs over the cells in increasing level order and an absent grey level
+  adds exactly 0 (NumPy's pairwise sums group the terms by the array's length), so a ROI's
+  features are the same bits in any batch: alone, beside ROIs of more levels, or with the batch's
+  levels compacted.
 - The B-spline resampling rows of :func:`.resample.bspline_axis`, bit for bit.
 
 All are tested against the NumPy code (``tests/radiomics/test_compiled_kernels.py``). numba
@@ -20,6 +24,7 @@ or with ``RADSTORE_COMPILED_KERNELS=0`` the NumPy code runs instead.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Callable
@@ -213,39 +218,70 @@ _EPS = 2.220446049250313e-16  # numpy.spacing(1), as PyRadiomics
 
 
 @_jit
-def _glcm_features(p: np.ndarray, ng_roi: np.ndarray, out: np.ndarray, sym: np.ndarray,
-                   one_level: np.ndarray) -> None:
-    """Per matrix ``p[b, a]`` (normalised, grey levels ``1..N``): the features of
-    :data:`GLCM_DIRECTION_FEATURES` into ``out[b, a]``, MCC's symmetrised matrix into ``sym[b, a]``
-    and whether a marginal holds one grey level into ``one_level[b, a]``; the formulas of
-    :func:`.glcm._feature_formulas`, each sum taken in one loop."""
-    nb, na, n, _ = p.shape
+def _glcm_features(counts: np.ndarray, weights: np.ndarray, lv: np.ndarray, sum_idx: np.ndarray,
+                   k_sum: np.ndarray, diff_idx: np.ndarray, k_diff: np.ndarray, ng_roi: np.ndarray,
+                   out: np.ndarray, sym: np.ndarray, sizes: np.ndarray, one_level: np.ndarray) -> None:
+    """Per matrix ``b, a`` of the symmetrised ``counts`` [B, A, N, N] (merged over the directions
+    with ``weights`` [A] into ``a = 0`` when ``weights`` is not empty), normalised to sum 1: the
+    features of :data:`GLCM_DIRECTION_FEATURES` into ``out[b, a]``, MCC's symmetrised matrix over
+    the rows with ``px > 0`` (packed first) into ``sym[b, a]`` and their number into
+    ``sizes[b, a]`` (0: an empty matrix), and whether a marginal holds one grey level into
+    ``one_level[b, a]``; the formulas of :func:`.glcm._feature_formulas`, each sum in one loop.
+    Rows/columns are the grey levels ``lv`` [N]; cell ``(i, j)`` adds to the distinct values
+    ``k_sum[sum_idx[i, j]]`` of ``i + j`` and ``k_diff[diff_idx[i, j]]`` of ``|i - j|``. Every sum
+    runs over the cells (levels, values) in increasing order and a zero cell adds exactly 0, so a
+    matrix padded with absent grey levels gives the same bits as its own levels alone."""
+    nb, na = out.shape[0], out.shape[1]
+    n = counts.shape[2]
+    m = np.empty((n, n))
     px = np.empty(n)
     py = np.empty(n)
-    pxa = np.empty(2 * n - 1)
-    pxs = np.empty(n)
+    pxa = np.empty(k_sum.size)
+    pxs = np.empty(k_diff.size)
     sc = np.empty(n)
-    ratio = np.empty((n, n))
+    pos = np.empty(n, dtype=np.int64)
+    col_start = np.empty(n + 1, dtype=np.int64)
+    col_fill = np.empty(n, dtype=np.int64)
+    col_rows = np.empty(n * n, dtype=np.int64)
     for b in range(nb):
         ngr = float(ng_roi[b])
         for a in range(na):
-            m = p[b, a]
+            if weights.size:
+                for i in range(n):
+                    for j in range(n):
+                        s = 0.0
+                        for d in range(weights.size):
+                            s += counts[b, d, i, j] * weights[d]
+                        m[i, j] = s
+            else:
+                m[:, :] = counts[b, a]
+            tot = 0.0
+            for i in range(n):
+                for j in range(n):
+                    if m[i, j] != 0:
+                        tot += m[i, j]
+            if tot == 0:  # an empty direction: left out of the means
+                out[b, a, :] = 0.0
+                sizes[b, a] = 0
+                one_level[b, a] = False
+                continue
             px[:] = 0.0
             py[:] = 0.0
             pxa[:] = 0.0
             pxs[:] = 0.0
             energy = 0.0
             hxy = 0.0
-            top = m[0, 0]
+            top = 0.0
             for i in range(n):
                 for j in range(n):
-                    v = m[i, j]
-                    if v == 0:  # (adds 0 to every sum: the costly logarithm skipped)
+                    if m[i, j] == 0:  # (adds 0 to every sum: the costly logarithm skipped)
                         continue
+                    v = m[i, j] / tot
+                    m[i, j] = v
                     px[i] += v
                     py[j] += v
-                    pxa[i + j] += v
-                    pxs[abs(i - j)] += v
+                    pxa[sum_idx[i, j]] += v
+                    pxs[diff_idx[i, j]] += v
                     energy += v * v
                     hxy -= v * math.log2(v + _EPS)
                     top = max(top, v)
@@ -256,26 +292,30 @@ def _glcm_features(p: np.ndarray, ng_roi: np.ndarray, out: np.ndarray, sym: np.n
             nx = 0
             ny = 0
             for i in range(n):
-                ux += px[i] * (i + 1)
-                uy += py[i] * (i + 1)
-                hx -= px[i] * math.log2(px[i] + _EPS)
-                hy -= py[i] * math.log2(py[i] + _EPS)
-                nx += px[i] > 0
-                ny += py[i] > 0
+                ux += px[i] * lv[i]
+                uy += py[i] * lv[i]
+                if px[i] != 0:
+                    hx -= px[i] * math.log2(px[i] + _EPS)
+                    nx += 1
+                if py[i] != 0:
+                    hy -= py[i] * math.log2(py[i] + _EPS)
+                    ny += 1
             tendency = 0.0
             shade = 0.0
             prominence = 0.0
             sum_avg = 0.0
             sum_sq = 0.0
             sum_ent = 0.0
-            for k in range(2 * n - 1):
-                c = (k + 2) - (ux + uy)
+            for k in range(k_sum.size):
+                if pxa[k] == 0:
+                    continue
+                c = k_sum[k] - (ux + uy)
                 t = pxa[k] * c * c
                 tendency += t
                 shade += t * c
                 prominence += t * c * c
-                sum_avg += pxa[k] * (k + 2)
-                sum_sq += pxa[k] * ((k + 2) * (k + 2))
+                sum_avg += pxa[k] * k_sum[k]
+                sum_sq += pxa[k] * (k_sum[k] * k_sum[k])
                 sum_ent -= pxa[k] * math.log2(pxa[k] + _EPS)
             diff_avg = 0.0
             contrast = 0.0
@@ -285,25 +325,31 @@ def _glcm_features(p: np.ndarray, ng_roi: np.ndarray, out: np.ndarray, sym: np.n
             idmn = 0.0
             idn = 0.0
             diff_ent = 0.0
-            for k in range(n):
-                k2 = float(k * k)
-                diff_avg += pxs[k] * k
+            for k in range(k_diff.size):
+                if pxs[k] == 0:
+                    continue
+                kd = k_diff[k]
+                k2 = kd * kd
+                diff_avg += pxs[k] * kd
                 contrast += pxs[k] * k2
                 idm += pxs[k] * (1.0 / (1 + k2))
-                idf += pxs[k] * (1.0 / (1 + k))
-                if k > 0:
+                idf += pxs[k] * (1.0 / (1 + kd))
+                if kd > 0:
                     inv_var += pxs[k] * (1.0 / k2)
                 idmn += pxs[k] * (1.0 / (1 + k2 / (ngr * ngr)))
-                idn += pxs[k] * (1.0 / (1 + k / ngr))
+                idn += pxs[k] * (1.0 / (1 + kd / ngr))
                 diff_ent -= pxs[k] * math.log2(pxs[k] + _EPS)
             diff_var = 0.0
-            for k in range(n):
-                diff_var += pxs[k] * (k - diff_avg) ** 2
+            for k in range(k_diff.size):
+                if pxs[k] != 0:
+                    diff_var += pxs[k] * (k_diff[k] - diff_avg) ** 2
             sumsq_x = 0.0
             sumsq_y = 0.0
             for i in range(n):
-                sumsq_x += px[i] * ((i + 1) - ux) ** 2
-                sumsq_y += py[i] * ((i + 1) - uy) ** 2
+                if px[i] != 0:
+                    sumsq_x += px[i] * (lv[i] - ux) ** 2
+                if py[i] != 0:
+                    sumsq_y += py[i] * (lv[i] - uy) ** 2
             hxy1 = 0.0
             for i in range(n):
                 for j in range(n):
@@ -338,36 +384,94 @@ def _glcm_features(p: np.ndarray, ng_roi: np.ndarray, out: np.ndarray, sym: np.n
             f[21] = sumsq_x
             f[22] = ux
             one_level[b, a] = nx == 1 or ny == 1
-            # MCC: C = Dx^1/2 (P / (px py^T + eps)) P^T Dx^-1/2, symmetrised
+            # MCC: C = Dx^1/2 (P / (px py^T + eps)) P^T Dx^-1/2 on the rows with px > 0, symmetrised;
+            # Q(i, k) = sum_j P(i, j) P(k, j) / (px(i) py(j) + eps) over the rows i, k of column j's
+            # non-zero cells (j increasing: the terms of a dense loop, without its zeros)
+            r = 0
             for i in range(n):
-                sc[i] = math.sqrt(px[i]) if px[i] > 0 else 1.0
+                if px[i] > 0:
+                    pos[i] = r
+                    sc[r] = math.sqrt(px[i])
+                    r += 1
+            sizes[b, a] = r
+            col_start[:] = 0
             for i in range(n):
                 for j in range(n):
-                    ratio[i, j] = m[i, j] / (px[i] * py[j] + _EPS)
+                    if m[i, j] != 0:
+                        col_start[j + 1] += 1
+            for j in range(n):
+                col_start[j + 1] += col_start[j]
+            col_fill[:] = col_start[:n]
+            for i in range(n):
+                for j in range(n):
+                    if m[i, j] != 0:
+                        col_rows[col_fill[j]] = i
+                        col_fill[j] += 1
             c = sym[b, a]
-            for i in range(n):
-                for k in range(n):
-                    q = 0.0
-                    for j in range(n):
-                        q += ratio[i, j] * m[k, j]
-                    c[i, k] = sc[i] * q / sc[k]
-            for i in range(n):
-                for k in range(i):
-                    s = (c[i, k] + c[k, i]) * 0.5
-                    c[i, k] = s
-                    c[k, i] = s
+            c[:r, :r] = 0.0
+            for j in range(n):
+                for t in range(col_start[j], col_start[j + 1]):
+                    i = col_rows[t]
+                    ratio = m[i, j] / (px[i] * py[j] + _EPS)
+                    ri = pos[i]
+                    for u in range(col_start[j], col_start[j + 1]):
+                        k = col_rows[u]
+                        c[ri, pos[k]] += ratio * m[k, j]
+            for ri in range(r):
+                for rk in range(r):
+                    c[ri, rk] = sc[ri] * c[ri, rk] / sc[rk]
+            for ri in range(r):
+                for rk in range(ri):
+                    s = (c[ri, rk] + c[rk, ri]) * 0.5
+                    c[ri, rk] = s
+                    c[rk, ri] = s
 
 
-def glcm_direction_features(p: np.ndarray, ng_roi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For normalised GLCMs ``p`` [B, A, N, N] (grey levels ``1..N``; ``ng_roi`` [B] the largest
-    level of each ROI): the features :data:`GLCM_DIRECTION_FEATURES` [B, A, F], MCC's symmetrised
-    matrices [B, A, N, N] (their second largest eigenvalue is MCC^2) and ``one_level`` bool [B, A]."""
-    nb, na, n, _ = p.shape
-    out = np.empty((nb, na, len(GLCM_DIRECTION_FEATURES)))
-    sym = np.empty((nb, na, n, n))
-    one_level = np.empty((nb, na), dtype=np.bool_)
-    _glcm_features(np.ascontiguousarray(p), np.asarray(ng_roi, dtype=np.float64), out, sym, one_level)
-    return out, sym, one_level
+@functools.lru_cache(maxsize=64)
+def _dense_sum_diff_index(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For grey levels ``1..n``: the levels, the cell -> value index of ``i + j`` and of ``|i - j|``
+    and those values (``2..2n``, ``0..n-1``)."""
+    ii = np.arange(n)
+    return (np.arange(1.0, n + 1), ii[:, None] + ii[None, :], np.abs(ii[:, None] - ii[None, :]),
+            np.arange(2.0, 2 * n + 1), np.arange(0.0, n))
+
+
+@functools.lru_cache(maxsize=16)
+def _level_sum_diff_index(level_bytes: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                                        np.ndarray]:
+    """:func:`_dense_sum_diff_index` for grey levels of arbitrary values (float64 ``level_bytes``,
+    increasing): the distinct values of ``i + j`` and ``|i - j|`` ascending."""
+    lv = np.frombuffer(level_bytes, dtype=np.float64)
+    k_sum, sum_idx = np.unique(lv[:, None] + lv[None, :], return_inverse=True)
+    k_diff, diff_idx = np.unique(np.abs(lv[:, None] - lv[None, :]), return_inverse=True)
+    n = lv.size
+    return lv, sum_idx.reshape(n, n), diff_idx.reshape(n, n), k_sum, k_diff
+
+
+def glcm_direction_features(counts: np.ndarray, ng_roi: np.ndarray, level_values: np.ndarray | None = None,
+                            weights: np.ndarray | None = None
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For symmetrised GLCM counts [B, A, N, N] (grey levels ``1..N`` or ``level_values`` [N],
+    increasing; ``ng_roi`` [B] the largest level of each ROI; ``weights`` [A]: merge the directions
+    into one, PyRadiomics' ``weightingNorm``), each matrix normalised to sum 1: the features
+    :data:`GLCM_DIRECTION_FEATURES` [B, A', F], MCC's symmetrised matrices [B, A', N, N] over the
+    rows with ``px > 0`` (the top-left ``sizes`` x ``sizes``; their second largest eigenvalue is
+    MCC^2), ``sizes`` [B, A'] (0: an empty matrix) and ``one_level`` bool [B, A']."""
+    nb, na, n, _ = counts.shape
+    if level_values is None:
+        lv, sum_idx, diff_idx, k_sum, k_diff = _dense_sum_diff_index(n)
+    else:
+        lv, sum_idx, diff_idx, k_sum, k_diff = _level_sum_diff_index(
+            np.ascontiguousarray(level_values, dtype=np.float64).tobytes())
+    w = np.empty(0) if weights is None else np.asarray(weights, dtype=np.float64)
+    na_out = 1 if w.size else na
+    out = np.empty((nb, na_out, len(GLCM_DIRECTION_FEATURES)))
+    sym = np.empty((nb, na_out, n, n))
+    sizes = np.empty((nb, na_out), dtype=np.int64)
+    one_level = np.empty((nb, na_out), dtype=np.bool_)
+    _glcm_features(np.ascontiguousarray(counts, dtype=np.float64), w, lv, sum_idx, k_sum, diff_idx, k_diff,
+                   np.asarray(ng_roi, dtype=np.float64), out, sym, sizes, one_level)
+    return out, sym, sizes, one_level
 
 
 #: The features of :func:`size_matrix_features`, in their column order.
@@ -505,3 +609,66 @@ def glcm_counts(grid: FlatGrid, steps: list[int], n_levels: int) -> np.ndarray:
     _glcm_counts(_small_levels(grid.g, n_levels), grid.v, grid.bounds, np.asarray(steps, dtype=np.int64), n1,
                  _scratch(b * n1 * n1, grid.v.size), counts)
     return counts.reshape(na, b, n1, n1)
+
+
+#: The NGTDM features of :func:`ngtdm_features`, in their column order.
+NGTDM_FEATURES = ("Busyness", "Coarseness", "Complexity", "Contrast", "Strength")
+
+
+@_jit
+def _ngtdm_features(n_i: np.ndarray, s_i: np.ndarray, iv: np.ndarray, out: np.ndarray) -> None:
+    """The formulas of :func:`.ngtdm._feature_formulas` per ROI ``b`` (``n_i[b]``, ``s_i[b]`` over
+    the grey levels ``iv``), each sum in one loop over the levels present (``n_i > 0``) in
+    increasing order, so absent levels change no bit, into ``out[b]``."""
+    ng = n_i.shape[1]
+    rows = np.empty(ng, dtype=np.int64)
+    p = np.empty(ng)
+    for b in range(n_i.shape[0]):
+        k = 0
+        nvp = 0.0
+        for i in range(ng):
+            if n_i[b, i] > 0:
+                rows[k] = i
+                k += 1
+                nvp += n_i[b, i]
+        sum_ps = 0.0
+        sum_s = 0.0
+        for r in range(k):
+            i = rows[r]
+            p[i] = n_i[b, i] / nvp
+            sum_ps += p[i] * s_i[b, i]
+            sum_s += s_i[b, i]
+        con = 0.0
+        absdiff = 0.0
+        complexity = 0.0
+        strength = 0.0
+        for r in range(k):
+            i = rows[r]
+            for t in range(k):
+                j = rows[t]
+                d = iv[i] - iv[j]
+                d2 = d * d
+                con += p[i] * p[j] * d2
+                absdiff += abs(iv[i] * p[i] - iv[j] * p[j])
+                complexity += abs(d) * (p[i] * s_i[b, i] + p[j] * s_i[b, j]) / (p[i] + p[j])
+                strength += (p[i] + p[j]) * d2
+        f = out[b]
+        f[0] = sum_ps / absdiff if absdiff != 0 else 0.0
+        f[1] = 1 / sum_ps if sum_ps != 0 else 1e6
+        f[2] = complexity / nvp
+        div = float(k) * (k - 1)
+        f[3] = con * sum_s / nvp / div if div != 0 else 0.0
+        f[4] = strength / sum_s if sum_s != 0 else 0.0
+
+
+def ngtdm_features(n_i: np.ndarray, s_i: np.ndarray, level_values: np.ndarray | None
+                   ) -> dict[str, np.ndarray]:
+    """:func:`.ngtdm._feature_formulas` of NumPy ``n_i``, ``s_i`` [B, Ng] in one compiled pass:
+    ``{name: float64 [B]}``."""
+    iv = (np.arange(1, n_i.shape[1] + 1, dtype=np.float64) if level_values is None
+          else np.asarray(level_values, dtype=np.float64))
+    out = np.empty((n_i.shape[0], len(NGTDM_FEATURES)))
+    _ngtdm_features(np.ascontiguousarray(n_i, dtype=np.float64), np.ascontiguousarray(s_i, dtype=np.float64),
+                    iv, out)
+    columns = np.ascontiguousarray(out.T)
+    return {k: columns[c] for c, k in enumerate(NGTDM_FEATURES)}

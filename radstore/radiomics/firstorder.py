@@ -185,12 +185,13 @@ def _constant_roi_moments(mean: torch.Tensor, m2: torch.Tensor, skew: torch.Tens
         mean[b], m2[b], skew[b], kurt[b] = mean_b, m2_b, skew_b, kurt_b
 
 
-def _compute_numpy(x: np.ndarray, mask: np.ndarray, q: np.ndarray, n_levels: int, voxel_volume: np.ndarray,
+def _compute_numpy(x: np.ndarray, mask: np.ndarray, q: np.ndarray, voxel_volume: np.ndarray,
                    voxel_array_shift: float, excess_kurtosis: bool,
                    order_method: str = "auto") -> dict[str, np.ndarray]:
     """CPU path of :func:`compute`: per ROI on its voxel values only (in mask order, as PyRadiomics),
     the minimum, maximum and the ranks of the 5 percentiles from :func:`order_statistics`
-    (``order_method``), the robust MAD over the voxels in [P10, P90]."""
+    (``order_method``), the robust MAD over the voxels in [P10, P90], the histogram over the ROI's
+    own levels (not the batch's: its sums then do not depend on the other ROIs)."""
     rows: list[dict[str, float]] = []
     for xb, mb, qb, vv in zip(x, mask, q, voxel_volume, strict=True):
         v = xb[mb].astype(np.float64, copy=False)
@@ -206,7 +207,7 @@ def _compute_numpy(x: np.ndarray, mask: np.ndarray, q: np.ndarray, n_levels: int
         mean, dev, d2, m2, skew, kurt = _moments(v, excess_kurtosis)
         sh = v + voxel_array_shift if voxel_array_shift else v
         energy = float(np.dot(sh, sh))
-        counts = np.bincount(qb[mb], minlength=n_levels + 1)[1:n_levels + 1]
+        counts = np.bincount(qb[mb])[1:]  # (the ROI's own bins: sums independent of the batch)
         inner = v[(v >= p10) & (v <= p90)]
         with np.errstate(invalid="ignore"):  # no voxel in [P10, P90]: NaN, as the torch path
             mean_in = inner.sum() / inner.size
@@ -238,7 +239,7 @@ def compute(x: torch.Tensor, mask: torch.Tensor, q: torch.Tensor, n_levels: int,
     if method == "numpy":
         volumes = voxel_volume.numpy() if isinstance(voxel_volume, torch.Tensor) else voxel_volume
         vv = np.broadcast_to(np.asarray(volumes, dtype=np.float64), (x.shape[0],))
-        res = _compute_numpy(x.numpy(), mask.numpy(), q.numpy(), n_levels, vv, voxel_array_shift,
+        res = _compute_numpy(x.numpy(), mask.numpy(), q.numpy(), vv, voxel_array_shift,
                              excess_kurtosis)
         return {k: torch.from_numpy(v) for k, v in res.items()}
     if method != "torch":

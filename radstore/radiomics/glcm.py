@@ -15,7 +15,8 @@ flattened (:class:`._neighbours.FlatGrid`); per direction each ROI voxel ``v`` a
 (:mod:`._compiled`, numba), else one gather and one ``bincount`` in NumPy. Other devices: shifted
 slices of the dense grid. The features are computed on the small matrices, in NumPy on CPU and
 torch elsewhere, one formula for both (MCC by ``eigvalsh``, see :func:`_feature_formulas`); on CPU
-with numba the per-direction sums run in one compiled loop (:func:`_compiled_feature_formulas`).
+with numba the normalisation and per-direction sums run in one compiled loop that skips absent grey
+levels (:func:`_compiled_features`), so a ROI's features are the same bits whatever shares its batch.
 
 Degenerate ROIs: a ROI without any voxel pair at the configured distances (e.g. one voxel) has no
 GLCM; PyRadiomics then returns NaN for every feature and so do we (documented, with a warning).
@@ -251,8 +252,6 @@ def _feature_formulas(p: Array, ng_roi: Array, n_present: Array, level_values: A
     is 0 in exact arithmetic (within 1e-10 of the largest), or a marginal holds one grey level
     (``sigx sigy = 0``): there PyRadiomics' rounding decides MCC, Correlation and Imc2
     (:func:`_pyradiomics_tie_features`)."""
-    if level_values is None and isinstance(p, np.ndarray) and _compiled.ENABLED:
-        return _compiled_feature_formulas(p, ng_roi, n_present, mcc_check)
     xp = ops(p)
     bsz, na, n, _ = p.shape
     valid = p.sum(axis=(2, 3)) > 0
@@ -344,32 +343,35 @@ def _feature_formulas(p: Array, ng_roi: Array, n_present: Array, level_values: A
     return final
 
 
-def _compiled_feature_formulas(p: np.ndarray, ng_roi: np.ndarray, n_present: np.ndarray, mcc_check: bool
-                               ) -> dict[str, np.ndarray]:
-    """:func:`_feature_formulas` of NumPy matrices with grey levels ``1..N``: the per-direction
-    features and MCC's symmetrised matrices from one compiled pass
-    (:func:`._compiled.glcm_direction_features`, the same formulas with each sum in one loop: equal
-    to ~1e-13 relative, tested to 1e-11), then the eigenvalues, the rounding flags and the means
-    over the valid directions as there (a small ROI's 13 matrices: 1.0 -> 0.4 ms, half of it
-    ``eigvalsh``)."""
-    bsz, na, n, _ = p.shape
-    valid = p.sum(axis=(2, 3)) > 0
-    per_direction, sym, one_level = _compiled.glcm_direction_features(p, ng_roi)
-    if n > 1:
-        eig = np.linalg.eigvalsh(sym)
-        second = eig[..., -2]
-        near_zero = ((abs(second) <= 1e-10 * abs(eig[..., -1])) & valid).any(-1) & (n_present >= 2)
-    else:
-        second = np.zeros((bsz, na))
-        near_zero = n_present < 0
+def _compiled_features(counts: np.ndarray, ng_roi: np.ndarray, n_present: np.ndarray,
+                       level_values: np.ndarray | None, w: list[float] | None) -> dict[str, np.ndarray]:
+    """:func:`_normalised_features` of symmetrised NumPy counts [B, A, N, N] in one compiled pass
+    (:func:`._compiled.glcm_direction_features`: the merge over directions, the normalisation, the
+    per-direction features and MCC's symmetrised matrices over the rows with ``px > 0``, the same
+    formulas with each sum in one loop: equal to ~1e-13 relative, tested to 1e-11), then MCC's
+    eigenvalues (one ``eigvalsh`` per matrix size), the rounding flags and the means over the
+    valid directions as there (a small ROI's 13 matrices: 1.0 -> 0.4 ms, half of it ``eigvalsh``).
+    Every sum skips absent grey levels, so a ROI's features do not depend on the other ROIs of its
+    batch (their levels, the batch's compaction): the same bits as the ROI alone."""
+    weights = None if w is None else np.asarray(w, dtype=np.float64)
+    per_direction, sym, sizes, one_level = _compiled.glcm_direction_features(counts, ng_roi, level_values,
+                                                                             weights)
+    valid = sizes > 0
+    second = np.zeros(sizes.shape)
+    largest = np.zeros(sizes.shape)
+    for size in np.unique(sizes[sizes > 1]).tolist():
+        at = sizes == size
+        eig = np.linalg.eigvalsh(sym[at][:, :size, :size])
+        second[at] = eig[:, -2]
+        largest[at] = eig[:, -1]
+    near_zero = ((abs(second) <= 1e-10 * abs(largest)) & valid).any(-1) & (n_present >= 2)
     rounding_decides = near_zero | ((one_level & valid).any(-1) & (n_present >= 2))
     stacked = np.concatenate([per_direction.transpose(2, 0, 1), np.sqrt(np.maximum(second, 0.0))[None]])
-    means = ops(p).mean_over_valid(stacked, valid)
+    means = ops(per_direction).mean_over_valid(stacked, valid)
     res = dict(zip((*_compiled.GLCM_DIRECTION_FEATURES, "MCC"), means, strict=True))
     res["MCC"] = np.where(n_present < 2, 1.0, res["MCC"])
     final = {k: res[k] for k in FEATURES}
-    if mcc_check:
-        final["rounding_decides"] = rounding_decides
+    final["rounding_decides"] = rounding_decides
     return final
 
 
@@ -388,10 +390,13 @@ def _from_matrices(
 def _normalised_features(p: Array, ng_roi: Array, n_present: Array, level_values: Array | None = None, *,
                          symmetrical: bool, w: list[float] | None) -> dict[str, Array]:
     """Symmetrise (``P + P^T``), merge the directions with weights ``w`` (None: keep them) and
-    normalise the counts ``p`` [B, A, Ng, Ng] to sum 1, then :func:`_feature_formulas`."""
+    normalise the counts ``p`` [B, A, Ng, Ng] to sum 1, then :func:`_feature_formulas` (NumPy on
+    CPU with numba: all of it but the symmetrisation in :func:`_compiled_features`)."""
     xp = ops(p)
     if symmetrical:
         p = p + xp.swap_last(p)
+    if isinstance(p, np.ndarray) and _compiled.ENABLED:
+        return _compiled_features(p, ng_roi, n_present, level_values, w)
     if w is not None:
         p = (p * xp.float64_array(w, p).reshape(1, -1, 1, 1)).sum(1, keepdims=True)
     tot = p.sum(axis=(2, 3), keepdims=True)

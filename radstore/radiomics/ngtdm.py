@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from radstore.radiomics import _neighbours
+from radstore.radiomics import _compiled, _neighbours
 from radstore.radiomics._arrays import Array, evaluate, ops
 from radstore.radiomics._neighbours import (
     FlatGrid,
@@ -129,7 +129,11 @@ def _features(n_i: torch.Tensor, s_i: torch.Tensor) -> dict[str, torch.Tensor]:
 def _feature_formulas(n_i: Array, s_i: Array, level_values: Array | None = None) -> dict[str, Array]:
     """NGTDM features (Amadasun & King 1989; PyRadiomics 3.1 formulas) of NumPy arrays or torch
     tensors (any device), float64 [B] each, of the same kind; the columns are the grey levels
-    ``1..Ng`` or ``level_values``."""
+    ``1..Ng`` or ``level_values``. NumPy with numba: one compiled loop over the levels present
+    (:func:`._compiled.ngtdm_features`), whose sums do not depend on the absent levels around them,
+    so a ROI's features are the same bits in any batch."""
+    if isinstance(n_i, np.ndarray) and _compiled.ENABLED:
+        return _compiled.ngtdm_features(n_i, s_i, level_values)
     xp = ops(n_i)
     ng = n_i.shape[1]
     iv = xp.levels(n_i, 1, ng + 1) if level_values is None else level_values

@@ -1,5 +1,6 @@
-"""The compiled (numba) GLCM and GLRLM loops give exactly the NumPy kernels' integer counts, and
-the whole extraction the same values, on every path the loops branch on: one ROI or a batch, few
+"""The compiled (numba) GLCM and GLRLM loops give exactly the NumPy kernels' integer counts, the
+compiled feature formulas (GLCM, NGTDM, size matrices) the NumPy formulas' values, and the whole
+extraction the same values, on every path the loops branch on: one ROI or a batch, few
 levels (four scratch tables) or many (one), 3D, force2D along each axis, GLCM distances (1, 2),
 degenerate ROIs."""
 
@@ -147,31 +148,67 @@ def test_bspline_axis_compiled_equals_numpy_bit_for_bit(
     assert (np.signbit(got) == np.signbit(want)).all()
 
 
-def test_glcm_compiled_formulas_equal_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The compiled per-direction GLCM formulas (then MCC's eigenvalues, the rounding flags and the
-    means) equal the NumPy formulas to 1e-11 relative (1e-12 absolute) on random matrices with
-    empty directions, one-level marginals, one grey level and sparse cells; NaN where NumPy has it."""
-    rng = np.random.default_rng(0)
-    for trial in range(150):
+@pytest.mark.parametrize("compacted", [False, True])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_glcm_compiled_formulas_equal_numpy(compacted: bool, weighted: bool, monkeypatch: pytest.MonkeyPatch
+                                            ) -> None:
+    """The compiled GLCM features (merge over directions, normalisation, per-direction formulas,
+    then MCC's eigenvalues, the rounding flags and the means) equal the NumPy formulas to 1e-11
+    relative (1e-12 absolute) on random counts with empty directions, one-level marginals, one grey
+    level and sparse cells, symmetrised or not, over levels ``1..N`` or compacted level values
+    (MCC, Correlation and Imc2 where both flag that rounding decides them: the engine takes those
+    from PyRadiomics' own arithmetic, :func:`glcm._rounding_as_pyradiomics`)."""
+    rng = np.random.default_rng(0 + 2 * compacted + weighted)
+    for trial in range(80):
         b, a, n = int(rng.integers(1, 4)), int(rng.choice([1, 4, 13])), int(rng.integers(1, 20))
-        p = rng.random((b, a, n, n)) * (rng.random((b, a, n, n)) < rng.uniform(0.05, 1))
+        counts = rng.integers(0, 30, (b, a, n, n)) * (rng.random((b, a, n, n)) < rng.uniform(0.05, 1))
+        counts = counts.astype(np.float64)
         if trial % 7 == 0:
-            p[:, 0] = 0  # an empty direction
+            counts[:, 0] = 0  # an empty direction
+        symmetrical = trial % 2 == 0
         if trial % 5 == 0:
-            p[0, :, :, 1:] = 0  # one grey level in a marginal
-        p = p + p.transpose(0, 1, 3, 2)
-        tot = p.sum(axis=(2, 3), keepdims=True)
-        p = p / np.where(tot > 0, tot, 1)
-        ng_roi = rng.integers(max(n - 2, 1), n + 1, size=b)
-        n_present = rng.integers(1, n + 1, size=b)
+            counts[0, :, :, 1:] = 0  # one grey level in a marginal (unless symmetrised)
+        lv = np.sort(rng.choice(np.arange(1.0, 300.0), n, replace=False)) if compacted else None
+        top = n if lv is None else lv[-1]
+        ng_roi = top - rng.integers(0, min(n, 3), size=b)
+        n_present = ((counts.sum(axis=(1, 2)) + counts.sum(axis=(1, 3))) > 0).sum(1)  # levels in the ROI
+        w = rng.uniform(0.01, 1, a).tolist() if weighted else None
+        args = (counts, ng_roi, n_present, lv)
         monkeypatch.setattr(_compiled, "ENABLED", True)
-        got = glcm._feature_formulas(p, ng_roi, n_present, mcc_check=True)
+        got = glcm._normalised_features(*args, symmetrical=symmetrical, w=w)
         monkeypatch.setattr(_compiled, "ENABLED", False)
-        want = glcm._feature_formulas(p, ng_roi, n_present, mcc_check=True)
+        want = glcm._normalised_features(*args, symmetrical=symmetrical, w=w)
         assert list(got) == list(want)
-        for k, w in want.items():
-            np.testing.assert_allclose(np.asarray(got[k], float), np.asarray(w, float), rtol=1e-11,
-                                       atol=1e-12, err_msg=f"trial {trial}: {k}")
+        flagged = want["rounding_decides"]
+        np.testing.assert_array_equal(got["rounding_decides"], flagged)
+        # ClusterShade, a third moment, cancels: to 1e-11 of its scale, ClusterTendency^1.5
+        shade_scale = float(np.nanmax(want["ClusterTendency"], initial=0.0)) ** 1.5
+        for k, v in want.items():  # (flagged ROIs take the tie features from PyRadiomics' arithmetic)
+            keep = ~flagged if k in glcm.TIE_FEATURES else np.ones_like(flagged)
+            atol = max(1e-12, 1e-11 * shade_scale) if k == "ClusterShade" else 1e-12
+            np.testing.assert_allclose(np.asarray(got[k], float)[keep], np.asarray(v, float)[keep],
+                                       rtol=1e-11, atol=atol, err_msg=f"trial {trial}: {k}")
+
+
+def test_ngtdm_compiled_formulas_equal_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compiled NGTDM features equal the NumPy formulas to 1e-11 relative on random ``n_i``,
+    ``s_i`` with absent levels, one level, no neighbours (``s_i = 0``) and compacted level values."""
+    from radstore.radiomics import ngtdm
+
+    rng = np.random.default_rng(2)
+    for trial in range(60):
+        b, ng = int(rng.integers(1, 5)), int(rng.integers(1, 25))
+        n_i = (rng.integers(1, 40, (b, ng)) * (rng.random((b, ng)) < rng.uniform(0.1, 1))).astype(np.float64)
+        n_i[:, 0] += 1  # every ROI holds a voxel
+        s_i = rng.random((b, ng)) * n_i * (0 if trial % 6 == 0 else 1)
+        lv = np.sort(rng.choice(np.arange(1.0, 500.0), ng, replace=False)) if trial % 2 else None
+        monkeypatch.setattr(_compiled, "ENABLED", True)
+        got = ngtdm._feature_formulas(n_i, s_i, lv)
+        monkeypatch.setattr(_compiled, "ENABLED", False)
+        want = ngtdm._feature_formulas(n_i, s_i, lv)
+        assert list(got) == list(want)
+        for k, v in want.items():
+            np.testing.assert_allclose(got[k], v, rtol=1e-11, atol=1e-12, err_msg=f"trial {trial}: {k}")
 
 
 @pytest.mark.parametrize("compacted", [False, True])
