@@ -361,7 +361,7 @@ def _compiled_features(counts: np.ndarray, ng_roi: np.ndarray, n_present: np.nda
     largest = np.zeros(sizes.shape)
     for size in np.unique(sizes[sizes > 1]).tolist():
         at = sizes == size
-        eig = np.linalg.eigvalsh(sym[at][:, :size, :size])
+        eig = np.linalg.eigvalsh(sym[:, :, :size, :size][at])
         second[at] = eig[:, -2]
         largest[at] = eig[:, -1]
     near_zero = ((abs(second) <= 1e-10 * abs(largest)) & valid).any(-1) & (n_present >= 2)
