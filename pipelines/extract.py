@@ -678,11 +678,13 @@ def _fail(st: _SetState, t: ScanTask, stage: str, exc: BaseException, created: d
 
 
 def _flush(settings: Settings, st: _SetState) -> None:
-    """Write each buffered (phase, cohort) group as one part file; clear the buffers."""
+    """Write each buffered (phase, cohort) group as one part file, rows by scan id then lesion
+    (not in completion order: the same scans give the same rows in the same order); clear the
+    buffers."""
     for (phase, cohort), items in st.buffers.items():
         if not items:
             continue
-        rows = [r for _, rs in items for r in rs]
+        rows = [r for _, rs in sorted(items, key=lambda item: item[0].scan_id) for r in rs]
         table = rows_to_table(rows, st.spec.kind, st.names, st.dim)
         path = settings.layout.feature_dir(st.spec.name, st.spec.version, phase, cohort) / part_name(
             [t.scan_id for t, _ in items])

@@ -188,6 +188,30 @@ def test_radiomics_sets_get_single_cpu_actors() -> None:
     assert small.for_radiomics(None) == small
 
 
+def test_parts_hold_rows_by_scan_not_completion_order(tmp_path: Path) -> None:
+    """Scans finish in any order; a part lists them by scan id (each scan's lesions as the actor
+    returned them), so the same scans give the same table."""
+    from collections import deque
+    from datetime import UTC, datetime
+
+    spec = load_feature_set("radiomics_original")
+    st = ex._SetState(spec=spec, summary=ex.ExtractSummary(spec.name, spec.version, spec.kind), todo=deque())
+    st.names = ["original_firstorder_Mean"]
+    when = datetime(2024, 1, 1, tzinfo=UTC)
+
+    def scan(sid: str, n_lesions: int) -> tuple[ex.ScanTask, list[dict]]:
+        task = ex.ScanTask("ca", "P" + sid, sid, "venous", when, f"{sid}.zarr")
+        return task, [ex._key(task, lesion, when) | {"original_firstorder_Mean": float(lesion)}
+                      for lesion in range(n_lesions)]
+
+    st.buffers[("venous", "ca")] = [scan("S3", 2), scan("S1", 3), scan("S2", 1)]
+    ex._flush(Settings(store=tmp_path, progress=False), st)
+    (path,) = st.summary.parts
+    keys = pq.read_table(path, columns=["scan_id", "lesion"]).to_pylist()
+    assert [(k["scan_id"], k["lesion"]) for k in keys] == [
+        ("S1", 0), ("S1", 1), ("S1", 2), ("S2", 0), ("S3", 0), ("S3", 1)]
+
+
 def test_part_name_and_empty_schema() -> None:
     assert ex.part_name(["b", "a"]) == ex.part_name(["a", "b"])
     t = ex.rows_to_table([], "radiomics", names=["original_firstorder_Mean"])
