@@ -17,6 +17,11 @@ from radstore.radiomics import _compiled, glcm, glrlm
 from radstore.radiomics._neighbours import angles, flat_grid
 from radstore.radiomics.texture_params import TextureParams
 
+# run with the compiled kernels switched off, the loops would run as plain Python (without numba's
+# fixed-width integer arithmetic): nothing here to test then; a missing numba still fails below
+pytestmark = pytest.mark.skipif(os.environ.get("RADSTORE_COMPILED_KERNELS") == "0",
+                                reason="RADSTORE_COMPILED_KERNELS=0: the compiled kernels are switched off")
+
 
 def test_numba_is_installed_and_enabled() -> None:
     """numba is a dependency: without it the CPU path silently falls back to the slower NumPy
