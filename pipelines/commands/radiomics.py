@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from collections.abc import Iterable
 from enum import StrEnum
 from pathlib import Path
@@ -78,8 +79,9 @@ def register(app: typer.Typer) -> None:
             fail(f"backend {backend.value} unavailable: {exc}")
         if fmt is None or fmt is Format.json:
             text = json.dumps(values, indent=2) + "\n"
-        else:
-            text = _csv_text(["feature", "value"], ([k, repr(v)] for k, v in values.items()))
+        else:  # (PyRadiomics' layout: a header row, then the case's row, its paths absolute)
+            text = _csv_text(["Image", "Mask", *values], [[os.path.abspath(image), os.path.abspath(mask),
+                                                           *(repr(v) for v in values.values())]])
         _emit(text, output, f"wrote {len(values)} features to {output}")
 
 

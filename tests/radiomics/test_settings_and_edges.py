@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 
 import numpy as np
@@ -427,7 +429,9 @@ def test_cli_json(tmp_path):
                                       "--params", str(params), "--format", "csv"])
     assert warned.exit_code == 0, warned.output
     assert "warning: glcm Dissimilarity is deprecated" in warned.stderr
-    assert warned.stdout.splitlines()[1].startswith("original_glcm_Contrast,")
+    header, row = list(csv.reader(io.StringIO(warned.stdout)))  # (PyRadiomics' single-case CSV layout)
+    assert header == ["Image", "Mask", "original_glcm_Contrast"]
+    assert row[:2] == [str(tmp_path / "img.nrrd"), str(tmp_path / "mask.nii.gz")] and float(row[2]) > 0
     pair = [str(tmp_path / "img.nrrd"), str(tmp_path / "mask.nii.gz")]
     overridden = CliRunner().invoke(app, ["radiomics", *pair, "-p", str(params), "-s", "binWidth:10",
                                           "-s", "distances:[1, 2]"])
