@@ -7,14 +7,17 @@ image grid by ``radstore.io.dicom.rasterise_rtstruct`` (ROIs become labels 1..n 
 Batch mode (PyRadiomics' batch CSV): columns ``Image``, ``Mask`` and optionally ``Label``; relative
 paths are relative to the CSV's folder; other columns are passed through. Cases run in groups of
 ``GROUP`` per ``extract_batch`` call, on ``jobs`` single-threaded worker processes (the per-ROI work
-is GIL-bound Python: processes scale, threads do not); a case that cannot be read or extracted is
+is GIL-bound Python: processes scale, threads do not; forked when that is safe, see
+:func:`worker_start_method`); a case that cannot be read or extracted is
 reported with its reason and the others go on.
 """
 
 from __future__ import annotations
 
 import csv
+import gc
 import multiprocessing
+import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -282,21 +285,56 @@ def n_groups(n_cases: int, jobs: int, group: int | None = None) -> int:
     return -(-n_cases // size)
 
 
+def worker_start_method() -> Literal["fork", "spawn"]:
+    """``"fork"`` while the only threads of this process besides the main one are the pools of its
+    OpenBLAS libraries (NumPy's, SciPy's; OpenBLAS stops and restarts them around ``fork()``): forked
+    workers start with torch, numba and the rest imported, where a spawned one spends ~4 s importing
+    them. Otherwise ``"spawn"``: a child forked beside another thread (an OpenMP pool once torch ran
+    an op, a progress bar) can inherit a lock that thread held, and hang. Threads are counted in
+    ``/proc/self/task`` (so, off Linux, always ``"spawn"``)."""
+    import threading
+
+    from threadpoolctl import threadpool_info
+
+    try:
+        threads = len(os.listdir("/proc/self/task"))
+    except OSError:
+        return "spawn"
+    blas_pools = sum(max(0, int(lib["num_threads"]) - 1) for lib in threadpool_info()
+                     if lib["internal_api"] == "openblas")
+    return "fork" if threading.active_count() == 1 and threads == 1 + blas_pools else "spawn"
+
+
 def extract_cases(cases: Sequence[Case], settings: RadiomicsSettings,
                   backend: Literal["torch", "pyradiomics"] = "torch", device: str = "cpu", jobs: int = 1,
                   group: int | None = None) -> Iterator[list[tuple[int, dict[str, float] | str]]]:
     """:func:`extract_group` over groups of up to ``group`` cases (fewer when that keeps every worker
-    busy), in this process (``jobs`` 1) or on ``jobs`` single-threaded worker processes (spawned:
-    no inherited thread state); yields each group's results in input order."""
+    busy), in this process (``jobs`` 1) or on ``jobs`` single-threaded worker processes (started
+    here, before the first result is asked for, by :func:`worker_start_method`); yields each group's
+    results in input order. Iterate the result to the end (or close it): that stops the workers."""
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
     size = _group_size(len(cases), jobs, GROUP if group is None else group)
     groups = [list(cases[i:i + size]) for i in range(0, len(cases), size)]
     if jobs == 1:
-        for g in groups:
-            yield extract_group(g, settings, backend, device)
-        return
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(min(jobs, len(groups)), mp_context=ctx, initializer=_single_threaded) as pool:
+        return (extract_group(g, settings, backend, device) for g in groups)
+    method = worker_start_method()
+    if method == "fork":
+        gc.freeze()  # (the workers' copies of the imported modules: no collections, a quick exit)
+    try:
+        pool = ProcessPoolExecutor(min(jobs, len(groups)), mp_context=multiprocessing.get_context(method),
+                                   initializer=_single_threaded)
         n = len(groups)
-        yield from pool.map(extract_group, groups, [settings] * n, [backend] * n, [device] * n)
+        try:  # (map submits every group now: with fork, all workers start before any thread here)
+            results = pool.map(extract_group, groups, [settings] * n, [backend] * n, [device] * n)
+        except BaseException:
+            pool.shutdown(cancel_futures=True)
+            raise
+    finally:
+        gc.unfreeze()
+    return _drain(pool, results)
+
+
+def _drain(pool: ProcessPoolExecutor, results: Iterator[Any]) -> Iterator[Any]:
+    with pool:
+        yield from results

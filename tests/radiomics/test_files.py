@@ -3,6 +3,8 @@ checks it (``geometryTolerance``), or be resampled onto it (``correctMask``)."""
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -144,3 +146,62 @@ def test_non_identity_directions_equal_pyradiomics_on_the_files(tmp_path: Path, 
     assert sorted(ours) == sorted(ref)
     bad = [(k, ours[k], ref[k]) for k in ref if not np.isclose(ours[k], ref[k], rtol=1e-4, atol=1e-6)]
     assert not bad, bad[:5]
+
+
+def _fresh_python(code: str, *args: str) -> str:
+    """stdout of ``code`` in a new interpreter (its threads are only those ``code`` starts)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "RADSTORE_PROGRESS": "0"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="threads are counted in Linux's procfs")
+def test_workers_fork_only_beside_openblas_pools() -> None:
+    """Imported, the engine runs no thread but NumPy's and SciPy's OpenBLAS pools: workers fork. A
+    Python thread, or torch's OpenMP pool once an op ran, makes them spawn."""
+    code = """
+import threading
+import torch
+import radstore.radiomics.engine
+from radstore.radiomics.files import worker_start_method
+methods = [worker_start_method()]
+thread = threading.Thread(target=threading.Event().wait, args=(2,))
+thread.start()
+methods.append(worker_start_method())
+thread.join()
+methods.append(worker_start_method())
+torch.set_num_threads(2)
+torch.ones(10**7).sum()
+methods.append(worker_start_method())
+print(methods)
+"""
+    assert _fresh_python(code) == "['fork', 'spawn', 'fork', 'spawn']"
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="threads are counted in Linux's procfs")
+def test_forked_workers_give_each_case_the_values_of_one_process(tmp_path: Path) -> None:
+    image = _image(tmp_path)
+    lines = ["Image,Mask,Label"]
+    for k, radius in enumerate((5.0, 6.5, 8.0)):
+        mask = _mask(tmp_path, f"mask{k}.nii.gz", (20, 32, 32), SPACING, ORIGIN, CENTRE, radius)
+        lines += [f"{image.name},{mask.name},1", f"{image.name},{mask.name},2"]
+    batch = tmp_path / "cases.csv"
+    batch.write_text("\n".join(lines) + "\n")
+    code = """
+import json, sys
+from radstore.radiomics import RadiomicsSettings
+from radstore.radiomics.files import extract_cases, read_batch_csv, worker_start_method
+_, cases = read_batch_csv(sys.argv[1])
+settings = RadiomicsSettings.from_params(None)
+method = worker_start_method()
+forked = [r for group in extract_cases(cases, settings, jobs=2, group=2) for r in group]
+alone = [r for group in extract_cases(cases, settings, jobs=1, group=1) for r in group]
+print(json.dumps({"method": method, "cases": len(forked), "equal": forked == alone,
+                  "failed": [r for _, r in forked if not isinstance(r, dict)]}))
+"""
+    got = json.loads(_fresh_python(code, str(batch)))
+    assert got == {"method": "fork", "cases": 6, "equal": True, "failed": []}
