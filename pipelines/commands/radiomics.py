@@ -4,6 +4,7 @@ PyRadiomics batch CSV (drop-in CLI)."""
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import os
 from collections.abc import Iterable
@@ -55,6 +56,7 @@ def register(app: typer.Typer) -> None:
         from radstore.radiomics.imageops import ROIError
         from radstore.radiomics.settings import RadiomicsSettings, SettingsError
 
+        gc.freeze()  # (the imported libraries live as long as the process: ~0.5 s less at its exit)
         if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
             fail(f"--device must be cpu or cuda, got {device!r}")
         if device.startswith("cuda"):

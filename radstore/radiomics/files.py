@@ -319,7 +319,8 @@ def extract_cases(cases: Sequence[Case], settings: RadiomicsSettings,
     if jobs == 1:
         return (extract_group(g, settings, backend, device) for g in groups)
     method = worker_start_method()
-    if method == "fork":
+    freeze = method == "fork" and gc.get_freeze_count() == 0  # (not when the caller froze already)
+    if freeze:
         gc.freeze()  # (the workers' copies of the imported modules: no collections, a quick exit)
     try:
         pool = ProcessPoolExecutor(min(jobs, len(groups)), mp_context=multiprocessing.get_context(method),
@@ -331,7 +332,8 @@ def extract_cases(cases: Sequence[Case], settings: RadiomicsSettings,
             pool.shutdown(cancel_futures=True)
             raise
     finally:
-        gc.unfreeze()
+        if freeze:
+            gc.unfreeze()
     return _drain(pool, results)
 
 
