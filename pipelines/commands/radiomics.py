@@ -149,8 +149,8 @@ def _batch(path: Path, params: Path | None, overrides: dict[str, Any], backend: 
     except ImportError as exc:
         fail(f"backend {backend.value} unavailable: {exc}")
     done = {i: r for i, r in sorted(results.items()) if isinstance(r, dict)}
-    if fmt is Format.json:
-        text = json.dumps([{**rows[i], **feats} for i, feats in done.items()], indent=2) + "\n"
+    if fmt is Format.json:  # (JSON Lines, as PyRadiomics' batch output: one object per case and line)
+        text = "".join(json.dumps({**rows[i], **feats}) + "\n" for i, feats in done.items())
     else:
         columns = list(rows[0])
         text = _csv_text([*columns, *names], ([rows[i].get(c, "") for c in columns]

@@ -509,7 +509,10 @@ def test_cli_batch_csv_like_pyradiomics(tmp_path, monkeypatch):
         outputs.append(got)
     assert outputs[0] == outputs[1]
     js = CliRunner().invoke(app, ["radiomics", str(batch), "--format", "json"])
-    assert js.exit_code == 1 and '"ID": "P3"' in js.stdout
+    assert js.exit_code == 1
+    lines = [json.loads(line) for line in js.stdout.splitlines()]  # (one case per line, as PyRadiomics)
+    assert [r["ID"] for r in lines] == ["P0", "P1", "P2", "P3"]
+    assert [lines[3][n] for n in names] == [expected["P3"][n] for n in names]
     assert CliRunner().invoke(app, ["radiomics", str(tmp_path / "cases" / "img0.nrrd")]).exit_code == 2
 
 
