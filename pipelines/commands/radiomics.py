@@ -38,12 +38,14 @@ def register(app: typer.Typer) -> None:
         setting: Annotated[list[str] | None, typer.Option(
             "--setting", "-s", help="KEY:VALUE overriding the params' setting section (repeatable; the "
             "value as YAML, e.g. binWidth:10 or resampledPixelSpacing:[1,1,1]), as PyRadiomics' CLI")] = None,
-        label: Annotated[int | None, typer.Option("--label", help="label [default: params']")] = None,
+        label: Annotated[int | None, typer.Option("--label", "-l", help="label [default: params']")] = None,
         backend: Annotated[Backend, typer.Option("--backend")] = Backend.torch,
         device: Annotated[str, typer.Option("--device", help="cpu or cuda")] = "cpu",
         fmt: Annotated[Format | None, typer.Option(
-            "--format", help="json or csv [default: json for one ROI, csv for a batch CSV]")] = None,
-        output: Annotated[Path | None, typer.Option("--output", help="write here instead of stdout")] = None,
+            "--format", "-f", help="json or csv, laid out as PyRadiomics' [default: json for one ROI, csv "
+            "for a batch CSV]")] = None,
+        output: Annotated[Path | None, typer.Option(
+            "--output", "--out", "-o", help="write here (replacing the file) instead of stdout")] = None,
         jobs: Annotated[int, typer.Option("--jobs", "-j", min=1,
                                           help="batch CSV: worker processes (one case at a time each)")] = 1,
     ) -> None:

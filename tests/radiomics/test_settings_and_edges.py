@@ -430,6 +430,12 @@ def test_cli_json(tmp_path):
     assert warned.exit_code == 0, warned.output
     assert "warning: glcm Dissimilarity is deprecated" in warned.stderr
     header, row = list(csv.reader(io.StringIO(warned.stdout)))  # (PyRadiomics' single-case CSV layout)
+    out_csv = tmp_path / "f.csv"
+    as_pyradiomics = CliRunner().invoke(app, ["radiomics", str(tmp_path / "img.nrrd"),
+                                              str(tmp_path / "mask.nii.gz"),
+                                              "-p", str(params), "-l", "1", "-f", "csv", "-o", str(out_csv)])
+    assert as_pyradiomics.exit_code == 0, as_pyradiomics.output  # (PyRadiomics' short options)
+    assert list(csv.reader(io.StringIO(out_csv.read_text()))) == [header, row]
     assert header == ["Image", "Mask", "original_glcm_Contrast"]
     assert row[:2] == [str(tmp_path / "img.nrrd"), str(tmp_path / "mask.nii.gz")] and float(row[2]) > 0
     pair = [str(tmp_path / "img.nrrd"), str(tmp_path / "mask.nii.gz")]
