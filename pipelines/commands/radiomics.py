@@ -23,6 +23,7 @@ class Backend(StrEnum):
 class Format(StrEnum):
     json = "json"
     csv = "csv"
+    txt = "txt"
 
 
 def register(app: typer.Typer) -> None:
@@ -42,8 +43,8 @@ def register(app: typer.Typer) -> None:
         backend: Annotated[Backend, typer.Option("--backend")] = Backend.torch,
         device: Annotated[str, typer.Option("--device", help="cpu or cuda")] = "cpu",
         fmt: Annotated[Format | None, typer.Option(
-            "--format", "-f", help="json or csv, laid out as PyRadiomics' [default: json for one ROI, csv "
-            "for a batch CSV]")] = None,
+            "--format", "-f", help="json, csv or txt, laid out as PyRadiomics' [default: json for one ROI, "
+            "csv for a batch CSV]")] = None,
         output: Annotated[Path | None, typer.Option(
             "--output", "--out", "-o", help="write here (replacing the file) instead of stdout")] = None,
         jobs: Annotated[int, typer.Option("--jobs", "-j", min=1,
@@ -81,11 +82,13 @@ def register(app: typer.Typer) -> None:
             fail(str(exc))
         except ImportError as exc:
             fail(f"backend {backend.value} unavailable: {exc}")
+        paths = {"Image": os.path.abspath(image), "Mask": os.path.abspath(mask)}  # (as PyRadiomics)
         if fmt is None or fmt is Format.json:
             text = json.dumps(values, indent=2) + "\n"
-        else:  # (PyRadiomics' layout: a header row, then the case's row, its paths absolute)
-            text = _csv_text(["Image", "Mask", *values], [[os.path.abspath(image), os.path.abspath(mask),
-                                                           *(repr(v) for v in values.values())]])
+        elif fmt is Format.txt:
+            text = _txt_text({0: {**paths, **values}})
+        else:  # (PyRadiomics' layout: a header row, then the case's row)
+            text = _csv_text([*paths, *values], [[*paths.values(), *(repr(v) for v in values.values())]])
         _emit(text, output, f"wrote {len(values)} features to {output}")
 
 
@@ -113,6 +116,13 @@ def _csv_text(header: list[str], rows: Iterable[list[str]]) -> str:
     writer.writerow(header)
     writer.writerows(rows)
     return buf.getvalue()
+
+
+def _txt_text(cases: dict[int, dict[str, Any]]) -> str:
+    """PyRadiomics' ``txt`` output: a line ``Case-<n>_<key>: <value>`` per key of each case (``n``
+    counts the batch CSV's cases from 1)."""
+    return "".join(f"Case-{i + 1}_{key}: {value}\n"
+                   for i, case in cases.items() for key, value in case.items())
 
 
 def _emit(text: str, output: Path | None, summary: str) -> None:
@@ -153,6 +163,8 @@ def _batch(path: Path, params: Path | None, overrides: dict[str, Any], backend: 
     done = {i: r for i, r in sorted(results.items()) if isinstance(r, dict)}
     if fmt is Format.json:  # (JSON Lines, as PyRadiomics' batch output: one object per case and line)
         text = "".join(json.dumps({**rows[i], **feats}) + "\n" for i, feats in done.items())
+    elif fmt is Format.txt:
+        text = _txt_text({i: {**rows[i], **feats} for i, feats in done.items()})
     else:
         columns = list(rows[0])
         text = _csv_text([*columns, *names], ([rows[i].get(c, "") for c in columns]

@@ -436,6 +436,9 @@ def test_cli_json(tmp_path):
                                               "-p", str(params), "-l", "1", "-f", "csv", "-o", str(out_csv)])
     assert as_pyradiomics.exit_code == 0, as_pyradiomics.output  # (PyRadiomics' short options)
     assert list(csv.reader(io.StringIO(out_csv.read_text()))) == [header, row]
+    txt = CliRunner().invoke(app, ["radiomics", str(tmp_path / "img.nrrd"), str(tmp_path / "mask.nii.gz"),
+                                   "-p", str(params), "-f", "txt"])
+    assert txt.stdout.splitlines() == [f"Case-1_{k}: {v}" for k, v in zip(header, row, strict=True)]
     assert header == ["Image", "Mask", "original_glcm_Contrast"]
     assert row[:2] == [str(tmp_path / "img.nrrd"), str(tmp_path / "mask.nii.gz")] and float(row[2]) > 0
     pair = [str(tmp_path / "img.nrrd"), str(tmp_path / "mask.nii.gz")]
@@ -519,6 +522,9 @@ def test_cli_batch_csv_like_pyradiomics(tmp_path, monkeypatch):
     lines = [json.loads(line) for line in js.stdout.splitlines()]  # (one case per line, as PyRadiomics)
     assert [r["ID"] for r in lines] == ["P0", "P1", "P2", "P3"]
     assert [lines[3][n] for n in names] == [expected["P3"][n] for n in names]
+    txt = CliRunner().invoke(app, ["radiomics", str(batch), "-f", "txt"]).stdout.splitlines()
+    assert txt[:2] == ["Case-1_ID: P0", "Case-1_Image: cases/img0.nrrd"]  # (the CSV's row 2 is case 1)
+    assert f"Case-5_{names[0]}: {expected['P3'][names[0]]!r}" in txt  # (P3: the 5th case, after 'tiny')
     assert CliRunner().invoke(app, ["radiomics", str(tmp_path / "cases" / "img0.nrrd")]).exit_code == 2
 
 
