@@ -105,7 +105,18 @@ def source_files(entry: ScanEntry, root: Path) -> list[Path]:
     """The files whose bytes define a scan: the image (every file of a DICOM folder) + masks."""
     img = root / entry.image
     files = sorted(q for q in img.iterdir() if q.is_file()) if img.is_dir() else [img]
-    return files + [root / p for p in entry.masks.values()]
+    return files + [root / _mask_ref(ref, root)[0] for ref in entry.masks.values()]
+
+
+def _mask_ref(ref: str, root: Path) -> tuple[str, tuple[str, ...]]:
+    """A manifest mask reference → (path, ROI names); a malformed one is a bad manifest row."""
+    from radstore.io.dicom import split_mask_ref
+
+    try:
+        return split_mask_ref(ref, root)
+    except ValueError:  # (the reference itself is not echoed: paths may hold source ids)
+        raise ValidationFailure(Rule.BAD_MANIFEST_ROW, "a mask reference's ROI names are malformed: "
+                                "give 'path#NAME[,NAME...]', each name once and non-empty") from None
 
 
 def source_hash(entry: ScanEntry, phase: str, root: Path) -> str:
@@ -115,8 +126,12 @@ def source_hash(entry: ScanEntry, phase: str, root: Path) -> str:
     if missing:
         raise ValidationFailure(Rule.MISSING_FILE, f"{missing[0].name}: file not found")
     h = ids.sha256_files(files)
-    desc = ids.canonical_json({"phase": phase, "time": entry.acquisition_time.isoformat(),
-                               "masks": sorted(entry.masks), "ingest": INGEST_VERSION})
+    fields: dict[str, Any] = {"phase": phase, "time": entry.acquisition_time.isoformat(),
+                              "masks": sorted(entry.masks), "ingest": INGEST_VERSION}
+    rois = {seg: list(names) for seg, ref in entry.masks.items() if (names := _mask_ref(ref, root)[1])}
+    if rois:  # (absent otherwise: the hashes of scans without ROI names stay as they were)
+        fields["rois"] = rois
+    desc = ids.canonical_json(fields)
     return ids.sha256_bytes((h + desc).encode())
 
 
@@ -148,13 +163,17 @@ def read_image(path: Path) -> Volume:
     return read_volume(path)
 
 
-def read_mask(path: Path, image: Volume) -> np.ndarray:
-    """A mask file on ``image``'s grid: NIfTI/NRRD (geometry checked), RTSTRUCT or SEG."""
+def read_mask(path: Path, image: Volume, rois: Sequence[str] = ()) -> np.ndarray:
+    """A mask file on ``image``'s grid: NIfTI/NRRD (geometry checked), RTSTRUCT or SEG (all ROIs,
+    or those named in ``rois`` as labels 1..k; overlapping ROIs are refused)."""
     from radstore.io import dicom, volumes
 
     if not path.is_file():
         raise ValidationFailure(Rule.MISSING_FILE, f"{path.name}: file not found")
     if volumes.is_volume_file(path):
+        if rois:
+            raise ValidationFailure(Rule.BAD_MANIFEST_ROW, f"{path.name}: ROI names ('#...') select "
+                                    "from a DICOM RTSTRUCT or SEG, not from a label-map file")
         m = volumes.read_volume(path)
         check_geometry((image.shape, image.spacing, image.origin, image.direction),
                        (m.shape, m.spacing, m.origin, m.direction), path.name)
@@ -167,9 +186,9 @@ def read_mask(path: Path, image: Volume) -> np.ndarray:
     except Exception as exc:
         raise ValidationFailure(Rule.UNREADABLE, f"{path.name}: neither NIfTI/NRRD nor DICOM") from exc
     if modality == "RTSTRUCT":
-        arr, _ = dicom.rasterise_rtstruct(path, image)
+        arr, _ = dicom.rasterise_rtstruct(path, image, rois=list(rois) or None)
     elif modality == "SEG":
-        arr = dicom.read_seg(path, image)
+        arr = dicom.read_seg(path, image, segments=list(rois) or None)
     else:
         raise ValidationFailure(Rule.UNREADABLE, f"{path.name}: DICOM {modality or '?'} is not a mask")
     return check_label_map(arr, path.name)
@@ -219,7 +238,9 @@ def process_scan(task: ScanTask) -> dict[str, Any]:
         image = read_image(task.root / task.entry.image)
         hu = check_hu(image.array, Path(task.entry.image).name, lo=task.hu_range[0], hi=task.hu_range[1])
         vol = Volume(hu, image.spacing, image.origin, image.direction)
-        masks = {seg: read_mask(task.root / p, image) for seg, p in task.entry.masks.items()}
+        masks = {seg: read_mask(task.root / p, image, rois)
+                 for seg, (p, rois) in ((seg, _mask_ref(ref, task.root))
+                                        for seg, ref in task.entry.masks.items())}
         meta = image.meta
         attrs = {
             "cohort_id": task.cohort_id, "patient_id": task.patient_id, "scan_id": task.scan_id,

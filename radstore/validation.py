@@ -30,6 +30,8 @@ class Rule(StrEnum):
     EMPTY_MASK = "empty_mask"
     MASK_NOT_LABELS = "mask_not_label_map"
     MASK_OUTSIDE_IMAGE = "mask_outside_image"
+    MASK_OVERLAP = "mask_overlap"
+    UNKNOWN_ROI = "unknown_roi"
     HU_RANGE = "hu_out_of_range"
     DUPLICATE_SCAN = "duplicate_scan"
     UNKNOWN_PHASE = "unknown_phase"

@@ -33,7 +33,8 @@ def register(app: typer.Typer) -> None:
             help="image file (NIfTI/NRRD/...) or DICOM series folder; or a batch CSV (columns Image, "
             "Mask[, Label], paths relative to it) given alone")],
         mask: Annotated[Path | None, typer.Argument(
-            help="label map file, or DICOM RTSTRUCT (file or folder)")] = None,
+            help="label map file, or DICOM RTSTRUCT or SEG (file or folder; label n: the n-th ROI, "
+            "or with MASK#NAME[,NAME...] the ROI of the n-th name)")] = None,
         params: Annotated[Path | None, typer.Option("--params", "--param", "-p",
                                                     help="PyRadiomics params.yaml")] = None,
         setting: Annotated[list[str] | None, typer.Option(

@@ -215,15 +215,105 @@ def _check_frame_of_reference(image: Volume, mask_for: str | None, name: str) ->
                                 f"{name}: frame of reference differs from the image's")
 
 
-def rasterise_rtstruct(path: Path | str, image: Volume, *, z_tol: float = 0.25
-                       ) -> tuple[np.ndarray, dict[int, str]]:
-    """RTSTRUCT contours → label map on ``image``'s grid; ROIs become labels 1..n in ROI-number
-    order. Returns ``(mask [z,y,x] uint8/uint16, {label: roi_name})``.
+def split_mask_ref(ref: str, base: Path | str | None = None) -> tuple[str, tuple[str, ...]]:
+    """A mask reference ``"rs.dcm#GTV,GTV 2"`` → ``("rs.dcm", ("GTV", "GTV 2"))``: the path and the
+    names of the RTSTRUCT ROIs (ROI Name) or SEG segments (Segment Label) to take, label ``k`` being
+    the ``k``-th name. Without ``#`` (or when ``ref`` itself names an existing file, relative to
+    ``base``) no names. Raises ``ValueError`` for an empty name or a name given twice."""
+    path, sep, tail = ref.rpartition("#")
+    if not sep or (Path(base or ".") / ref).exists():
+        return ref, ()
+    names = tuple(n.strip() for n in tail.split(","))
+    if not path.strip() or any(not n for n in names):
+        raise ValueError(f"mask reference {ref!r}: give 'path#NAME[,NAME...]' with non-empty names")
+    if len(set(names)) < len(names):
+        raise ValueError(f"mask reference {ref!r}: a ROI name is given twice")
+    return path.strip(), names
+
+
+def _choose(available: Sequence[tuple[int, str]], select: Sequence[str | int] | None, what: str,
+            name: str, *, label_is_position: bool) -> list[int]:
+    """The numbers of the ``available`` ``(number, name)`` items (sorted by number) that ``select``
+    picks, in label order: all for None; an ``int`` picks the item that is that label in the full
+    map (its 1-based position if ``label_is_position``, else its number), a ``str`` the item of
+    that name (exact, else ignoring case and surrounding space). Messages name numbers only."""
+    nums = [num for num, _ in available]
+    if select is None:
+        return nums
+    out: list[int] = []
+    for item in select:
+        if isinstance(item, int):
+            if label_is_position:
+                hits = [nums[item - 1]] if 1 <= item <= len(nums) else []
+            else:
+                hits = [item] if item in nums else []
+            asked = f"label {item}"
+        else:
+            hits = [num for num, n in available if n == item] or [
+                num for num, n in available if n.strip().casefold() == item.strip().casefold()]
+            asked = f"name {item!r}"
+        if not hits:
+            raise ValidationFailure(Rule.UNKNOWN_ROI, f"{name}: no {what} with {asked} ({len(nums)} "
+                                    f"{what}s, numbers {', '.join(map(str, nums)) or 'none'})")
+        if len(hits) > 1:
+            raise ValidationFailure(Rule.UNKNOWN_ROI, f"{name}: {what} {asked} is ambiguous "
+                                    f"({what} numbers {', '.join(map(str, hits))})")
+        if hits[0] in out:
+            raise ValidationFailure(Rule.UNKNOWN_ROI, f"{name}: {what} number {hits[0]} selected twice")
+        out.append(hits[0])
+    return out
+
+
+def _paint(mask: np.ndarray, k: int, plane: np.ndarray, label: int,
+           overlaps: dict[tuple[int, int], int]) -> None:
+    """``mask[k][plane] = label``, counting the voxels another label held in ``overlaps``."""
+    held = mask[k][plane]
+    held = held[(held != 0) & (held != label)]
+    for other, n in zip(*np.unique(held, return_counts=True), strict=True):
+        key = (int(other), label)
+        overlaps[key] = overlaps.get(key, 0) + int(n)
+    mask[k][plane] = label
+
+
+def _refuse_overlaps(overlaps: dict[tuple[int, int], int], number_of: Mapping[int, int], what: str,
+                     name: str) -> None:
+    if not overlaps:
+        return
+    pairs = "; ".join(f"{what}s {number_of[a]} and {number_of[b]} in {n} voxels"
+                      for (a, b), n in sorted(overlaps.items()))
+    raise ValidationFailure(Rule.MASK_OVERLAP, f"{name}: {what}s overlap ({pairs}); a label map holds "
+                            f"one {what} per voxel: name the {what}s to take, as '{name}#NAME[,NAME...]'")
+
+
+def mask_rois(path: Path | str) -> dict[int, str]:
+    """``{label: name}`` of a DICOM RTSTRUCT's ROIs (label = position in ROI-number order) or a
+    SEG's segments (label = segment number), as the full label maps of :func:`rasterise_rtstruct`
+    and :func:`read_seg` number them."""
+    path = Path(path)
+    ds = _read(path, stop_before_pixels=True)
+    modality = str(ds.get("Modality", ""))
+    if modality == "RTSTRUCT":
+        rois = sorted((int(r.ROINumber), str(r.get("ROIName", ""))) for r in
+                      ds.get("StructureSetROISequence", []))
+        return {i + 1: n for i, (_, n) in enumerate(rois)}
+    if modality == "SEG":
+        return {int(s.SegmentNumber): str(s.get("SegmentLabel", "")) for s in ds.SegmentSequence}
+    raise ValidationFailure(Rule.UNREADABLE, f"{path.name}: DICOM {modality or '?'} is neither "
+                            "RTSTRUCT nor SEG")
+
+
+def rasterise_rtstruct(path: Path | str, image: Volume, *, rois: Sequence[str | int] | None = None,
+                       z_tol: float = 0.25) -> tuple[np.ndarray, dict[int, str]]:
+    """RTSTRUCT contours → label map on ``image``'s grid. Returns ``(mask [z,y,x] uint8/uint16,
+    {label: roi_name})``. All ROIs become labels 1..n in ROI-number order; ``rois`` takes only
+    those named (ROI Name; an ``int`` n: the ROI that is label n of the full map), as labels 1..k in
+    the order given (:class:`ValidationFailure` ``unknown_roi`` when one is missing or ambiguous).
 
     Contours are matched to slices by position (the contour plane's index along the slice normal,
     within ``z_tol`` voxels), not by referenced SOP UIDs, and must share the image's frame of
     reference. A voxel is inside when its centre is inside the polygon; several contours of one
-    ROI on a slice combine by XOR (even–odd rule: inner contours are holes).
+    ROI on a slice combine by XOR (even–odd rule: inner contours are holes). ROIs that share a voxel
+    cannot be one label map: ``mask_overlap`` names them (select the ROIs that do not overlap).
     """
     from skimage.draw import polygon as draw_polygon
 
@@ -232,11 +322,13 @@ def rasterise_rtstruct(path: Path | str, image: Volume, *, z_tol: float = 0.25
     if str(ds.get("Modality", "")) != "RTSTRUCT" or "ROIContourSequence" not in ds:
         raise ValidationFailure(Rule.UNREADABLE, f"{path.name}: not an RTSTRUCT with contours")
     _check_frame_of_reference(image, _frame_of_reference(ds), path.name)
-    rois = sorted((int(r.ROINumber), str(r.get("ROIName", ""))) for r in ds.StructureSetROISequence)
-    label_of = {num: i + 1 for i, (num, _) in enumerate(rois)}
-    names = {label_of[num]: name for num, name in rois}
+    available = sorted((int(r.ROINumber), str(r.get("ROIName", ""))) for r in ds.StructureSetROISequence)
+    chosen = _choose(available, rois, "ROI", path.name, label_is_position=True)
+    label_of = {num: i + 1 for i, num in enumerate(chosen)}
+    names = {label_of[num]: n for num, n in available if num in label_of}
     nz, ny, nx = image.shape
-    mask = np.zeros(image.shape, dtype=np.uint16 if len(rois) > 255 else np.uint8)
+    mask = np.zeros(image.shape, dtype=np.uint16 if len(chosen) > 255 else np.uint8)
+    overlaps: dict[tuple[int, int], int] = {}
     for rc in ds.ROIContourSequence:
         label = label_of.get(int(rc.ReferencedROINumber))
         if label is None:
@@ -263,14 +355,17 @@ def rasterise_rtstruct(path: Path | str, image: Volume, *, z_tol: float = 0.25
             fill[rr, cc] = True
             plane ^= fill
         for k, plane in planes.items():
-            mask[k][plane] = label
+            _paint(mask, k, plane, label, overlaps)
+    _refuse_overlaps(overlaps, {lab: num for num, lab in label_of.items()}, "ROI", path.name)
     return mask, names
 
 
-def read_seg(path: Path | str, image: Volume, *, tol_mm: float = 1e-2) -> np.ndarray:
-    """DICOM SEG → label map on ``image``'s grid (label = segment number). Frames are placed by
-    their Image Position (Patient) projected on the slice normal; a fractional SEG is binarised at
-    half its maximum."""
+def read_seg(path: Path | str, image: Volume, *, segments: Sequence[str | int] | None = None,
+             tol_mm: float = 1e-2) -> np.ndarray:
+    """DICOM SEG → label map on ``image``'s grid (label = segment number); ``segments`` takes only
+    those named (Segment Label; an ``int``: the segment number) as labels 1..k in the order given.
+    Frames are placed by their Image Position (Patient) projected on the slice normal; a fractional
+    SEG is binarised at half its maximum. Segments sharing a voxel raise ``mask_overlap``."""
     path = Path(path)
     ds = _read(path)
     if str(ds.get("Modality", "")) != "SEG":
@@ -290,8 +385,11 @@ def read_seg(path: Path | str, image: Volume, *, tol_mm: float = 1e-2) -> np.nda
         frames = frames[None]
     if str(ds.get("SegmentationType", "BINARY")) == "FRACTIONAL":
         frames = frames >= (int(ds.get("MaximumFractionalValue", 255)) / 2)
-    n_seg = len(ds.SegmentSequence)
-    mask = np.zeros(image.shape, dtype=np.uint16 if n_seg > 255 else np.uint8)
+    available = sorted((int(sg.SegmentNumber), str(sg.get("SegmentLabel", ""))) for sg in ds.SegmentSequence)
+    chosen = _choose(available, segments, "segment", path.name, label_is_position=False)
+    label_of = {num: (i + 1 if segments is not None else num) for i, num in enumerate(chosen)}
+    mask = np.zeros(image.shape, dtype=np.uint16 if max(label_of.values(), default=0) > 255 else np.uint8)
+    overlaps: dict[tuple[int, int], int] = {}
     shared = ds.get("SharedFunctionalGroupsSequence", [None])[0]
 
     def group(item: Any, kw: str) -> Any:
@@ -303,7 +401,9 @@ def read_seg(path: Path | str, image: Volume, *, tol_mm: float = 1e-2) -> np.nda
         if not sid or not pp:
             raise ValidationFailure(Rule.UNREADABLE, f"{path.name}: frame {f + 1} has no segment "
                                     "number or no position")
-        seg_no = int(sid[0].ReferencedSegmentNumber)
+        label = label_of.get(int(sid[0].ReferencedSegmentNumber))
+        if label is None:
+            continue
         idx = _world_to_index(image, np.asarray([[float(v) for v in pp[0].ImagePositionPatient]]))[0]
         k = round(float(idx[2]))
         sp = np.asarray(image.spacing)
@@ -313,7 +413,8 @@ def read_seg(path: Path | str, image: Volume, *, tol_mm: float = 1e-2) -> np.nda
         if not 0 <= k < nz:
             raise ValidationFailure(Rule.MASK_OUTSIDE_IMAGE,
                                     f"{path.name}: frame {f + 1} lies outside the image")
-        mask[k][frames[f].astype(bool)] = seg_no
+        _paint(mask, k, frames[f].astype(bool), label, overlaps)
+    _refuse_overlaps(overlaps, {lab: num for num, lab in label_of.items()}, "segment", path.name)
     return mask
 
 
@@ -398,7 +499,8 @@ def write_rtstruct(
     *,
     z_offset_mm: float = 0.0,
 ) -> Path:
-    """Write the labels of ``mask`` (on ``image``'s grid) as RTSTRUCT ROIs (ROI number = label),
+    """Write the labels of ``mask`` (on ``image``'s grid; or ROI ``n`` = ``mask[n - 1]`` of a 4-D
+    stack of binary masks, which may overlap) as RTSTRUCT ROIs (ROI number = label),
     one closed planar contour per connected outline per slice (``skimage.measure.find_contours``
     at level 0.5, so voxel centres inside the contour are exactly the mask's). ``z_offset_mm``
     shifts every contour along the slice normal (used to make broken test inputs)."""
@@ -440,7 +542,8 @@ def write_rtstruct(
     d = np.asarray(image.direction, dtype=float).reshape(3, 3)
     m = d * np.asarray(image.spacing, dtype=float)[None, :]
     org = np.asarray(image.origin, dtype=float)
-    labels = [int(v) for v in np.unique(mask) if v != 0]
+    stack = mask.ndim == 4
+    labels = list(range(1, mask.shape[0] + 1)) if stack else [int(v) for v in np.unique(mask) if v != 0]
     names = dict(roi_names or {})
     ssroi, roic, obs = DSeq(), DSeq(), DSeq()
     for lab in labels:
@@ -449,8 +552,9 @@ def write_rtstruct(
         r.ROIName, r.ROIGenerationAlgorithm = names.get(lab, f"GTV-{lab}"), "MANUAL"
         ssroi.append(r)
         contours = DSeq()
-        for k in range(mask.shape[0]):
-            sl = np.pad(mask[k] == lab, 1).astype(float)
+        roi = mask[lab - 1] != 0 if stack else mask == lab
+        for k in range(roi.shape[0]):
+            sl = np.pad(roi[k], 1).astype(float)
             for c in find_contours(sl, 0.5):
                 ij = c - 1.0  # undo the padding; columns: (row=y, col=x)
                 idx = np.stack([ij[:, 1], ij[:, 0], np.full(len(ij), float(k))], axis=1)

@@ -67,7 +67,9 @@ def parse_time(value: Any) -> dt.datetime:
 
 def parse_masks(value: Any) -> dict[str, str]:
     """``"gtv=a.nii.gz;gtv_r2=b.nrrd"`` (or a mapping) → ``{segmentation_id: path}``; a bare path
-    is the default segmentation ``gtv``."""
+    is the default segmentation ``gtv``. A DICOM RTSTRUCT/SEG path may end in ``#NAME[,NAME...]``,
+    the ROIs to take as labels 1..k (:func:`radstore.io.dicom.split_mask_ref`; kept in the path)."""
+    from radstore.io.dicom import split_mask_ref
     if isinstance(value, Mapping):
         items = [(str(k), str(v)) for k, v in value.items()]
     else:
@@ -86,6 +88,11 @@ def parse_masks(value: Any) -> dict[str, str]:
             raise ValueError(f"segmentation id {seg!r} given twice")
         if not p:
             raise ValueError(f"segmentation {seg!r} has no path")
+        try:
+            split_mask_ref(p)
+        except ValueError:
+            raise ValueError(f"segmentation {seg!r}: give ROI names as 'path#NAME[,NAME...]', each "
+                             "once and non-empty") from None
         out[seg] = p
     if not out:
         raise ValueError("no mask given")

@@ -1,8 +1,9 @@
 """File edge of the radiomics stage: read an image + mask from disk and extract (used by the CLI).
 
 Image: any file SimpleITK reads (NIfTI, NRRD, MHA...) or a DICOM series folder. Mask: a label map
-file on the same grid, or a DICOM RTSTRUCT (file, or a folder holding one) rasterised onto the
-image grid by ``radstore.io.dicom.rasterise_rtstruct`` (ROIs become labels 1..n in ROI-number order).
+file on the same grid, or a DICOM RTSTRUCT or SEG (file, or a folder holding one) of which the ROI
+of the label is rasterised onto the image grid (label n: the n-th ROI in ROI-number order, or
+segment n; with ``path#NAME[,NAME...]`` the ROI of the n-th name), see :func:`read_mask`.
 
 Batch mode (PyRadiomics' batch CSV): columns ``Image``, ``Mask`` and optionally ``Label``; relative
 paths are relative to the CSV's folder; other columns are passed through. Cases run in groups of
@@ -14,6 +15,7 @@ reported with its reason and the others go on.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gc
 import multiprocessing
@@ -30,7 +32,8 @@ from radstore.radiomics.settings import RadiomicsSettings, Setting
 from radstore.volume import Volume
 
 
-def _rtstruct_file(path: Path) -> Path | None:
+def _dicom_mask_file(path: Path) -> tuple[Path, str] | None:
+    """The DICOM RTSTRUCT or SEG file ``path`` is, or holds (a folder), and its modality; else None."""
     import pydicom
 
     candidates = sorted(path.glob("*")) if path.is_dir() else [path]
@@ -41,9 +44,21 @@ def _rtstruct_file(path: Path) -> Path | None:
             ds = pydicom.dcmread(f, stop_before_pixels=True, specific_tags=["Modality"])
         except Exception:  # not DICOM
             continue
-        if str(ds.get("Modality", "")) == "RTSTRUCT":
-            return f
+        modality = str(ds.get("Modality", ""))
+        if modality in ("RTSTRUCT", "SEG"):
+            return f, modality
     return None
+
+
+@contextlib.contextmanager
+def _as_value_error() -> Iterator[None]:
+    """A DICOM reader's :class:`ValidationFailure` as the ``ValueError`` this module raises."""
+    from radstore.validation import ValidationFailure
+
+    try:
+        yield
+    except ValidationFailure as exc:
+        raise ValueError(f"{exc.message} [{exc.rule}]") from exc
 
 
 def read_image(path: Path | str) -> Volume:
@@ -52,7 +67,8 @@ def read_image(path: Path | str) -> Volume:
     if path.is_dir():
         from radstore.io.dicom import read_series
 
-        return read_series(path)
+        with _as_value_error():
+            return read_series(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: image not found")
     return Volume.from_sitk(_read_3d(path, "image"))
@@ -123,34 +139,67 @@ def _resample_onto(image: Volume, mask: Any, label: int, name: str) -> np.ndarra
 
 def read_mask(path: Path | str, image: Volume, setting: Setting | None = None,
               label: int | None = None) -> np.ndarray:
-    """A label map on ``image``'s grid from a label-map file or a DICOM RTSTRUCT (rasterised onto
-    the image grid).
+    """A label map on ``image``'s grid from a label-map file, or from a DICOM RTSTRUCT or SEG (file
+    or folder) holding the ROI of ``label`` only (default the setting's label).
 
-    A label-map file must lie on the image's grid (:func:`grid_mismatch`, with ``setting``'s
-    ``geometryTolerance``); otherwise, with ``correctMask``, it is resampled onto the image grid as
-    PyRadiomics does (:func:`_resample_onto`, for ``label``, default the setting's), else a
-    ``ValueError`` names the difference and both settings."""
+    A DICOM mask may be named ``path#NAME[,NAME...]``: label ``k`` is then the ROI (RTSTRUCT ROI
+    Name, SEG Segment Label) of the ``k``-th name; without names label ``n`` is the ``n``-th ROI in
+    ROI-number order (RTSTRUCT) or segment number ``n`` (SEG). Only that ROI is rasterised, so the
+    others may overlap it. A label-map file must lie on the image's grid (:func:`grid_mismatch`,
+    with ``setting``'s ``geometryTolerance``); otherwise, with ``correctMask``, it is resampled onto
+    the image grid as PyRadiomics does (:func:`_resample_onto`), else a ``ValueError`` names the
+    difference and both settings."""
     import SimpleITK as sitk
 
-    path = Path(path)
+    from radstore.io.dicom import split_mask_ref
+
+    s = setting or Setting()
+    wanted = s.label if label is None else label
+    ref, names = split_mask_ref(str(path))
+    path = Path(ref)
     if not path.exists():
         raise FileNotFoundError(f"{path}: mask not found")
-    rt = _rtstruct_file(path)
-    if rt is not None:
-        from radstore.io.dicom import rasterise_rtstruct
-
-        return rasterise_rtstruct(rt, image)[0]
+    dicom_mask = _dicom_mask_file(path)
+    if dicom_mask is not None:
+        return _read_dicom_roi(*dicom_mask, image, names, wanted)
+    if names:
+        raise ValueError(f"{path}: '#{','.join(names)}' names ROIs of a DICOM RTSTRUCT or SEG; a "
+                         "label-map file takes a label (--label, or the Label column)")
     if path.is_dir():
-        raise ValueError(f"{path}: folder holds no DICOM RTSTRUCT")
+        raise ValueError(f"{path}: folder holds no DICOM RTSTRUCT or SEG")
     mask = _read_3d(path, "mask")
-    s = setting or Setting()
     why = grid_mismatch(image, mask, s.geometryTolerance)
     if why is None:
         return sitk.GetArrayFromImage(mask)
     if not s.correctMask:
         raise ValueError(f"{path}: mask geometry mismatch: {why}. Set geometryTolerance to accept small "
                          "differences, or correctMask: true to resample the mask onto the image grid")
-    return _resample_onto(image, mask, s.label if label is None else label, str(path))
+    return _resample_onto(image, mask, wanted, str(path))
+
+
+def _read_dicom_roi(path: Path, modality: str, image: Volume, names: tuple[str, ...], label: int
+                    ) -> np.ndarray:
+    """The ROI that is ``label`` (see :func:`read_mask`) of RTSTRUCT/SEG ``path``, as a label map
+    holding ``label`` on ``image``'s grid. Errors list the file's ROIs by label and name."""
+    from radstore.io.dicom import mask_rois, rasterise_rtstruct, read_seg
+    from radstore.validation import Rule, ValidationFailure
+
+    def listing() -> str:
+        with _as_value_error():
+            rois = mask_rois(path)
+        return ", ".join(f"{lab} {n!r}" for lab, n in rois.items()) or "none"
+
+    if names and not 1 <= label <= len(names):
+        raise ValueError(f"{path}: label {label} selects none of the {len(names)} ROI names after '#' "
+                         f"(label k is the k-th name); the file's ROIs (label name): {listing()}")
+    pick: str | int = names[label - 1] if names else label
+    try:
+        one = read_seg(path, image, segments=[pick]) if modality == "SEG" else rasterise_rtstruct(
+            path, image, rois=[pick])[0]
+    except ValidationFailure as exc:
+        rois = f"; the file's ROIs (label name): {listing()}" if exc.rule == Rule.UNKNOWN_ROI else ""
+        raise ValueError(f"{exc.message} [{exc.rule}]{rois}") from exc
+    return np.where(one == 1, label, 0).astype(np.uint8 if label < 256 else np.uint16)
 
 
 def extract_files(image: Path | str, mask: Path | str, settings: RadiomicsSettings,

@@ -112,21 +112,23 @@ def write_dicom_case(root: Path, rel: str, i: int, sid: str, *, lesions: int = 1
     vol = volume(img)
     ds = write_ct_series(vol, root / rel, patient=dicom_header(i, sid), technical=TECH,
                          series_description="venous phase",
-                         acquisition=dt.datetime(2021, 3, 1 + i, 10, 0))
+                         acquisition=dt.datetime(2021, 3, 1 + i % 28, 10, 0))
     return ds, vol, mask
 
 
 def write_seg(datasets: list, mask: np.ndarray, path: Path) -> Path:
-    """A binary DICOM SEG (highdicom) of ``mask`` labels on the given CT slices."""
+    """A binary DICOM SEG (highdicom) of ``mask`` labels on the given CT slices (or of the segments
+    ``mask[..., n - 1]`` of a 4-D stack, which may overlap)."""
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
-    labels = [int(v) for v in np.unique(mask) if v]
+    stack = mask.ndim == 4
+    labels = list(range(1, mask.shape[-1] + 1)) if stack else [int(v) for v in np.unique(mask) if v]
     descs = [hd.seg.SegmentDescription(
         segment_number=n, segment_label=f"lesion {n}",
         segmented_property_category=codes.SCT.Tissue, segmented_property_type=codes.SCT.Neoplasm,
         algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL) for n in range(1, len(labels) + 1)]
-    onehot = np.stack([(mask == lab) for lab in labels], axis=-1).astype(np.uint8)
+    onehot = (mask if stack else np.stack([(mask == lab) for lab in labels], axis=-1)).astype(np.uint8)
     seg = hd.seg.Segmentation(
         source_images=[pydicom.dcmread(d.filename) for d in datasets], pixel_array=onehot,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY, segment_descriptions=descs,
@@ -295,7 +297,20 @@ def bad_corpus(c: Cohort, start: int = 20) -> Cohort:
     i += 1
     img, mask = phantom(i)
     c.expected[nifti_case(sid, "bad_noclin", img.astype(np.int16), mask)] = "scans_without_clinical"
-    # 17 clinical row without scans, 18 bad clinical value, 19 bad index date
+    # 17 RTSTRUCT whose ROIs overlap (BODY holds the GTV): one label map cannot hold both; the same
+    # file with the GTV named lands, a name it lacks is refused
+    for name, ref, rule in (("bad_overlap", "rs.dcm", "mask_overlap"), ("roi_named", "rs.dcm#gtv", ""),
+                            ("bad_roi_name", "rs.dcm#PTV", "unknown_roi")):
+        sid = patient()
+        ds, vol, mask = write_dicom_case(root, f"{name}/ct", i, sid)
+        body = (vol.array > -500) | (mask > 0)
+        write_rtstruct(ds, vol, np.stack([body, mask == 1]), root / f"{name}/rs.dcm", {1: "BODY", 2: "GTV"})
+        c.row(sid, "venous", "2021-06-01", f"{name}/ct", f"gtv={name}/{ref}")
+        if rule:
+            c.expected[f"{name}/ct"] = rule
+        else:
+            c.good.append(f"{name}/ct")
+    # 18 clinical row without scans, 19 bad clinical value, 20 bad index date
     c.orphan = patient()
     c.expected["clinical.csv#orphan"] = "clinical_without_scans"
     sid = patient()

@@ -54,7 +54,8 @@ def test_geometry_labels_hu_phase() -> None:
 def test_masks_and_yaml_manifest(tmp_path: Path) -> None:
     assert parse_masks("gtv=a.nii.gz; gtv_r2=b.nrrd") == {"gtv": "a.nii.gz", "gtv_r2": "b.nrrd"}
     assert parse_masks("rs.dcm") == {"gtv": "rs.dcm"}
-    for bad in ("", "GTV=x", "gtv=a;gtv=b", "gtv="):
+    assert parse_masks("gtv=rs.dcm#GTV 1,GTV 2") == {"gtv": "rs.dcm#GTV 1,GTV 2"}
+    for bad in ("", "GTV=x", "gtv=a;gtv=b", "gtv=", "gtv=rs.dcm#", "gtv=rs.dcm#A,,B", "rs.dcm#A,A"):
         with pytest.raises(ValueError):
             parse_masks(bad)
     (tmp_path / "m.yaml").write_text(
@@ -108,3 +109,29 @@ def test_phase_rules_and_deid(tmp_path: Path) -> None:
     assert "Doe" not in str(tags) and "General" not in str(tags)
     red = Redactor({"SRC-1": "P1"}, ["Jane Roe", "x"])
     assert red("SRC-1_scan/Jane Roe.nii") == "P1_scan/[redacted].nii"
+
+
+def test_roi_names_enter_the_source_hash_only_when_given(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from pipelines.ingest import source_files, source_hash
+    from radstore.io.manifest import ScanEntry
+
+    (tmp_path / "a.nii.gz").write_bytes(b"image")
+    (tmp_path / "rs.dcm").write_bytes(b"rtstruct")
+    t = dt.datetime(2021, 1, 1, tzinfo=dt.UTC)
+
+    def entry(ref: str) -> ScanEntry:
+        return ScanEntry(row=2, source_patient_id="X", phase="venous", acquisition_time=t,
+                         image="a.nii.gz", masks={"gtv": ref})
+
+    assert source_files(entry("rs.dcm#GTV"), tmp_path) == [tmp_path / "a.nii.gz", tmp_path / "rs.dcm"]
+    refs = ("rs.dcm", "rs.dcm#GTV", "rs.dcm#CTV")
+    hashes = {ref: source_hash(entry(ref), "venous", tmp_path) for ref in refs}
+    assert len(set(hashes.values())) == 3
+    # without names the hash is the one written before ROI names existed (no re-ingest on upgrade)
+    from radstore import ids
+
+    old = ids.sha256_bytes((ids.sha256_files(source_files(entry("rs.dcm"), tmp_path)) + ids.canonical_json(
+        {"phase": "venous", "time": t.isoformat(), "masks": ["gtv"], "ingest": "1"})).encode())
+    assert hashes["rs.dcm"] == old

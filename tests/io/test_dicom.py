@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +11,12 @@ import pytest
 import SimpleITK as sitk
 
 from radstore.io.dicom import (
+    mask_rois,
     rasterise_rtstruct,
     read_seg,
     read_series,
     scan_tree,
+    split_mask_ref,
     write_ct_series,
     write_rtstruct,
 )
@@ -104,3 +107,73 @@ def test_rtstruct_outside_and_wrong_frame_of_reference(tmp_path: Path) -> None:
     with pytest.raises(ValidationFailure) as exc:
         rasterise_rtstruct(tmp_path / "rs2.dcm", got)
     assert exc.value.rule == "mask_frame_of_reference"
+
+
+def test_split_mask_ref(tmp_path: Path) -> None:
+    assert split_mask_ref("rs.dcm") == ("rs.dcm", ())
+    assert split_mask_ref("a/rs.dcm#GTV") == ("a/rs.dcm", ("GTV",))
+    assert split_mask_ref("rs.dcm# GTV 1 , CTV") == ("rs.dcm", ("GTV 1", "CTV"))
+    (tmp_path / "odd#1.nii.gz").write_bytes(b"")  # an existing file whose name holds '#'
+    assert split_mask_ref("odd#1.nii.gz", tmp_path) == ("odd#1.nii.gz", ())
+    for bad in ("rs.dcm#", "rs.dcm#GTV,", "#GTV", "rs.dcm#GTV,GTV"):
+        with pytest.raises(ValueError, match="mask reference"):
+            split_mask_ref(bad)
+
+
+def _body_and_gtv(tmp_path: Path) -> tuple[Volume, np.ndarray, np.ndarray, list]:
+    """A CT series whose RTSTRUCT has ROI 1 'BODY' holding ROI 2 'GTV' (they overlap)."""
+    arr, mask = phantom(5)
+    vol = Volume(arr, (0.7, 0.7, 2.0), (5.0, -3.0, 100.0))
+    ds = write_ct_series(vol, tmp_path / "ct")
+    body, gtv = (arr > -500) | (mask > 0), mask == 1
+    write_rtstruct(ds, vol, np.stack([body, gtv]), tmp_path / "rs.dcm", {1: "BODY", 2: "GTV"})
+    return read_series(tmp_path / "ct"), body, gtv, ds
+
+
+def test_rtstruct_overlapping_rois_are_refused_unless_selected(tmp_path: Path) -> None:
+    img, body, gtv, _ = _body_and_gtv(tmp_path)
+    rs = tmp_path / "rs.dcm"
+    assert mask_rois(rs) == {1: "BODY", 2: "GTV"}
+    with pytest.raises(ValidationFailure) as exc:
+        rasterise_rtstruct(rs, img)
+    assert exc.value.rule == "mask_overlap"
+    assert f"ROIs 1 and 2 in {int(gtv.sum())} voxels" in exc.value.message
+    assert "BODY" not in exc.value.message  # header values stay out of messages
+    only_gtv, names = rasterise_rtstruct(rs, img, rois=["GTV"])
+    assert names == {1: "GTV"}
+    np.testing.assert_array_equal(only_gtv, gtv.astype(np.uint8))
+    whole_body, _ = rasterise_rtstruct(rs, img, rois=[" body "])  # case and space forgiven
+    np.testing.assert_array_equal(whole_body, body.astype(np.uint8))  # no hole where the GTV is
+    by_label, names = rasterise_rtstruct(rs, img, rois=[2])
+    assert names == {1: "GTV"} and np.array_equal(by_label, only_gtv)
+    for bad, words in ((["PTV"], "no ROI with name 'PTV' (2 ROIs, numbers 1, 2)"),
+                       ([3], "no ROI with label 3"), (["GTV", 2], "selected twice")):
+        with pytest.raises(ValidationFailure, match=re.escape(words)) as exc:
+            rasterise_rtstruct(rs, img, rois=bad)
+        assert exc.value.rule == "unknown_roi"
+
+
+def test_rtstruct_duplicate_roi_names_are_ambiguous(tmp_path: Path) -> None:
+    img, _, _, _ = _body_and_gtv(tmp_path)
+    r = pydicom.dcmread(tmp_path / "rs.dcm")
+    r.StructureSetROISequence[0].ROIName = "GTV"
+    r.save_as(tmp_path / "rs.dcm")
+    with pytest.raises(ValidationFailure, match=r"name 'GTV' is ambiguous \(ROI numbers 1, 2\)"):
+        rasterise_rtstruct(tmp_path / "rs.dcm", img, rois=["GTV"])
+
+
+def test_seg_overlapping_segments_are_refused_unless_selected(tmp_path: Path) -> None:
+    img, body, gtv, ds = _body_and_gtv(tmp_path)
+    write_seg(ds, np.stack([body, gtv], axis=-1), tmp_path / "seg.dcm")
+    seg = tmp_path / "seg.dcm"
+    assert mask_rois(seg) == {1: "lesion 1", 2: "lesion 2"}
+    with pytest.raises(ValidationFailure) as exc:
+        read_seg(seg, img)
+    assert exc.value.rule == "mask_overlap"
+    assert f"segments 1 and 2 in {int(gtv.sum())} voxels" in exc.value.message
+    np.testing.assert_array_equal(read_seg(seg, img, segments=["lesion 2"]), gtv.astype(np.uint8))
+    np.testing.assert_array_equal(read_seg(seg, img, segments=[1]), body.astype(np.uint8))
+    with pytest.raises(ValidationFailure, match="segments 1 and 2 in"):  # both selected: still one map
+        read_seg(seg, img, segments=[2, 1])
+    with pytest.raises(ValidationFailure, match="no segment with label 3"):
+        read_seg(seg, img, segments=[3])
