@@ -254,7 +254,8 @@ def _choose(available: Sequence[tuple[int, str]], select: Sequence[str | int] | 
             asked = f"name {item!r}"
         if not hits:
             raise ValidationFailure(Rule.UNKNOWN_ROI, f"{name}: no {what} with {asked} ({len(nums)} "
-                                    f"{what}s, numbers {', '.join(map(str, nums)) or 'none'})")
+                                    f"{what}{'s' * (len(nums) != 1)}, number{'s' * (len(nums) != 1)} "
+                                    f"{', '.join(map(str, nums)) or 'none'})")
         if len(hits) > 1:
             raise ValidationFailure(Rule.UNKNOWN_ROI, f"{name}: {what} {asked} is ambiguous "
                                     f"({what} numbers {', '.join(map(str, hits))})")
