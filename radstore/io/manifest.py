@@ -325,6 +325,7 @@ def discover(dicom_root: Path | str, manifest_dir: Path | str,
             warnings.append(f"{m.files[0].relative_to(root)}: {m.modality} matches no image series")
             continue
         attached[target].extend(sorted(m.files))
+        warnings.extend(w for w in (_several_rois(f, root) for f in sorted(m.files)) if w)
     rows: list[dict[str, str]] = []
     for g in images:
         folders = {p.parent for p in g.files}
@@ -348,6 +349,24 @@ def discover(dicom_root: Path | str, manifest_dir: Path | str,
         rows.append({"source_patient_id": str(ds.get("PatientID", "")), "phase": phase or "",
                      "acquisition_time": g.acquisition or "", "image": str(rel), "masks": mask_str})
     return rows, warnings
+
+
+def _several_rois(path: Path, root: Path) -> str:
+    """A review warning when RTSTRUCT/SEG ``path`` holds several ROIs (all would become lesions,
+    and overlapping ones are refused at ingest), else ``""``."""
+    from radstore.io.dicom import mask_rois
+    from radstore.validation import ValidationFailure
+
+    try:
+        rois = mask_rois(path)
+    except ValidationFailure:  # (ingest reports an unreadable mask with its rule)
+        return ""
+    if len(rois) < 2:
+        return ""
+    listing = ", ".join(f"{lab} {name!r}" for lab, name in rois.items())
+    return (f"{path.relative_to(root)}: {len(rois)} ROIs ({listing}) all become lesions, and ROIs "
+            "that overlap are refused: to keep only the lesions, end the mask path with "
+            "'#NAME[,NAME...]'")
 
 
 def _relpath(p: Path, start: Path) -> str:

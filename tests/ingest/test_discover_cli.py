@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 from pathlib import Path
 
+import numpy as np
 from typer.testing import CliRunner
 
 from pipelines.cli import app
@@ -24,7 +25,10 @@ def _tree(root: Path) -> None:
             ds = write_ct_series(vol, root / sid / f"series{j}", patient=dicom_header(i, sid),
                                  technical=TECH, series_description=desc,
                                  acquisition=dt.datetime(2022, 1, 1 + i, 8 + j))
-            if j == 0:
+            if j == 0 and sid == "B2":  # a BODY contour holding the GTV: ROIs that overlap
+                write_rtstruct(ds, vol, np.stack([img > -500, mask == 1]), root / sid / "struct" / "rs.dcm",
+                               {1: "BODY", 2: "GTV"})
+            elif j == 0:
                 write_rtstruct(ds, vol, mask, root / sid / "struct" / "rs.dcm")
             else:
                 write_seg(ds, mask, root / sid / "seg" / "seg.dcm")
@@ -47,6 +51,7 @@ def test_discover_then_ingest_via_cli(tmp_path: Path) -> None:
     assert all(r["acquisition_time"].startswith("2022-01-0") for r in rows)
     assert all(r["masks"].startswith("gtv=../dicom/") for r in rows)
     assert "no RTSTRUCT/SEG references this series" in res.output
+    assert "B2/struct/rs.dcm: 2 ROIs (1 'BODY', 2 'GTV') all become lesions" in " ".join(res.output.split())
     with open(manifest.parent / "clinical.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["source_patient_id", "index_date", "age"])
@@ -55,8 +60,19 @@ def test_discover_then_ingest_via_cli(tmp_path: Path) -> None:
         csv.writer(fh).writerows([["source_patient_id", "os_months", "os_event"], ["A1", 3, 1],
                                   ["B2", 5, 0]])
     res = runner.invoke(app, ["--store", str(tmp_path / "store"), "ingest", "disc", str(manifest)])
+    assert "2 scans ok (2 written" in res.output and "1 rejected" in res.output
+    rej = read_table(tmp_path / "store/catalog/rejections/cohort=disc/part-0.parquet").to_pylist()
+    assert [r["rule"] for r in rej] == ["mask_overlap"]
+    for r in rows:  # the reviewer keeps the GTV, as the warning says
+        if r["source_patient_id"] == "B2":
+            r["masks"] += "#GTV"
+    with open(manifest, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    res = runner.invoke(app, ["--store", str(tmp_path / "store"), "ingest", "disc", str(manifest)])
     assert res.exit_code == 0, res.output
-    assert "3 scans ok (3 written" in res.output and "0 rejected" in res.output
+    assert "3 scans ok (1 written" in res.output and "0 rejected" in res.output
     scans = read_table(tmp_path / "store/catalog/scans/cohort=disc/part-0.parquet").to_pylist()
     assert sorted(r["phase"] for r in scans) == ["arterial", "delayed", "portal"]
     res = runner.invoke(app, ["--store", str(tmp_path / "store"), "ingest", "disc", str(manifest)])
