@@ -177,3 +177,40 @@ def test_seg_overlapping_segments_are_refused_unless_selected(tmp_path: Path) ->
         read_seg(seg, img, segments=[2, 1])
     with pytest.raises(ValidationFailure, match="no segment with label 3"):
         read_seg(seg, img, segments=[3])
+
+
+def _jpeg_lossless_sv1(pixels: np.ndarray, tmp: Path) -> bytes:
+    """Encapsulated JPEG Lossless SV1 pixel data (GDCM's encoder, through SimpleITK): the transfer
+    syntax PACS exports use most, which pydicom decodes but cannot encode."""
+    w = sitk.ImageFileWriter()
+    w.SetFileName(str(tmp))
+    w.SetUseCompression(True)
+    w.SetCompressor("JPEG")
+    w.Execute(sitk.GetImageFromArray(pixels[None]))
+    ds = pydicom.dcmread(tmp)
+    assert ds.file_meta.TransferSyntaxUID == pydicom.uid.JPEGLosslessSV1
+    return ds.PixelData
+
+
+@pytest.mark.parametrize("syntax", ["JPEGLosslessSV1", "JPEG2000Lossless", "RLELossless"])
+def test_compressed_series_read_as_uncompressed(tmp_path: Path, syntax: str) -> None:
+    """Hospital exports are often compressed; the decoders are dependencies (pylibjpeg)."""
+    arr, _ = phantom(6)
+    vol = Volume(arr, (0.7, 0.7, 2.0), (5.0, -3.0, 100.0))
+    write_ct_series(vol, tmp_path / "plain")
+    plain = read_series(tmp_path / "plain")
+    uid = getattr(pydicom.uid, syntax)
+    (tmp_path / "packed").mkdir()
+    for f in sorted((tmp_path / "plain").iterdir()):
+        ds = pydicom.dcmread(f)
+        if syntax == "JPEGLosslessSV1":
+            ds.PixelData = _jpeg_lossless_sv1(ds.pixel_array, tmp_path / "one.dcm")
+            ds["PixelData"].VR, ds["PixelData"].is_undefined_length = "OB", True
+            ds.file_meta.TransferSyntaxUID = uid
+        else:
+            ds.compress(uid)
+        ds.save_as(tmp_path / "packed" / f.name)
+    assert pydicom.dcmread(tmp_path / "packed" / f.name).file_meta.TransferSyntaxUID == uid
+    packed = read_series(tmp_path / "packed")
+    assert packed.same_grid(plain)
+    np.testing.assert_array_equal(packed.array, plain.array)
