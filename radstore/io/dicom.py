@@ -120,14 +120,94 @@ def scan_tree(root: Path | str, files: Iterable[Path] | None = None) -> list[Ser
     return sorted(groups.values(), key=lambda g: (str(g.files[0]), g.series_uid))
 
 
-def _orientation(ds: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    iop = np.asarray([float(v) for v in ds.ImageOrientationPatient], dtype=float)
+def _orientation(iop_values: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    iop = np.asarray([float(v) for v in iop_values], dtype=float)
     r, c = iop[:3], iop[3:]
     return r, c, np.cross(r, c)
 
 
+@dataclass(frozen=True)
+class _Plane:
+    """One image plane of a series: a single-frame file, or frame ``frame`` of a multi-frame one
+    (Enhanced or Legacy Converted Enhanced CT), with its geometry and rescale."""
+
+    path: Path
+    ds: Any
+    frame: int | None
+    orientation: tuple[float, ...]
+    position: tuple[float, ...]
+    spacing: tuple[float, float]
+    slope: float
+    intercept: float
+
+    @property
+    def name(self) -> str:
+        return self.path.name if self.frame is None else f"{self.path.name} (frame {self.frame + 1})"
+
+
+_GEOMETRY = {"ImageOrientationPatient": ("PlaneOrientationSequence", "ImageOrientationPatient"),
+             "ImagePositionPatient": ("PlanePositionSequence", "ImagePositionPatient"),
+             "PixelSpacing": ("PixelMeasuresSequence", "PixelSpacing")}
+
+
+def _planes(path: Path, ds: Any) -> list[_Plane]:
+    """The planes of one file. A multi-frame file takes each frame's geometry and rescale from its
+    per-frame functional groups, else from the shared ones (PS3.3 C.7.6.16)."""
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    if not per_frame:
+        for kw in _GEOMETRY:
+            if kw not in ds:
+                raise ValidationFailure(Rule.INCONSISTENT_SERIES, f"{path.name}: no {kw}")
+        return [_Plane(path, ds, None, tuple(ds.ImageOrientationPatient), tuple(ds.ImagePositionPatient),
+                       tuple(ds.PixelSpacing), float(ds.get("RescaleSlope", 1) or 1),
+                       float(ds.get("RescaleIntercept", 0) or 0))]
+    shared = (ds.get("SharedFunctionalGroupsSequence") or [None])[0]
+
+    def attr(item: Any, group: str, kw: str) -> Any:
+        for source in (item, shared):
+            seq = source.get(group) if source is not None else None
+            if seq and kw in seq[0]:
+                return seq[0].data_element(kw).value
+        return None
+
+    out = []
+    for i, item in enumerate(per_frame):
+        values = {kw: attr(item, group, k) for kw, (group, k) in _GEOMETRY.items()}
+        for kw, v in values.items():
+            if v is None:
+                raise ValidationFailure(Rule.INCONSISTENT_SERIES, f"{path.name}: frame {i + 1} has no {kw}")
+        slope = attr(item, "PixelValueTransformationSequence", "RescaleSlope")
+        inter = attr(item, "PixelValueTransformationSequence", "RescaleIntercept")
+        out.append(_Plane(path, ds, i, tuple(values["ImageOrientationPatient"]),
+                          tuple(values["ImagePositionPatient"]), tuple(values["PixelSpacing"]),
+                          float(slope if slope not in (None, "") else ds.get("RescaleSlope", 1) or 1),
+                          float(inter if inter not in (None, "") else ds.get("RescaleIntercept", 0) or 0)))
+    return out
+
+
+def _technical_tags(ds: Any) -> dict[str, Any]:
+    """:func:`radstore.deid.technical_tags`; a multi-frame file's missing ones are looked up in its
+    functional groups (shared, then the first frame's: e.g. KVP in CT X-Ray Details, the slice
+    thickness in Pixel Measures)."""
+    from pydicom.dataset import Dataset
+
+    out = deid.technical_tags(ds)
+    found = Dataset()
+    for seq in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
+        groups = ds.get(seq)
+        for elem in (groups[0] if groups else []):
+            item = elem.value[0] if elem.VR == "SQ" and elem.value else None
+            for kw in deid.TECHNICAL_TAGS:
+                if item is not None and kw in item and kw not in found:
+                    found.add(item.data_element(kw))
+    nested = deid.technical_tags(found)
+    return {k: nested[k] if v is None else v for k, v in out.items()}
+
+
 def read_series(folder: Path | str) -> Volume:
-    """Read a CT series folder into a :class:`Volume` of HU (float32 → caller casts to int16).
+    """Read a CT series folder into a :class:`Volume` of HU (float32 → caller casts to int16): one
+    file per slice, or multi-frame files (Enhanced / Legacy Converted Enhanced CT), any transfer
+    syntax pydicom + pylibjpeg decode.
 
     ``meta`` holds the de-identified technical tags (:func:`radstore.deid.technical_tags`) plus,
     under keys starting with ``_``, UIDs and slice positions needed for mask matching (never
@@ -138,63 +218,61 @@ def read_series(folder: Path | str) -> Volume:
     if not folder.is_dir():
         raise ValidationFailure(Rule.UNREADABLE, f"{folder.name}: DICOM series folder not found")
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-    slices = []
+    images = []
     for p in files:
         ds = _read(p)
         if "PixelData" not in ds or str(ds.get("Modality", "")) in ("RTSTRUCT", "SEG"):
             continue
-        slices.append((p, ds))
-    if not slices:
+        images.append((p, ds))
+    if not images:
         raise ValidationFailure(Rule.UNREADABLE, f"{folder.name}: no image slices in the folder")
-    uids = {str(ds.get("SeriesInstanceUID", "")) for _, ds in slices}
+    uids = {str(ds.get("SeriesInstanceUID", "")) for _, ds in images}
     if len(uids) > 1:
         raise ValidationFailure(Rule.MULTIPLE_SERIES,
                                 f"{folder.name}: {len(uids)} series in one folder")
-    first = slices[0][1]
-    for kw in ("ImageOrientationPatient", "ImagePositionPatient", "PixelSpacing"):
-        missing = [p.name for p, ds in slices if kw not in ds]
-        if missing:
-            raise ValidationFailure(Rule.INCONSISTENT_SERIES, f"{missing[0]}: no {kw}")
-    r, c, n = _orientation(first)
-    ref = (int(first.Rows), int(first.Columns), tuple(float(v) for v in first.PixelSpacing))
-    for p, ds in slices:
-        cur = (int(ds.Rows), int(ds.Columns), tuple(float(v) for v in ds.PixelSpacing))
-        if cur != ref or not np.allclose(np.concatenate(_orientation(ds)[:2]), np.concatenate([r, c]),
-                                         atol=1e-4):
+    planes = [plane for p, ds in images for plane in _planes(p, ds)]
+    first = planes[0]
+    r, c, n = _orientation(first.orientation)
+    ref = (int(first.ds.Rows), int(first.ds.Columns), tuple(float(v) for v in first.spacing))
+    for pl in planes:
+        cur = (int(pl.ds.Rows), int(pl.ds.Columns), tuple(float(v) for v in pl.spacing))
+        if cur != ref or not np.allclose(np.concatenate(_orientation(pl.orientation)[:2]),
+                                         np.concatenate([r, c]), atol=1e-4):
             raise ValidationFailure(Rule.INCONSISTENT_SERIES,
-                                    f"{p.name}: size, pixel spacing or orientation differs from "
+                                    f"{pl.name}: size, pixel spacing or orientation differs from "
                                     "the rest of the series")
-    pos = np.asarray([[float(v) for v in ds.ImagePositionPatient] for _, ds in slices])
+    pos = np.asarray([[float(v) for v in pl.position] for pl in planes])
     proj = pos @ n
     order = np.argsort(proj, kind="stable")
-    slices = [slices[i] for i in order]
+    planes = [planes[i] for i in order]
     proj, pos = proj[order], pos[order]
     dz = check_slice_positions(proj, folder.name)
-    arr = np.empty((len(slices), ref[0], ref[1]), dtype=np.float32)  # exact for 16-bit HU
-    for k, (p, ds) in enumerate(slices):
+    arr = np.empty((len(planes), ref[0], ref[1]), dtype=np.float32)  # exact for 16-bit HU
+    decoded: dict[Path, np.ndarray] = {}
+    for k, pl in enumerate(planes):
         try:
-            px = ds.pixel_array
+            if pl.path not in decoded:
+                decoded[pl.path] = np.asarray(pl.ds.pixel_array)
+            px = decoded[pl.path] if pl.frame is None else decoded[pl.path][pl.frame]
         except Exception as exc:
-            raise ValidationFailure(Rule.UNREADABLE, f"{p.name}: pixel data cannot be decoded "
+            raise ValidationFailure(Rule.UNREADABLE, f"{pl.name}: pixel data cannot be decoded "
                                     f"({type(exc).__name__})") from exc
         if px.shape != ref[:2]:
-            raise ValidationFailure(Rule.UNREADABLE, f"{p.name}: pixel data has shape {px.shape}, "
+            raise ValidationFailure(Rule.UNREADABLE, f"{pl.name}: pixel data has shape {px.shape}, "
                                     f"header says {ref[:2]}")
-        slope = float(ds.get("RescaleSlope", 1) or 1)
-        inter = float(ds.get("RescaleIntercept", 0) or 0)
-        if slope == 1.0:
-            np.add(px, inter, out=arr[k], casting="unsafe")
+        if pl.slope == 1.0:
+            np.add(px, pl.intercept, out=arr[k], casting="unsafe")
         else:
-            arr[k] = px.astype(np.float32) * np.float32(slope) + np.float32(inter)
+            arr[k] = px.astype(np.float32) * np.float32(pl.slope) + np.float32(pl.intercept)
     direction = np.stack([r, c, n], axis=1)
-    meta: dict[str, Any] = deid.technical_tags(first)
+    meta: dict[str, Any] = _technical_tags(first.ds)
     meta.update({
         "_series_uid": next(iter(uids)),
-        "_frame_of_reference_uid": _frame_of_reference(first),
-        "_sop_uids": [str(ds.get("SOPInstanceUID", "")) for _, ds in slices],
+        "_frame_of_reference_uid": _frame_of_reference(first.ds),
+        "_sop_uids": [str(pl.ds.get("SOPInstanceUID", "")) for pl in planes],
         "_slice_positions": proj.tolist(),
-        "_acquisition": _acquisition_iso(first),
-        "_files": [p for p, _ in slices],
+        "_acquisition": _acquisition_iso(first.ds),
+        "_files": list(dict.fromkeys(pl.path for pl in planes)),
     })
     return Volume(array=arr, spacing=(ref[2][1], ref[2][0], dz),
                   origin=(float(pos[0][0]), float(pos[0][1]), float(pos[0][2])),

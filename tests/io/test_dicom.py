@@ -214,3 +214,32 @@ def test_compressed_series_read_as_uncompressed(tmp_path: Path, syntax: str) -> 
     packed = read_series(tmp_path / "packed")
     assert packed.same_grid(plain)
     np.testing.assert_array_equal(packed.array, plain.array)
+
+
+def test_multiframe_enhanced_ct_reads_as_its_single_frame_series(tmp_path: Path) -> None:
+    """A Legacy Converted Enhanced CT (one file, a frame per slice, geometry and rescale in the
+    functional groups) gives the volume and technical tags of the series it was built from."""
+    import highdicom as hd
+
+    arr, _ = phantom(8)
+    vol = Volume(arr, (0.7, 0.7, 2.0), (5.0, -3.0, 100.0))
+    write_ct_series(vol, tmp_path / "plain", technical={"Manufacturer": "X", "KVP": "100"})
+    plain = read_series(tmp_path / "plain")
+    datasets = [pydicom.dcmread(f) for f in sorted((tmp_path / "plain").iterdir())]
+    rng = np.random.default_rng(0)
+    for k in rng.permutation(len(datasets))[:3]:  # per-slice rescale: per-frame groups
+        ds = datasets[k]
+        ds.RescaleIntercept = -1048
+        ds.PixelData = (ds.pixel_array + 24).astype(np.uint16).tobytes()
+    multi = hd.legacy.LegacyConvertedEnhancedCTImage(
+        [datasets[k] for k in rng.permutation(len(datasets))], series_instance_uid=hd.UID(),
+        series_number=3, sop_instance_uid=hd.UID(), instance_number=1)
+    (tmp_path / "multi").mkdir()
+    multi.save_as(tmp_path / "multi" / "ct.dcm")
+    ds = pydicom.dcmread(tmp_path / "multi" / "ct.dcm")
+    assert int(ds.NumberOfFrames) == len(datasets) and "ImagePositionPatient" not in ds
+    got = read_series(tmp_path / "multi")
+    assert got.same_grid(plain)
+    np.testing.assert_array_equal(got.array, plain.array)
+    assert {k: got.meta[k] for k in ("manufacturer", "kvp", "slice_thickness")} == {
+        "manufacturer": "X", "kvp": 100.0, "slice_thickness": 2.0}
