@@ -157,7 +157,12 @@ def read_image(path: Path) -> Volume:
     from radstore.io.volumes import read_volume
 
     if path.is_dir():
-        return read_series(path)
+        image = read_series(path)
+        modality = image.meta.get("_modality") or "CT"
+        if modality != "CT":
+            raise ValidationFailure(Rule.NOT_CT, f"{path.name}: a {modality} series, not CT (the "
+                                    "store holds CT; HU checks and features assume it)")
+        return image
     if not path.exists():
         raise ValidationFailure(Rule.MISSING_FILE, f"{path.name}: file not found")
     return read_volume(path)

@@ -25,6 +25,7 @@ class Rule(StrEnum):
     INCONSISTENT_SERIES = "inconsistent_series"
     MISSING_SLICES = "missing_slices"
     UNEVEN_SLICE_SPACING = "uneven_slice_spacing"
+    SHEARED_SLICES = "sheared_slices"
     GEOMETRY_MISMATCH = "mask_geometry_mismatch"
     FRAME_OF_REFERENCE = "mask_frame_of_reference"
     EMPTY_MASK = "empty_mask"
@@ -33,6 +34,7 @@ class Rule(StrEnum):
     MASK_OVERLAP = "mask_overlap"
     UNKNOWN_ROI = "unknown_roi"
     HU_RANGE = "hu_out_of_range"
+    NOT_CT = "not_ct"
     DUPLICATE_SCAN = "duplicate_scan"
     UNKNOWN_PHASE = "unknown_phase"
     BAD_MANIFEST_ROW = "bad_manifest_row"
@@ -89,6 +91,21 @@ def check_slice_positions(positions: Sequence[float], name: str, *, rel_tol: flo
         raise ValidationFailure(Rule.UNEVEN_SLICE_SPACING,
                                 f"{name}: slice spacing varies by {dev:.3f} mm around {dz:.3f} mm")
     return dz
+
+
+def check_slices_stacked(positions: np.ndarray, normal: np.ndarray, pixel_spacing: float, name: str
+                         ) -> None:
+    """Slice positions (N×3 mm, sorted along ``normal``) must lie on one line along the normal, as
+    a volume's grid assumes: fails ``sheared_slices`` when a slice is displaced in-plane from the
+    first by more than half a pixel (gantry tilt, or slices of several stacks)."""
+    rel = positions - positions[0]
+    in_plane = rel - np.outer(rel @ normal, normal)
+    drift = float(np.max(np.linalg.norm(in_plane, axis=1), initial=0.0))
+    if drift > 0.5 * pixel_spacing:
+        raise ValidationFailure(Rule.SHEARED_SLICES,
+                                f"{name}: slices are displaced in-plane by up to {drift:.2f} mm along "
+                                "the stack (gantry tilt?); a volume grid needs them stacked along "
+                                "the slice normal: resample to an orthogonal grid first (e.g. dcm2niix)")
 
 
 def check_geometry(image_grid: tuple, mask_grid: tuple, name: str, *, tol_mm: float = 1e-2,

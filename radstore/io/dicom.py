@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from radstore import deid
-from radstore.validation import Rule, ValidationFailure, check_slice_positions
+from radstore.validation import Rule, ValidationFailure, check_slice_positions, check_slices_stacked
 from radstore.volume import Volume
 
 CT_IMAGE_STORAGE: Any = "1.2.840.10008.5.1.4.1.1.2"
@@ -212,7 +212,7 @@ def read_series(folder: Path | str) -> Volume:
     ``meta`` holds the de-identified technical tags (:func:`radstore.deid.technical_tags`) plus,
     under keys starting with ``_``, UIDs and slice positions needed for mask matching (never
     stored). Raises :class:`ValidationFailure` (rules ``unreadable``, ``multiple_series``,
-    ``inconsistent_series``, ``missing_slices``, ``uneven_slice_spacing``).
+    ``inconsistent_series``, ``missing_slices``, ``uneven_slice_spacing``, ``sheared_slices``).
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -247,6 +247,7 @@ def read_series(folder: Path | str) -> Volume:
     planes = [planes[i] for i in order]
     proj, pos = proj[order], pos[order]
     dz = check_slice_positions(proj, folder.name)
+    check_slices_stacked(pos, n, min(ref[2]), folder.name)
     arr = np.empty((len(planes), ref[0], ref[1]), dtype=np.float32)  # exact for 16-bit HU
     decoded: dict[Path, np.ndarray] = {}
     for k, pl in enumerate(planes):
@@ -268,6 +269,7 @@ def read_series(folder: Path | str) -> Volume:
     meta: dict[str, Any] = _technical_tags(first.ds)
     meta.update({
         "_series_uid": next(iter(uids)),
+        "_modality": str(first.ds.get("Modality", "")),
         "_frame_of_reference_uid": _frame_of_reference(first.ds),
         "_sop_uids": [str(pl.ds.get("SOPInstanceUID", "")) for pl in planes],
         "_slice_positions": proj.tolist(),

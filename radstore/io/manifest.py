@@ -310,9 +310,12 @@ def discover(dicom_root: Path | str, manifest_dir: Path | str,
     root = Path(dicom_root)
     mdir = Path(manifest_dir).resolve()
     groups = scan_tree(root)
-    images = [g for g in groups if g.modality not in ("RTSTRUCT", "SEG", "RTPLAN", "RTDOSE", "SR", "PR")]
+    images = [g for g in groups if g.modality == "CT"]
     masks = [g for g in groups if g.modality in ("RTSTRUCT", "SEG")]
-    warnings: list[str] = []
+    warnings: list[str] = [
+        f"{g.files[0].parent.relative_to(root)}: a {g.modality or 'modality-less'} series: skipped "
+        "(the store holds CT)" for g in groups
+        if g.modality not in ("CT", "RTSTRUCT", "SEG", "RTPLAN", "RTDOSE", "SR", "PR")]
     by_uid = {g.series_uid: g for g in images}
     attached: dict[str, list[Path]] = {g.series_uid: [] for g in images}
     for m in masks:

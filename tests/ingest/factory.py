@@ -310,7 +310,22 @@ def bad_corpus(c: Cohort, start: int = 20) -> Cohort:
             c.expected[f"{name}/ct"] = rule
         else:
             c.good.append(f"{name}/ct")
-    # 18 clinical row without scans, 19 bad clinical value, 20 bad index date
+    # 18 an MR series in a CT cohort, 19 slices sheared by a tilted gantry
+    for name, rule in (("bad_mr", "not_ct"), ("bad_tilt", "sheared_slices")):
+        sid = patient()
+        _, vol, mask = write_dicom_case(root, f"{name}/ct", i, sid)
+        for k, f in enumerate(sorted((root / f"{name}/ct").iterdir())):
+            ds = pydicom.dcmread(f)
+            if rule == "not_ct":
+                ds.Modality = "MR"
+            else:
+                x, y, z = (float(v) for v in ds.ImagePositionPatient)
+                ds.ImagePositionPatient = [x, y + 0.3 * k, z]
+            ds.save_as(f)
+        write_volume(vol.with_array(mask), root / f"{name}/mask.nii.gz")
+        c.row(sid, "venous", "2021-06-01", f"{name}/ct", f"gtv={name}/mask.nii.gz")
+        c.expected[f"{name}/ct"] = rule
+    # 20 clinical row without scans, 21 bad clinical value, 22 bad index date
     c.orphan = patient()
     c.expected["clinical.csv#orphan"] = "clinical_without_scans"
     sid = patient()

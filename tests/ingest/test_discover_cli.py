@@ -33,6 +33,11 @@ def _tree(root: Path) -> None:
             else:
                 write_seg(ds, mask, root / sid / "seg" / "seg.dcm")
     write_ct_series(volume(phantom(99)[0]), root / "C3" / "ct", series_description="ART")  # no mask
+    mr = write_ct_series(volume(phantom(98)[0]), root / "C3" / "mr", series_description="T1")
+    for ds in mr:
+        ds.Modality = "MR"
+        ds.save_as(ds.filename)
+    write_rtstruct(mr, volume(phantom(98)[0]), phantom(98)[1], root / "C3" / "mr_rs" / "rs.dcm")
 
 
 def test_discover_then_ingest_via_cli(tmp_path: Path) -> None:
@@ -51,6 +56,7 @@ def test_discover_then_ingest_via_cli(tmp_path: Path) -> None:
     assert all(r["acquisition_time"].startswith("2022-01-0") for r in rows)
     assert all(r["masks"].startswith("gtv=../dicom/") for r in rows)
     assert "no RTSTRUCT/SEG references this series" in res.output
+    assert "C3/mr: a MR series: skipped (the store holds CT)" in " ".join(res.output.split())
     assert "B2/struct/rs.dcm: 2 ROIs (1 'BODY', 2 'GTV') all become lesions" in " ".join(res.output.split())
     with open(manifest.parent / "clinical.csv", "w", newline="") as fh:
         w = csv.writer(fh)

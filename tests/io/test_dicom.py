@@ -243,3 +243,24 @@ def test_multiframe_enhanced_ct_reads_as_its_single_frame_series(tmp_path: Path)
     np.testing.assert_array_equal(got.array, plain.array)
     assert {k: got.meta[k] for k in ("manufacturer", "kvp", "slice_thickness")} == {
         "manufacturer": "X", "kvp": 100.0, "slice_thickness": 2.0}
+
+
+def test_gantry_tilt_is_refused_and_rounding_is_not(tmp_path: Path) -> None:
+    """Slices shifted in-plane along the stack (a tilted gantry) do not fit a volume grid: refused
+    by name, where ITK would silently stack them; positions rounded to 0.1 mm still read."""
+    arr, _ = phantom(9)
+    vol = Volume(arr, (0.7, 0.7, 2.0), (5.0, -3.0, 100.0))
+    for name, shift in (("tilted", lambda k: (0.0, 2.0 * k * np.tan(np.radians(5)))),
+                        ("rounded", lambda k: (0.04 * (-1) ** k, -0.05 * (k % 3 == 0)))):
+        write_ct_series(vol, tmp_path / name)
+        for k, f in enumerate(sorted((tmp_path / name).iterdir())):
+            ds = pydicom.dcmread(f)
+            x, y, z = (float(v) for v in ds.ImagePositionPatient)
+            dx, dy = shift(k)
+            ds.ImagePositionPatient = [f"{x + dx:.2f}", f"{y + dy:.2f}", f"{z:.2f}"]
+            ds.save_as(f)
+    with pytest.raises(ValidationFailure, match=r"displaced in-plane by up to 1\.5\d mm") as exc:
+        read_series(tmp_path / "tilted")
+    assert exc.value.rule == "sheared_slices"
+    got = read_series(tmp_path / "rounded")
+    np.testing.assert_allclose(got.origin, vol.origin, atol=0.06)
