@@ -425,11 +425,12 @@ def rasterise_rtstruct(path: Path | str, image: Volume, *, rois: Sequence[str | 
             outside_xy = (idx[:, 0].max() < -0.5 or idx[:, 0].min() > nx - 0.5
                           or idx[:, 1].max() < -0.5 or idx[:, 1].min() > ny - 0.5)
             if not 0 <= k < nz or abs(zc - k) > z_tol or outside_xy:
+                where = ("between two image slices: was it drawn on another series?"
+                         if 0 <= k < nz and not outside_xy else "outside the image")
                 raise ValidationFailure(
                     Rule.MASK_OUTSIDE_IMAGE,
                     f"{path.name}: a contour of ROI number {int(rc.ReferencedROINumber)} lies "
-                    "outside the image "
-                    f"(slice index {zc:.2f} of {nz})")
+                    f"{where} (slice index {zc:.2f} of {nz})")
             rr, cc = draw_polygon(idx[:, 1], idx[:, 0], shape=(ny, nx))
             plane = planes.setdefault(k, np.zeros((ny, nx), dtype=bool))
             fill = np.zeros((ny, nx), dtype=bool)

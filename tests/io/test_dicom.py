@@ -99,8 +99,12 @@ def test_rtstruct_outside_and_wrong_frame_of_reference(tmp_path: Path) -> None:
     ds = write_ct_series(vol, tmp_path / "ct")
     got = read_series(tmp_path / "ct")
     write_rtstruct(ds, vol, mask, tmp_path / "rs.dcm", z_offset_mm=50.0)
-    with pytest.raises(ValidationFailure) as exc:
+    with pytest.raises(ValidationFailure, match="outside the image") as exc:
         rasterise_rtstruct(tmp_path / "rs.dcm", got)
+    assert exc.value.rule == "mask_outside_image"
+    write_rtstruct(ds, vol, mask, tmp_path / "rs_half.dcm", z_offset_mm=1.0)  # half a 2 mm slice
+    with pytest.raises(ValidationFailure, match=r"lies between two image slices") as exc:
+        rasterise_rtstruct(tmp_path / "rs_half.dcm", got)
     assert exc.value.rule == "mask_outside_image"
     ds2 = write_ct_series(vol, tmp_path / "other")
     write_rtstruct(ds2, vol, mask, tmp_path / "rs2.dcm")
