@@ -102,9 +102,12 @@ def _is_dicom_dir(p: Path) -> bool:
 
 
 def source_files(entry: ScanEntry, root: Path) -> list[Path]:
-    """The files whose bytes define a scan: the image (every file of a DICOM folder) + masks."""
+    """The files whose bytes define a scan: the image (the files of a DICOM folder that
+    :func:`radstore.io.dicom.series_files` reads) + masks."""
+    from radstore.io.dicom import series_files
+
     img = root / entry.image
-    files = sorted(q for q in img.iterdir() if q.is_file()) if img.is_dir() else [img]
+    files = series_files(img) if img.is_dir() else [img]
     return files + [root / _mask_ref(ref, root)[0] for ref in entry.masks.values()]
 
 

@@ -204,6 +204,19 @@ def _technical_tags(ds: Any) -> dict[str, Any]:
     return {k: nested[k] if v is None else v for k, v in out.items()}
 
 
+SIDE_FILE_NAMES = frozenset({"thumbs.db", "desktop.ini", "autorun.inf", "dicomdir"})
+SIDE_FILE_SUFFIXES = frozenset({".txt", ".xml", ".json", ".csv", ".htm", ".html", ".pdf", ".md", ".ini",
+                                ".inf", ".log", ".db", ".exe", ".jpg", ".jpeg", ".png", ".bmp", ".zip"})
+
+
+def series_files(folder: Path) -> list[Path]:
+    """The files of a series folder that may be DICOM images, sorted: not hidden, not the side
+    files exports and file browsers leave there (``Thumbs.db``, ``README.TXT``, ``DICOMDIR``, a
+    report PDF, ...). Anything else that is not DICOM is an error of the series."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+                  and p.name.lower() not in SIDE_FILE_NAMES and p.suffix.lower() not in SIDE_FILE_SUFFIXES)
+
+
 def read_series(folder: Path | str) -> Volume:
     """Read a CT series folder into a :class:`Volume` of HU (float32 → caller casts to int16): one
     file per slice, or multi-frame files (Enhanced / Legacy Converted Enhanced CT), any transfer
@@ -217,7 +230,7 @@ def read_series(folder: Path | str) -> Volume:
     folder = Path(folder)
     if not folder.is_dir():
         raise ValidationFailure(Rule.UNREADABLE, f"{folder.name}: DICOM series folder not found")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    files = series_files(folder)
     images = []
     for p in files:
         ds = _read(p)

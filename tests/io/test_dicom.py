@@ -268,3 +268,21 @@ def test_gantry_tilt_is_refused_and_rounding_is_not(tmp_path: Path) -> None:
     assert exc.value.rule == "sheared_slices"
     got = read_series(tmp_path / "rounded")
     np.testing.assert_allclose(got.origin, vol.origin, atol=0.06)
+
+
+def test_side_files_of_an_export_are_not_slices(tmp_path: Path) -> None:
+    """Exports and file browsers leave Thumbs.db, README.TXT, DICOMDIR or a report beside the
+    slices: they are not read (nor hashed at ingest); any other non-DICOM file is an error."""
+    arr, _ = phantom(10)
+    vol = Volume(arr, (0.7, 0.7, 2.0))
+    write_ct_series(vol, tmp_path / "ct")
+    want = read_series(tmp_path / "ct")
+    for name in ("Thumbs.db", "README.TXT", "report.pdf", "DICOMDIR", ".DS_Store"):
+        (tmp_path / "ct" / name).write_bytes(b"not dicom")
+    got = read_series(tmp_path / "ct")
+    np.testing.assert_array_equal(got.array, want.array)
+    assert len(got.meta["_files"]) == vol.shape[0]
+    (tmp_path / "ct" / "IM99999").write_bytes(b"not dicom either")
+    with pytest.raises(ValidationFailure, match="IM99999: not a readable DICOM file") as exc:
+        read_series(tmp_path / "ct")
+    assert exc.value.rule == "unreadable"
