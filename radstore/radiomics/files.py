@@ -389,3 +389,58 @@ def extract_cases(cases: Sequence[Case], settings: RadiomicsSettings,
 def _drain(pool: ProcessPoolExecutor, results: Iterator[Any]) -> Iterator[Any]:
     with pool:
         yield from results
+
+
+class CaseFiles:
+    """PyRadiomics' ``--out-dir``: a CSV per finished case, ``features_<n>.csv`` (``n`` counts the
+    cases from 1; a header and one row: the case's input columns, then its features), written as
+    soon as the case is done (atomically) and read back instead of extracted when the batch runs
+    again, so an interrupted batch resumes where it stopped. ``radstore-settings.json`` in the
+    folder holds the settings' version: a folder of other settings' results raises ``ValueError``
+    (PyRadiomics would mix them in silently)."""
+
+    MARKER = "radstore-settings.json"
+
+    def __init__(self, folder: Path | str, settings: RadiomicsSettings, names: Sequence[str]) -> None:
+        import json
+
+        from radstore import ids
+
+        self.folder, self.names = Path(folder), list(names)
+        version = ids.settings_version(settings)
+        marker = self.folder / self.MARKER
+        if marker.is_file():
+            held = json.loads(marker.read_text()).get("version")
+            if held != version:
+                raise ValueError(f"{self.folder}: holds results of other settings (version {held}; these "
+                                 f"are {version}): give another --out-dir, or empty this one")
+            return
+        if self.folder.is_dir() and any(self.folder.glob("features_*.csv")):
+            raise ValueError(f"{self.folder}: holds features_*.csv of unknown settings (no {self.MARKER}): "
+                             "give another --out-dir, or empty this one")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps({"version": version, "settings": settings.model_dump(mode="json")},
+                                     indent=2) + "\n")
+
+    def path(self, index: int) -> Path:
+        return self.folder / f"features_{index + 1}.csv"
+
+    def load(self, index: int) -> dict[str, float] | None:
+        """The features of case ``index`` (0-based) if its file holds every feature, else None."""
+        path = self.path(index)
+        if not path.is_file():
+            return None
+        with open(path, newline="") as fh:
+            row = next(csv.DictReader(fh), None)
+        if row is None or any(not row.get(n) for n in self.names):
+            return None
+        return {n: float(row[n]) for n in self.names}
+
+    def save(self, index: int, inputs: dict[str, str], features: dict[str, float]) -> None:
+        path = self.path(index)
+        tmp = path.with_name(f".{path.name}.tmp")
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow([*inputs, *features])
+            writer.writerow([*inputs.values(), *(repr(v) for v in features.values())])
+        os.replace(tmp, path)

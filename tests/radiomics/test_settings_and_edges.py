@@ -523,9 +523,95 @@ def test_cli_batch_csv_like_pyradiomics(tmp_path, monkeypatch):
     assert [r["ID"] for r in lines] == ["P0", "P1", "P2", "P3"]
     assert [lines[3][n] for n in names] == [expected["P3"][n] for n in names]
     txt = CliRunner().invoke(app, ["radiomics", str(batch), "-f", "txt"]).stdout.splitlines()
-    assert txt[:2] == ["Case-1_ID: P0", "Case-1_Image: cases/img0.nrrd"]  # (the CSV's row 2 is case 1)
+    # (the CSV's row 2 is case 1; paths absolute, PyRadiomics' default --format-path)
+    assert txt[:2] == ["Case-1_ID: P0", f"Case-1_Image: {tmp_path}/cases/img0.nrrd"]
     assert f"Case-5_{names[0]}: {expected['P3'][names[0]]!r}" in txt  # (P3: the 5th case, after 'tiny')
     assert CliRunner().invoke(app, ["radiomics", str(tmp_path / "cases" / "img0.nrrd")]).exit_code == 2
+
+
+def test_cli_pyradiomics_output_options(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PyRadiomics' --format-path, --skip-nans, --out-dir (a case per file, read back on a re-run),
+    --validate and --mode, on a batch CSV."""
+    import csv
+
+    import SimpleITK as sitk
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+    from radstore.radiomics import files
+
+    monkeypatch.setenv("RADSTORE_PROGRESS", "0")
+    rng = np.random.default_rng(5)
+    (tmp_path / "cases").mkdir()
+    for k in range(3):
+        image = rng.normal(20, 60, (8, 12, 12)).astype(np.int16)
+        mask = np.zeros(image.shape, np.uint8)
+        mask[2:6, 3:9 - k, 3:9] = 1
+        for arr, name in ((image, f"img{k}.nrrd"), (mask, f"mask{k}.nrrd")):
+            sitk.WriteImage(sitk.GetImageFromArray(arr), str(tmp_path / "cases" / name))
+    batch = tmp_path / "batch.csv"
+    batch.write_text("Image,Mask\n" + "".join(f"cases/img{k}.nrrd,cases/mask{k}.nrrd\n" for k in range(3)))
+
+    def run(*args: str) -> tuple[int, str, list[dict[str, str]]]:
+        out = tmp_path / "out.csv"
+        out.unlink(missing_ok=True)
+        res = CliRunner().invoke(app, ["radiomics", str(batch), "-o", str(out), *args])
+        rows = list(csv.DictReader(out.read_text().splitlines())) if out.exists() else []
+        return res.exit_code, res.output, rows
+
+    code, _, plain = run()
+    assert code == 0 and plain[0]["Image"] == str(tmp_path / "cases" / "img0.nrrd")
+    assert run("--format-path", "relative")[2][1]["Mask"] == "cases/mask1.nrrd"
+    assert run("--format-path", "basename", "-up")[2][2]["Image"] == "img2.nrrd"
+    # --out-dir: every case in its own file; a re-run reads them back, a lost one is extracted again
+    d = tmp_path / "per_case"
+    code, output, first = run("--out-dir", str(d))
+    assert code == 0 and first == plain and (d / "radstore-settings.json").is_file()
+    assert sorted(p.name for p in d.glob("features_*.csv")) == ["features_1.csv", "features_2.csv",
+                                                               "features_3.csv"]
+    stamps = {p.name: p.stat().st_mtime_ns for p in d.glob("features_*.csv")}
+    (d / "features_2.csv").unlink()
+    code, output, again = run("-od", str(d))
+    assert code == 0 and again == plain and "2 of 3 cases read back" in output
+    assert (d / "features_1.csv").stat().st_mtime_ns == stamps["features_1.csv"]
+    assert (d / "features_2.csv").is_file()
+    code, output, _ = run("--out-dir", str(d), "-s", "binWidth:10")
+    assert code == 2 and "holds results of other settings" in output
+    # --skip-nans: a NaN (PyRadiomics' backend can give one) is left out, an empty CSV cell
+    real = files.extract_group
+    names = list(plain[0])[2:]
+
+    def with_a_nan(cases, *args):
+        got = real(cases, *args)
+        return [(i, {**r, names[0]: float("nan")} if i == 0 else r) for i, r in got]
+
+    monkeypatch.setattr(files, "extract_group", with_a_nan)
+    assert run()[2][0][names[0]] == "nan"
+    skipped = run("--skip-nans")[2]
+    assert skipped[0][names[0]] == "" and skipped[1] == plain[1]
+    # --validate: the params and the inputs, nothing extracted
+    code, output, rows = run("--validate")
+    assert code == 0 and rows == [] and "3 case(s), inputs missing in 0 place(s)" in output
+    batch.write_text(batch.read_text() + "cases/img0.nrrd,cases/gone.nrrd\n")
+    code, output, rows = run("--validate")
+    assert code == 1 and rows == []
+    assert f"row 5: mask {tmp_path}/cases/gone.nrrd does not exist" in " ".join(output.split())
+    code, output, _ = run("--mode", "voxel")
+    assert code == 2 and "--mode voxel (feature maps) is not offered" in output
+    # one case: --out-dir writes features_1.csv (read back the next time), --validate checks the pair
+    monkeypatch.setattr(files, "extract_group", real)
+    one = [str(tmp_path / "cases" / "img1.nrrd"), str(tmp_path / "cases" / "mask1.nrrd")]
+    d1 = tmp_path / "one_case"
+    args = ["radiomics", *one, "-od", str(d1), "-f", "csv", "--format-path", "basename"]
+    res = CliRunner().invoke(app, args)
+    row = next(iter(csv.DictReader(res.stdout.splitlines())))
+    assert res.exit_code == 0 and row == {**plain[1], "Image": "img1.nrrd", "Mask": "mask1.nrrd"}
+    assert next(csv.DictReader((d1 / "features_1.csv").read_text().splitlines())) == row
+    monkeypatch.setattr(files, "_extractor", None)  # (read back: nothing is extracted)
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0 and again.stdout == res.stdout
+    res = CliRunner().invoke(app, ["radiomics", one[0], str(tmp_path / "none.nrrd"), "--validate"])
+    assert res.exit_code == 1 and "none.nrrd does not exist" in res.output
 
 
 @pytest.mark.parametrize("params", [
