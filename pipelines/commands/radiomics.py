@@ -109,7 +109,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Compute radiomics features (PyRadiomics names and values) for one ROI, or for every row
         of a batch CSV (input columns kept, one row per case; failed cases are listed, exit code 1).
-        PyRadiomics' command-line options are accepted, but for voxel mode and logging options."""
+        PyRadiomics' command-line options are accepted, except voxel mode and its logging options."""
         import json
 
         from pipelines.commands._common import fail

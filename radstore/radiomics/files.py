@@ -33,7 +33,12 @@ from radstore.volume import Volume
 
 
 def _dicom_mask_file(path: Path) -> tuple[Path, str] | None:
-    """The DICOM RTSTRUCT or SEG file ``path`` is, or holds (a folder), and its modality; else None."""
+    """The DICOM RTSTRUCT or SEG file ``path`` is, or holds (a folder), and its modality; else None
+    (at once for a NIfTI/NRRD name: pydicom is not even imported)."""
+    from radstore.io.volumes import is_volume_file
+
+    if path.is_file() and is_volume_file(path):
+        return None
     import pydicom
 
     candidates = sorted(path.glob("*")) if path.is_dir() else [path]

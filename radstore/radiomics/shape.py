@@ -21,13 +21,11 @@ corners ``EDGES[k]`` and its vertex is the edge midpoint. Triangles are oriented
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import itertools
 
 import numpy as np
 import torch
-from scipy.spatial import ConvexHull, QhullError
 
 from radstore.radiomics._neighbours import numpy_path
 
@@ -280,12 +278,23 @@ def _squared_norms(d: np.ndarray) -> np.ndarray:
     return out
 
 
+def _on_hull(points: np.ndarray) -> np.ndarray:
+    """The columns of ``points`` [D, N] that are vertices of their convex hull (Qhull); all of them
+    when Qhull cannot build one (flat or degenerate sets). scipy.spatial is imported here, for the
+    large ROIs that need it: ~0.4 s of a command's start-up otherwise."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    try:
+        return np.take(points, ConvexHull(points.T).vertices, axis=1)
+    except (QhullError, ValueError):
+        return points
+
+
 def _pairwise_max(g: np.ndarray) -> float:
     """Largest pairwise Euclidean distance ``sqrt(sum_k (a_k - b_k)^2)`` of a small point set ``g``
     [D, N] (after its convex hull above 200 points, where Qhull's ~0.2 ms fixed cost starts to pay)."""
     if g.shape[1] > 200:
-        with contextlib.suppress(QhullError, ValueError):
-            g = np.take(g, ConvexHull(g.T).vertices, axis=1)
+        g = _on_hull(g)
     d2 = None
     for c in g:
         d = c[:, None] - c[None, :]
@@ -323,8 +332,7 @@ def _max_distance(points: np.ndarray, candidates: np.ndarray | None = None) -> f
     if points.shape[1] <= 200:
         return _pairwise_max(points)
     if points.shape[1] > 1500 and len(points) >= 2:  # below that the Gram search is cheaper than Qhull
-        with contextlib.suppress(QhullError, ValueError):
-            points = np.take(points, ConvexHull(points.T).vertices, axis=1)
+        points = _on_hull(points)
     return _pairwise_max_exact(points)
 
 
