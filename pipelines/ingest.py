@@ -106,9 +106,21 @@ def source_files(entry: ScanEntry, root: Path) -> list[Path]:
     :func:`radstore.io.dicom.series_files` reads) + masks."""
     from radstore.io.dicom import series_files
 
-    img = root / entry.image
+    img = _image_ref(entry, root)[0]
     files = series_files(img) if img.is_dir() else [img]
     return files + [root / _mask_ref(ref, root)[0] for ref in entry.masks.values()]
+
+
+def _image_ref(entry: ScanEntry, root: Path) -> tuple[Path, int | None]:
+    """A manifest image reference → (path, series number of a folder holding several series)."""
+    from radstore.io.dicom import split_series_ref
+
+    try:
+        path, number = split_series_ref(entry.image, root)
+    except ValueError:  # (not echoed: paths may hold source ids)
+        raise ValidationFailure(Rule.BAD_MANIFEST_ROW, "an image reference's series number is "
+                                "malformed: give 'folder#<series number>'") from None
+    return root / path, number
 
 
 def _mask_ref(ref: str, root: Path) -> tuple[str, tuple[str, ...]]:
@@ -134,33 +146,39 @@ def source_hash(entry: ScanEntry, phase: str, root: Path) -> str:
     rois = {seg: list(names) for seg, ref in entry.masks.items() if (names := _mask_ref(ref, root)[1])}
     if rois:  # (absent otherwise: the hashes of scans without ROI names stay as they were)
         fields["rois"] = rois
+    number = _image_ref(entry, root)[1]
+    if number is not None:  # (likewise)
+        fields["series_number"] = number
     desc = ids.canonical_json(fields)
     return ids.sha256_bytes((h + desc).encode())
 
 
 def series_key(entry: ScanEntry, root: Path) -> str:
-    """SeriesInstanceUID for a DICOM folder, else ``<image path>@<acquisition time ISO>``."""
-    img = root / entry.image
+    """SeriesInstanceUID for a DICOM folder (of the numbered series, for ``folder#<number>``), else
+    ``<image path>@<acquisition time ISO>``."""
+    img, number = _image_ref(entry, root)
     if _is_dicom_dir(img):
         import pydicom
 
         for f in sorted(q for q in img.iterdir() if q.is_file()):
             try:
-                ds = pydicom.dcmread(f, stop_before_pixels=True, specific_tags=["SeriesInstanceUID",
-                                                                                 "Modality"])
+                ds = pydicom.dcmread(f, stop_before_pixels=True, specific_tags=[
+                    "SeriesInstanceUID", "SeriesNumber", "Modality"])
             except Exception:
+                continue
+            if number is not None and str(ds.get("SeriesNumber", "")).strip() != str(number):
                 continue
             if "SeriesInstanceUID" in ds and str(ds.get("Modality", "")) not in ("RTSTRUCT", "SEG"):
                 return str(ds.SeriesInstanceUID)
     return f"{entry.image}@{entry.acquisition_time.isoformat()}"
 
 
-def read_image(path: Path) -> Volume:
+def read_image(path: Path, series_number: int | None = None) -> Volume:
     from radstore.io.dicom import read_series
     from radstore.io.volumes import read_volume
 
     if path.is_dir():
-        image = read_series(path)
+        image = read_series(path, series_number)
         modality = image.meta.get("_modality") or "CT"
         if modality != "CT":
             raise ValidationFailure(Rule.NOT_CT, f"{path.name}: a {modality} series, not CT (the "
@@ -243,7 +261,7 @@ def process_scan(task: ScanTask) -> dict[str, Any]:
         row = _committed_row(task, shash)
         if row is not None:
             return {"status": "resumed", "row": row, "scan_id": task.scan_id}
-        image = read_image(task.root / task.entry.image)
+        image = read_image(*_image_ref(task.entry, task.root))
         hu = check_hu(image.array, Path(task.entry.image).name, lo=task.hu_range[0], hi=task.hu_range[1])
         vol = Volume(hu, image.spacing, image.origin, image.direction)
         masks = {seg: read_mask(task.root / p, image, rois)

@@ -72,8 +72,9 @@ def register(app: typer.Typer) -> None:
     @app.command("radiomics")
     def radiomics(
         image: Annotated[Path, typer.Argument(
-            help="image file (NIfTI/NRRD/...) or DICOM series folder; or a batch CSV (columns Image, "
-            "Mask[, Label], paths relative to it) given alone")],
+            help="image file (NIfTI/NRRD/...) or DICOM series folder (FOLDER#N: series number N of a "
+            "folder holding several); or a batch CSV (columns Image, Mask[, Label], paths relative to "
+            "it) given alone")],
         mask: Annotated[Path | None, typer.Argument(
             help="label map file, or DICOM RTSTRUCT or SEG (file or folder; label n: the n-th ROI, "
             "or with MASK#NAME[,NAME...] the ROI of the n-th name)")] = None,
@@ -166,12 +167,12 @@ def register(app: typer.Typer) -> None:
 def _report_validation(settings: Any, pairs: list[tuple[Path, Path]], rows: list[int] | None = None) -> None:
     """PyRadiomics' ``--validate``: the params were read (``settings``); check that every image and
     mask exists, report, exit 1 when one does not."""
-    from radstore.io.dicom import split_mask_ref
+    from radstore.io.dicom import split_mask_ref, split_series_ref
 
     missing = []
     for k, (image, mask) in enumerate(pairs):
         where = f"row {rows[k]}: " if rows else ""
-        if not image.exists():
+        if not Path(split_series_ref(str(image))[0]).exists():
             missing.append(f"{where}image {image} does not exist")
         if not Path(split_mask_ref(str(mask))[0]).exists():
             missing.append(f"{where}mask {mask} does not exist")

@@ -39,6 +39,7 @@ class SeriesGroup:
     series_description: str = ""
     acquisition: str | None = None
     referenced_series_uids: tuple[str, ...] = ()
+    series_number: int | None = None
 
 
 def _read(path: Path, *, stop_before_pixels: bool = False) -> Any:
@@ -115,7 +116,8 @@ def scan_tree(root: Path | str, files: Iterable[Path] | None = None) -> list[Ser
                 series_uid=uid, modality=str(ds.get("Modality", "")),
                 frame_of_reference_uid=_frame_of_reference(ds),
                 series_description=str(ds.get("SeriesDescription", "") or ""),
-                acquisition=_acquisition_iso(ds), referenced_series_uids=_referenced_series(ds))
+                acquisition=_acquisition_iso(ds), referenced_series_uids=_referenced_series(ds),
+                series_number=_series_number(ds))
         g.files.append(p)
     return sorted(groups.values(), key=lambda g: (str(g.files[0]), g.series_uid))
 
@@ -217,10 +219,36 @@ def series_files(folder: Path) -> list[Path]:
                   and p.name.lower() not in SIDE_FILE_NAMES and p.suffix.lower() not in SIDE_FILE_SUFFIXES)
 
 
-def read_series(folder: Path | str) -> Volume:
+def split_series_ref(ref: str, base: Path | str | None = None) -> tuple[str, int | None]:
+    """An image reference ``"study#3"`` → ``("study", 3)``: a folder and the Series Number of the
+    series to read from it, for a folder holding several series (a flat study export). Without
+    ``#`` (or when ``ref`` itself names an existing path, relative to ``base``) None. Raises
+    ``ValueError`` when the part after ``#`` is not a whole number."""
+    path, sep, number = ref.rpartition("#")
+    if not sep or (Path(base or ".") / ref).exists():
+        return ref, None
+    if not number.strip().isdigit() or not path.strip():
+        raise ValueError(f"image reference {ref!r}: give 'folder#<series number>' (a whole number)")
+    return path.strip(), int(number)
+
+
+def _series_number(ds: Any) -> int | None:
+    try:
+        return int(ds.SeriesNumber)
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
+def _numbers(images: Sequence[tuple[Path, Any]]) -> str:
+    numbers = sorted({n for _, ds in images if (n := _series_number(ds)) is not None})
+    return ", ".join(map(str, numbers)) or "none"
+
+
+def read_series(folder: Path | str, series_number: int | None = None) -> Volume:
     """Read a CT series folder into a :class:`Volume` of HU (float32 → caller casts to int16): one
     file per slice, or multi-frame files (Enhanced / Legacy Converted Enhanced CT), any transfer
-    syntax pydicom + pylibjpeg decode.
+    syntax pydicom + pylibjpeg decode. ``series_number`` takes the series of that Series Number
+    from a folder holding several (:func:`split_series_ref`).
 
     ``meta`` holds the de-identified technical tags (:func:`radstore.deid.technical_tags`) plus,
     under keys starting with ``_``, UIDs and slice positions needed for mask matching (never
@@ -239,10 +267,19 @@ def read_series(folder: Path | str) -> Volume:
         images.append((p, ds))
     if not images:
         raise ValidationFailure(Rule.UNREADABLE, f"{folder.name}: no image slices in the folder")
+    if series_number is not None:
+        chosen = [(p, ds) for p, ds in images if _series_number(ds) == series_number]
+        if not chosen:
+            raise ValidationFailure(Rule.UNREADABLE, f"{folder.name}: no series numbered {series_number} "
+                                    f"in the folder (its series numbers: {_numbers(images)})")
+        images = chosen
     uids = {str(ds.get("SeriesInstanceUID", "")) for _, ds in images}
     if len(uids) > 1:
-        raise ValidationFailure(Rule.MULTIPLE_SERIES,
-                                f"{folder.name}: {len(uids)} series in one folder")
+        raise ValidationFailure(Rule.MULTIPLE_SERIES, (
+            f"{folder.name}: {len(uids)} series numbered {series_number}: put each series in its own folder"
+            if series_number is not None else
+            f"{folder.name}: {len(uids)} series in one folder (series numbers {_numbers(images)}): name "
+            f"one as '{folder.name}#<series number>', or put each series in its own folder"))
     planes = [plane for p, ds in images for plane in _planes(p, ds)]
     first = planes[0]
     r, c, n = _orientation(first.orientation)

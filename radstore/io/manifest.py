@@ -330,6 +330,10 @@ def discover(dicom_root: Path | str, manifest_dir: Path | str,
         attached[target].extend(sorted(m.files))
         warnings.extend(w for w in (_several_rois(f, root) for f in sorted(m.files)) if w)
     rows: list[dict[str, str]] = []
+    sharing: dict[Path, list[int | None]] = {}  # folder -> series numbers of the series in it
+    for g in images:
+        if len(folders := {p.parent for p in g.files}) == 1:
+            sharing.setdefault(folders.pop(), []).append(g.series_number)
     for g in images:
         folders = {p.parent for p in g.files}
         if len(folders) != 1:
@@ -339,6 +343,13 @@ def discover(dicom_root: Path | str, manifest_dir: Path | str,
             continue
         folder = folders.pop()
         rel = Path(_relpath(folder, mdir))
+        numbers = sharing[folder]
+        if len(numbers) > 1:  # a flat export: the series is named by its number in the folder
+            if g.series_number is None or numbers.count(g.series_number) > 1:
+                warnings.append(f"{rel}: {len(numbers)} series share the folder and this one has no "
+                                "series number of its own: skipped; put each series in its own folder")
+                continue
+            rel = Path(f"{rel}#{g.series_number}")
         if not attached[g.series_uid]:
             warnings.append(f"{rel}: no RTSTRUCT/SEG references this series: skipped")
             continue

@@ -67,13 +67,19 @@ def _as_value_error() -> Iterator[None]:
 
 
 def read_image(path: Path | str) -> Volume:
-    """A DICOM series folder or any SimpleITK-readable 3-D image file."""
-    path = Path(path)
+    """A DICOM series folder (``folder#<series number>`` for one of several series in a folder) or
+    any SimpleITK-readable 3-D image file."""
+    from radstore.io.dicom import split_series_ref
+
+    ref, number = split_series_ref(str(path))
+    path = Path(ref)
     if path.is_dir():
         from radstore.io.dicom import read_series
 
         with _as_value_error():
-            return read_series(path)
+            return read_series(path, number)
+    if number is not None:
+        raise ValueError(f"{path}: '#{number}' names a series of a DICOM folder, and this is no folder")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: image not found")
     return Volume.from_sitk(_read_3d(path, "image"))

@@ -91,3 +91,40 @@ def test_cli_errors(tmp_path: Path) -> None:
     assert res.exit_code == 2
     res = runner.invoke(app, ["--store", str(tmp_path), "ingest", "ok"])
     assert res.exit_code == 2 and "manifest" in res.output
+
+
+def test_flat_study_export_is_discovered_and_ingested_by_series_number(tmp_path: Path) -> None:
+    """A study exported into one folder (two CT series, Series Numbers 2 and 3, and an RTSTRUCT of
+    series 3): discovery names the series 'folder#3'; ingest and `radstore radiomics` read it."""
+    flat = tmp_path / "dicom" / "E5" / "study"
+    flat.mkdir(parents=True)
+    for number, desc in ((2, "ART 1.0"), (3, "PORTAL VENOUS 1.0")):
+        img, mask = phantom(30 + number)
+        vol = volume(img)
+        ds = write_ct_series(vol, tmp_path / "tmp" / str(number), patient=dicom_header(5, "E5"),
+                             technical=TECH, series_description=desc,
+                             acquisition=dt.datetime(2022, 2, 1, 8 + number))
+        for d in ds:
+            d.SeriesNumber = number
+            d.save_as(flat / f"S{number}_{Path(d.filename).name}")
+        if number == 3:
+            write_rtstruct(ds, vol, mask, flat / "rs.dcm")
+    manifest = tmp_path / "review" / "manifest.csv"
+    runner = CliRunner()
+    res = runner.invoke(app, ["--store", str(tmp_path / "store"), "ingest", "flat", str(manifest),
+                              "--discover", str(tmp_path / "dicom")])
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader(manifest.read_text().splitlines()))
+    assert [(r["phase"], r["image"]) for r in rows] == [("portal", "../dicom/E5/study#3")]
+    said = " ".join(res.output.split())
+    assert "../dicom/E5/study#2: no RTSTRUCT/SEG references this series: skipped" in said
+    (manifest.parent / "clinical.csv").write_text("source_patient_id,index_date,age\nE5,2022-01-01,60\n")
+    (manifest.parent / "outcomes.csv").write_text("source_patient_id,os_months,os_event\nE5,4,1\n")
+    res = runner.invoke(app, ["--store", str(tmp_path / "store"), "ingest", "flat", str(manifest)])
+    assert res.exit_code == 0 and "1 scans ok (1 written" in res.output, res.output
+    scans = read_table(tmp_path / "store/catalog/scans/cohort=flat/part-0.parquet").to_pylist()
+    assert [(r["phase"], r["lesions"]) for r in scans] == [("portal", [1])]
+    one = runner.invoke(app, ["radiomics", f"{flat}#3", str(flat / "rs.dcm"), "-f", "csv"])
+    assert one.exit_code == 0, one.output
+    both = runner.invoke(app, ["radiomics", str(flat), str(flat / "rs.dcm")])
+    assert both.exit_code == 2 and "name one as 'study#<series number>'" in " ".join(both.output.split())

@@ -17,6 +17,7 @@ from radstore.io.dicom import (
     read_series,
     scan_tree,
     split_mask_ref,
+    split_series_ref,
     write_ct_series,
     write_rtstruct,
 )
@@ -286,3 +287,35 @@ def test_side_files_of_an_export_are_not_slices(tmp_path: Path) -> None:
     with pytest.raises(ValidationFailure, match="IM99999: not a readable DICOM file") as exc:
         read_series(tmp_path / "ct")
     assert exc.value.rule == "unreadable"
+
+
+def _flat_study(folder: Path) -> tuple[Volume, Volume, list]:
+    """Two CT series (Series Numbers 2 and 3) written into one folder, as a flat study export."""
+    out = []
+    for number, seed in ((2, 11), (3, 12)):
+        arr, _ = phantom(seed)
+        vol = Volume(arr, (0.7, 0.7, 2.0), (5.0, -3.0, 100.0))
+        ds = write_ct_series(vol, folder / f"s{number}")
+        for d in ds:
+            d.SeriesNumber = number
+            d.save_as(folder / f"S{number}_{Path(d.filename).name}")
+        out.append((read_series(folder / f"s{number}"), ds))
+        for f in (folder / f"s{number}").iterdir():
+            f.unlink()
+        (folder / f"s{number}").rmdir()
+    return out[0][0], out[1][0], out[1][1]
+
+
+def test_a_folder_of_several_series_reads_one_by_its_number(tmp_path: Path) -> None:
+    two, three, _ = _flat_study(tmp_path / "flat")
+    with pytest.raises(ValidationFailure, match=r"2 series in one folder \(series numbers 2, 3\): name one "
+                       r"as 'flat#<series number>'") as exc:
+        read_series(tmp_path / "flat")
+    assert exc.value.rule == "multiple_series"
+    np.testing.assert_array_equal(read_series(tmp_path / "flat", 3).array, three.array)
+    np.testing.assert_array_equal(read_series(tmp_path / "flat", 2).array, two.array)
+    with pytest.raises(ValidationFailure, match=r"no series numbered 7 in the folder \(its series numbers"):
+        read_series(tmp_path / "flat", 7)
+    assert split_series_ref("flat#3") == ("flat", 3) and split_series_ref("flat") == ("flat", None)
+    with pytest.raises(ValueError, match="folder#<series number>"):
+        split_series_ref("flat#three")
