@@ -94,8 +94,13 @@ def _read_3d(path: Path, what: str) -> Any:
         img = sitk.ReadImage(str(path))
     except RuntimeError as exc:
         raise ValueError(f"{path}: not an image SimpleITK can read") from exc
+    if img.GetDimension() == 4 and img.GetSize()[3] == 1:  # (a 4-D file of one volume, as ingest reads it)
+        img = img[:, :, :, 0]
     if img.GetDimension() != 3:
         raise ValueError(f"{path}: expected a 3-D {what}, got {img.GetDimension()}-D")
+    if img.GetNumberOfComponentsPerPixel() != 1:
+        raise ValueError(f"{path}: expected a scalar {what}, got {img.GetNumberOfComponentsPerPixel()} "
+                         "components per voxel (PyRadiomics' label_channel is not offered)")
     return img
 
 

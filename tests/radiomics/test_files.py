@@ -205,3 +205,19 @@ print(json.dumps({"method": method, "cases": len(forked), "equal": forked == alo
 """
     got = json.loads(_fresh_python(code, str(batch)))
     assert got == {"method": "fork", "cases": 6, "equal": True, "failed": []}
+
+
+def test_a_4d_file_of_one_volume_reads_as_3d_and_vector_masks_are_refused(tmp_path: Path) -> None:
+    """As ingest reads them: a trailing singleton 4th axis is dropped; a vector mask (PyRadiomics'
+    label_channel) is a clear error."""
+    image = _image(tmp_path)
+    mask = _mask(tmp_path, "mask.nii.gz", (20, 32, 32), SPACING, ORIGIN, CENTRE, 5.0)
+    four = sitk.JoinSeries([sitk.ReadImage(str(mask))])  # x, y, z, 1
+    assert four.GetDimension() == 4
+    sitk.WriteImage(four, str(tmp_path / "mask4d.nii.gz"))
+    settings = _settings()
+    assert extract_files(image, tmp_path / "mask4d.nii.gz", settings) == extract_files(image, mask, settings)
+    vector = sitk.Compose([sitk.ReadImage(str(mask))] * 2)
+    sitk.WriteImage(vector, str(tmp_path / "vector.nrrd"))
+    with pytest.raises(ValueError, match="2 components per voxel"):
+        read_mask(tmp_path / "vector.nrrd", read_image(image))
