@@ -264,9 +264,10 @@ def process_scan(task: ScanTask) -> dict[str, Any]:
         image = read_image(*_image_ref(task.entry, task.root))
         hu = check_hu(image.array, Path(task.entry.image).name, lo=task.hu_range[0], hi=task.hu_range[1])
         vol = Volume(hu, image.spacing, image.origin, image.direction)
-        masks = {seg: read_mask(task.root / p, image, rois)
-                 for seg, (p, rois) in ((seg, _mask_ref(ref, task.root))
-                                        for seg, ref in task.entry.masks.items())}
+        masks: dict[str, np.ndarray] = {}
+        for seg, ref in task.entry.masks.items():
+            mask_path, rois = _mask_ref(ref, task.root)
+            masks[seg] = read_mask(task.root / mask_path, image, rois)
         meta = image.meta
         attrs = {
             "cohort_id": task.cohort_id, "patient_id": task.patient_id, "scan_id": task.scan_id,
