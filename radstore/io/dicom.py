@@ -219,14 +219,24 @@ def series_files(folder: Path) -> list[Path]:
                   and p.name.lower() not in SIDE_FILE_NAMES and p.suffix.lower() not in SIDE_FILE_SUFFIXES)
 
 
+def _split_at_hash(ref: str, base: Path | str | None) -> tuple[str, str] | None:
+    """``"path#tail"`` → ``("path", "tail")`` at the last ``#``; None without one, or when ``ref``
+    itself names an existing path (relative to ``base``): a ``#`` in a file name."""
+    path, sep, tail = ref.rpartition("#")
+    if not sep or (Path(base or ".") / ref).exists():
+        return None
+    return path, tail
+
+
 def split_series_ref(ref: str, base: Path | str | None = None) -> tuple[str, int | None]:
     """An image reference ``"study#3"`` → ``("study", 3)``: a folder and the Series Number of the
     series to read from it, for a folder holding several series (a flat study export). Without
     ``#`` (or when ``ref`` itself names an existing path, relative to ``base``) None. Raises
     ``ValueError`` when the part after ``#`` is not a whole number."""
-    path, sep, number = ref.rpartition("#")
-    if not sep or (Path(base or ".") / ref).exists():
+    split = _split_at_hash(ref, base)
+    if split is None:
         return ref, None
+    path, number = split
     if not number.strip().isdigit() or not path.strip():
         raise ValueError(f"image reference {ref!r}: give 'folder#<series number>' (a whole number)")
     return path.strip(), int(number)
@@ -350,9 +360,10 @@ def split_mask_ref(ref: str, base: Path | str | None = None) -> tuple[str, tuple
     names of the RTSTRUCT ROIs (ROI Name) or SEG segments (Segment Label) to take, label ``k`` being
     the ``k``-th name. Without ``#`` (or when ``ref`` itself names an existing file, relative to
     ``base``) no names. Raises ``ValueError`` for an empty name or a name given twice."""
-    path, sep, tail = ref.rpartition("#")
-    if not sep or (Path(base or ".") / ref).exists():
+    split = _split_at_hash(ref, base)
+    if split is None:
         return ref, ()
+    path, tail = split
     names = tuple(n.strip() for n in tail.split(","))
     if not path.strip() or any(not n for n in names):
         raise ValueError(f"mask reference {ref!r}: give 'path#NAME[,NAME...]' with non-empty names")
