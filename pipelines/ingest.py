@@ -160,7 +160,9 @@ def series_key(entry: ScanEntry, root: Path) -> str:
     if _is_dicom_dir(img):
         import pydicom
 
-        for f in sorted(q for q in img.iterdir() if q.is_file()):
+        from radstore.io.dicom import series_files
+
+        for f in series_files(img):
             try:
                 ds = pydicom.dcmread(f, stop_before_pixels=True, specific_tags=[
                     "SeriesInstanceUID", "SeriesNumber", "Modality"])

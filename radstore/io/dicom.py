@@ -427,6 +427,15 @@ def _refuse_overlaps(overlaps: dict[tuple[int, int], int], number_of: Mapping[in
                             f"one {what} per voxel: name the {what}s to take, as '{name}#NAME[,NAME...]'")
 
 
+def _available_rois(ds: Any) -> list[tuple[int, str]]:
+    """``(number, name)`` of an RTSTRUCT's ROIs (ROI Number, ROI Name) or a SEG's segments (Segment
+    Number, Segment Label), sorted by number."""
+    if str(ds.get("Modality", "")) == "SEG":
+        return sorted((int(sg.SegmentNumber), str(sg.get("SegmentLabel", ""))) for sg in ds.SegmentSequence)
+    rois = ds.get("StructureSetROISequence", [])
+    return sorted((int(r.ROINumber), str(r.get("ROIName", ""))) for r in rois)
+
+
 def mask_rois(path: Path | str) -> dict[int, str]:
     """``{label: name}`` of a DICOM RTSTRUCT's ROIs (label = position in ROI-number order) or a
     SEG's segments (label = segment number), as the full label maps of :func:`rasterise_rtstruct`
@@ -435,11 +444,9 @@ def mask_rois(path: Path | str) -> dict[int, str]:
     ds = _read(path, stop_before_pixels=True)
     modality = str(ds.get("Modality", ""))
     if modality == "RTSTRUCT":
-        rois = sorted((int(r.ROINumber), str(r.get("ROIName", ""))) for r in
-                      ds.get("StructureSetROISequence", []))
-        return {i + 1: n for i, (_, n) in enumerate(rois)}
+        return {i + 1: n for i, (_, n) in enumerate(_available_rois(ds))}
     if modality == "SEG":
-        return {int(s.SegmentNumber): str(s.get("SegmentLabel", "")) for s in ds.SegmentSequence}
+        return dict(_available_rois(ds))
     raise ValidationFailure(Rule.UNREADABLE, f"{path.name}: DICOM {modality or '?'} is neither "
                             "RTSTRUCT nor SEG")
 
@@ -464,7 +471,7 @@ def rasterise_rtstruct(path: Path | str, image: Volume, *, rois: Sequence[str | 
     if str(ds.get("Modality", "")) != "RTSTRUCT" or "ROIContourSequence" not in ds:
         raise ValidationFailure(Rule.UNREADABLE, f"{path.name}: not an RTSTRUCT with contours")
     _check_frame_of_reference(image, _frame_of_reference(ds), path.name)
-    available = sorted((int(r.ROINumber), str(r.get("ROIName", ""))) for r in ds.StructureSetROISequence)
+    available = _available_rois(ds)
     chosen = _choose(available, rois, "ROI", path.name, label_is_position=True)
     label_of = {num: i + 1 for i, num in enumerate(chosen)}
     names = {label_of[num]: n for num, n in available if num in label_of}
@@ -528,7 +535,7 @@ def read_seg(path: Path | str, image: Volume, *, segments: Sequence[str | int] |
         frames = frames[None]
     if str(ds.get("SegmentationType", "BINARY")) == "FRACTIONAL":
         frames = frames >= (int(ds.get("MaximumFractionalValue", 255)) / 2)
-    available = sorted((int(sg.SegmentNumber), str(sg.get("SegmentLabel", ""))) for sg in ds.SegmentSequence)
+    available = _available_rois(ds)
     chosen = _choose(available, segments, "segment", path.name, label_is_position=False)
     label_of = {num: (i + 1 if segments is not None else num) for i, num in enumerate(chosen)}
     mask = np.zeros(image.shape, dtype=np.uint16 if max(label_of.values(), default=0) > 255 else np.uint8)
